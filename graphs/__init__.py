@@ -1,0 +1,1 @@
+"""LangGraph state graphs, their registry, assistants, limits and prompts."""

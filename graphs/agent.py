@@ -1,0 +1,283 @@
+"""The tool-using agent: model → gate → act → model …, with limits and human interrupts.
+
+State holds messages and JSON-able values only. Dependencies (model, tools,
+principal, limits) come from ``RunContext``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from graphs import limits as lim
+from graphs.context import RunContext
+from graphs.interrupts import Decision, approval_request, parse_decisions
+from graphs.tool_schemas import tool_definitions
+from tools import CallContext, CallKey, ToolCall, ToolError
+from tools.policy import PolicyDecision
+
+GRAPH_ID = "agent"
+GRAPH_VERSION = "1"
+PROMPT = "agent"
+
+
+class AgentState(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    steps: NotRequired[int]
+    tool_calls: NotRequired[int]
+    approved: NotRequired[list[dict[str, Any]]]
+    """Calls cleared by the gate for ``act``: {id, name, args, approved_by}."""
+    stop_reason: NotRequired[str | None]
+    final_message: NotRequired[str | None]
+    resume_at: NotRequired[str | None]
+    """After a limit stop: the node that was about to run, for resuming."""
+
+
+def fresh_turn() -> dict[str, Any]:
+    """State reset that goes with new user input: counters are per run."""
+    return {
+        "steps": 0,
+        "tool_calls": 0,
+        "approved": [],
+        "stop_reason": None,
+        "final_message": None,
+        "resume_at": None,
+    }
+
+
+def _last_ai(state: AgentState) -> AIMessage | None:
+    for message in reversed(state["messages"]):
+        if isinstance(message, AIMessage):
+            return message
+    return None
+
+
+def _dangling_tool_calls(messages: list[AnyMessage]) -> list[ToolMessage]:
+    """Answer tool calls a stopped run never executed, so the conversation stays valid."""
+    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    return [
+        ToolMessage(
+            content="Error (not_executed): the run stopped before this call was made",
+            tool_call_id=call["id"],
+            name=call["name"],
+            status="error",
+        )
+        for message in messages
+        if isinstance(message, AIMessage)
+        for call in message.tool_calls
+        if call["id"] not in answered
+    ]
+
+
+async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    repairs = _dangling_tool_calls(state["messages"])
+    history = [*state["messages"], *repairs]
+    prompt = [SystemMessage(ctx.prompt.text)] if ctx.prompt else []
+    model: Any = ctx.model
+    if ctx.tool_names:
+        model = model.bind_tools(tool_definitions(ctx.tools.registry, ctx.tool_names))
+    reply = await model.ainvoke([*prompt, *history])
+    return {"messages": [*repairs, reply], "steps": state.get("steps", 0) + 1}
+
+
+def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Check every proposed call; ask a human (``interrupt``) for those that need it."""
+    ctx = runtime.context
+    ai = _last_ai(state)
+    assert ai is not None
+    errors: list[ToolMessage] = []
+    approved: list[dict[str, Any]] = []
+    pending: list[tuple[ToolCall, str]] = []
+    for raw in ai.tool_calls:
+        call = ToolCall(name=raw["name"], args=raw["args"], id=raw["id"] or "")
+        decision = _check(ctx, call)
+        if decision.verdict == "deny":
+            assert decision.error is not None
+            errors.append(_error_message(call, decision.error.code, decision.error.message))
+        elif decision.verdict == "approve":
+            pending.append((call, decision.reason))
+        else:
+            approved.append(_cleared(call, None))
+    update: dict[str, Any] = {}
+    if pending:
+        answer = interrupt(approval_request(pending, ctx.tools.registry))
+        decisions = parse_decisions(answer, expected=len(pending))
+        edited_args: dict[str, dict[str, Any]] = {}
+        for (call, _reason), choice in zip(pending, decisions, strict=True):
+            outcome = _apply_decision(ctx, call, choice)
+            if isinstance(outcome, ToolMessage):
+                errors.append(outcome)
+            else:
+                approved.append(outcome)
+                if outcome["args"] != call.args:
+                    edited_args[call.id] = outcome["args"]
+        if edited_args:
+            update["messages"] = [_with_edited_args(ai, edited_args)]
+    update["messages"] = [*update.get("messages", []), *errors]
+    update["approved"] = approved
+    return update
+
+
+def _check(ctx: RunContext, call: ToolCall) -> PolicyDecision:
+    if call.name not in ctx.tool_names and ctx.tools.registry.get(call.name) is not None:
+        return PolicyDecision(
+            "deny",
+            error=ToolError("unknown_tool", f"tool {call.name!r} is not available to this assistant"),
+        )
+    return ctx.tools.policy.check(call, ctx.principal, allowed_scopes=ctx.allowed_scopes)
+
+
+def _apply_decision(ctx: RunContext, call: ToolCall, choice: Decision) -> dict[str, Any] | ToolMessage:
+    reviewer = ctx.decided_by or ctx.principal.user
+    if choice.type == "reject":
+        text = choice.message or "no reason given"
+        return _error_message(call, "rejected", f"a reviewer rejected this call: {text}")
+    if choice.type == "edit":
+        edited = ToolCall(name=choice.name or call.name, args=choice.args or {}, id=call.id)
+        if edited.name != call.name:
+            return _error_message(
+                call, "invalid_edit", "an edit may change the arguments, not the tool"
+            )
+        recheck = _check(ctx, edited)
+        if recheck.verdict == "deny":
+            assert recheck.error is not None
+            return _error_message(call, recheck.error.code, recheck.error.message)
+        return _cleared(edited, reviewer)
+    return _cleared(call, reviewer)
+
+
+def _cleared(call: ToolCall, approved_by: str | None) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "args": call.args, "approved_by": approved_by}
+
+
+def _error_message(call: ToolCall, code: str, text: str) -> ToolMessage:
+    return ToolMessage(
+        content=f"Error ({code}): {text}", tool_call_id=call.id, name=call.name, status="error"
+    )
+
+
+def _with_edited_args(ai: AIMessage, edited: dict[str, dict[str, Any]]) -> AIMessage:
+    calls = [
+        {**call, "args": edited.get(call["id"] or "", call["args"])} for call in ai.tool_calls
+    ]
+    return ai.model_copy(update={"tool_calls": calls})
+
+
+async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Run the cleared calls through the executor; the ledger makes a replay return the
+    recorded result instead of acting again."""
+    ctx = runtime.context
+    info = runtime.execution_info
+    assert info is not None and info.thread_id is not None
+    results: list[ToolMessage] = []
+    cleared = state.get("approved") or []
+    for item in cleared:
+        call = ToolCall(name=item["name"], args=item["args"], id=item["id"])
+        outcome = await ctx.tools.execute(
+            call,
+            ctx.principal,
+            CallContext(
+                key=CallKey(info.thread_id, info.task_id, call.id),
+                run_id=ctx.run_id,
+                approved_by=item.get("approved_by"),
+                allowed_scopes=ctx.allowed_scopes,
+            ),
+        )
+        results.append(
+            ToolMessage(
+                content=outcome.content(),
+                tool_call_id=call.id,
+                name=call.name,
+                status="success" if outcome.ok else "error",
+            )
+        )
+    return {
+        "messages": results,
+        "approved": [],
+        "tool_calls": state.get("tool_calls", 0) + len(cleared),
+    }
+
+
+def finish(state: AgentState) -> dict[str, Any]:
+    ai = _last_ai(state)
+    text = ai.text if ai is not None else ""
+    return {"stop_reason": lim.COMPLETED, "final_message": text, "resume_at": None}
+
+
+def stop(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """End the run at a limit, recording where to continue when it is raised."""
+    ctx = runtime.context
+    ai = _last_ai(state)
+    pending_calls = bool(ai and ai.tool_calls and not _answered(state, ai))
+    if pending_calls and state.get("approved"):
+        resume_at, hit = "act", lim.before_tools(
+            state.get("tool_calls", 0), len(state["approved"] or []), ctx.limits, ctx.deadline
+        )
+    elif pending_calls:
+        resume_at, hit = "gate", lim.before_tools(
+            state.get("tool_calls", 0), len(ai.tool_calls), ctx.limits, ctx.deadline  # type: ignore[union-attr]
+        )
+    else:
+        resume_at, hit = "model", lim.before_model(state.get("steps", 0), ctx.limits, ctx.deadline)
+    assert hit is not None, "stop reached without a limit being hit"
+    return {"stop_reason": hit.reason, "final_message": f"Stopped: {hit.message}.", "resume_at": resume_at}
+
+
+def _answered(state: AgentState, ai: AIMessage) -> bool:
+    answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
+    return all(call["id"] in answered for call in ai.tool_calls)
+
+
+def route_after_model(state: AgentState, runtime: Runtime[RunContext]) -> Literal["gate", "finish", "stop"]:
+    ai = _last_ai(state)
+    if ai is None or not ai.tool_calls:
+        return "finish"
+    ctx = runtime.context
+    if lim.before_tools(state.get("tool_calls", 0), len(ai.tool_calls), ctx.limits, ctx.deadline):
+        return "stop"
+    return "gate"
+
+
+def route_after_gate(state: AgentState, runtime: Runtime[RunContext]) -> Literal["act", "model", "stop"]:
+    if state.get("approved"):
+        return "act"
+    return route_to_model(state, runtime)
+
+
+def route_to_model(state: AgentState, runtime: Runtime[RunContext]) -> Literal["model", "stop"]:
+    ctx = runtime.context
+    if lim.before_model(state.get("steps", 0), ctx.limits, ctx.deadline):
+        return "stop"
+    return "model"
+
+
+def route_from_start(state: AgentState, runtime: Runtime[RunContext]) -> Literal["model", "stop"]:
+    return route_to_model(state, runtime)
+
+
+def build_agent_graph() -> StateGraph:
+    builder = StateGraph(AgentState, context_schema=RunContext)
+    builder.add_node("model", call_model)
+    builder.add_node("gate", gate)
+    builder.add_node("act", act)
+    builder.add_node("finish", finish)
+    builder.add_node("stop", stop)
+    builder.add_conditional_edges(START, route_from_start)
+    builder.add_conditional_edges("model", route_after_model)
+    builder.add_conditional_edges("gate", route_after_gate)
+    builder.add_conditional_edges("act", route_to_model)
+    builder.add_edge("finish", END)
+    builder.add_edge("stop", END)
+    return builder
+
+
+def compile_agent(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph:
+    return build_agent_graph().compile(checkpointer=checkpointer, name=GRAPH_ID)

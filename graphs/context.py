@@ -1,0 +1,30 @@
+"""The run context handed to graph nodes (LangGraph ``Runtime.context``): the run's
+dependencies, never checkpointed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from graphs.limits import Limits
+from graphs.prompts import Prompt
+from identity import Principal
+from tools import ToolExecutor
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    principal: Principal
+    """The requester: the run acts as this principal, re-checked on every call."""
+    decided_by: str | None
+    """Who answered the pending interrupt in this run (None when nothing was decided)."""
+    model: BaseChatModel
+    tools: ToolExecutor
+    tool_names: tuple[str, ...]
+    allowed_scopes: frozenset[str] | None
+    limits: Limits
+    deadline: float
+    """Wall-clock (time.time()) deadline of this run."""
+    prompt: Prompt | None

@@ -1,0 +1,3 @@
+"""relaygraph: durable, permissioned, observable agent runs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from relaygraph.cli import main
+
+main()

@@ -1,0 +1,436 @@
+"""The ``relaygraph`` command line.
+
+Heavy imports (LangGraph, providers, SQLAlchemy) happen inside commands so that
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from identity import Principal
+    from runtime.runs import RunRequest, RunSummary
+    from runtime.settings import Settings
+
+app = typer.Typer(
+    name="relaygraph",
+    help="Durable, permissioned agent runs with human review, on embedded defaults.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_WAITING = 3
+EXIT_LIMIT = 4
+EXIT_CANCELLED = 5
+EXIT_CODES = {
+    "success": EXIT_OK,
+    "interrupted": EXIT_WAITING,
+    "limit": EXIT_LIMIT,
+    "error": EXIT_ERROR,
+    "cancelled": EXIT_CANCELLED,
+}
+
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant to act in.")]
+UserOpt = Annotated[str, typer.Option("--user", help="User to act as.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON event per line.")]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Model calls for this run.")]
+MaxToolsOpt = Annotated[
+    int | None, typer.Option("--max-tool-calls", help="Tool calls for this run.")
+]
+MaxWallOpt = Annotated[
+    float | None, typer.Option("--max-wall-seconds", help="Wall time for this run.")
+]
+
+
+class CliError(Exception):
+    """Bad input or configuration: printed as one clear line, exit code 2."""
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    from runtime.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise CliError(f"invalid configuration: {exc}") from exc
+
+
+def _principal(tenant: str, user: str) -> Principal:
+    from identity import local_principal
+
+    return local_principal(tenant=tenant, user=user)
+
+
+def _limits(max_steps: int | None, max_tools: int | None, max_wall: float | None) -> dict[str, Any]:
+    raw = {"max_steps": max_steps, "max_tool_calls": max_tools, "max_wall_seconds": max_wall}
+    return {key: value for key, value in raw.items() if value is not None}
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from graphs.registry import GraphLoadError
+    from runtime.runs import RunRequestError
+    from store import StoreError
+
+    return (CliError, RunRequestError, StoreError, GraphLoadError, ValueError)
+
+
+def _guarded(body: Callable[[], int]) -> None:
+    """Run a command body, turning known errors into a message and exit code 2."""
+    try:
+        code = body()
+    except _known_errors() as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    raise typer.Exit(code)
+
+
+async def _execute(
+    request: RunRequest, *, as_json: bool, interactive: bool, settings: Settings
+) -> int:
+    from runtime.runs import RunRequest, Runner
+    from runtime.system import open_system
+
+    async with open_system(settings) as system:
+        runner = Runner(system)
+        while True:
+            summary = await _stream_run(runner, request, as_json=as_json)
+            if not (interactive and summary.status == "interrupted"):
+                break
+            decision = _ask_decision(summary.interrupt)
+            request = RunRequest(
+                principal=request.principal,
+                thread_id=summary.thread_id,
+                decisions=decision,
+                durability=request.durability,
+            )
+    if as_json:
+        _emit_json(summary.to_dict())
+    else:
+        _print_summary(summary)
+    return EXIT_CODES[summary.status]
+
+
+async def _stream_run(runner: Any, request: RunRequest, *, as_json: bool) -> RunSummary:
+    summary = None
+    async for event in runner.stream(request):
+        if event["event"] == "end":
+            summary = event["summary"]
+        elif as_json:
+            _emit_json(event)
+        else:
+            _print_event(event)
+    assert summary is not None
+    return summary
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    if event["event"] == "metadata":
+        out.print(f"[dim]thread {event['thread_id']} · run {event['run_id']}[/]")
+        return
+    for node, update in (event.get("data") or {}).items():
+        if node == "__interrupt__":
+            continue
+        for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
+            _print_message(message)
+
+
+def _print_message(message: dict[str, Any]) -> None:
+    if message.get("type") == "ai":
+        if message.get("content"):
+            out.print(f"[bold cyan]assistant[/] {message['content']}")
+        for call in message.get("tool_calls") or []:
+            args = json.dumps(call.get("args"), ensure_ascii=False)
+            out.print(f"  [yellow]→ {call['name']}[/] {args}")
+    elif message.get("type") == "tool":
+        style = "red" if message.get("status") == "error" else "green"
+        content = str(message.get("content"))
+        if len(content) > 300:
+            content = content[:297] + "..."
+        out.print(f"  [{style}]← {message.get('name')}[/] {content}", soft_wrap=True)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    if summary.status == "interrupted" and isinstance(summary.interrupt, dict):
+        out.print("[bold magenta]waiting for a reviewer[/]")
+        for action in summary.interrupt.get("action_requests", []):
+            args = json.dumps(action.get("args"), ensure_ascii=False)
+            out.print(f"  {action.get('name')} {args}\n  [dim]{action.get('description')}[/]")
+        out.print(
+            f"  approve: [bold]relaygraph resume {summary.thread_id} --approve[/]\n"
+            f"  reject:  [bold]relaygraph resume {summary.thread_id} --reject 'why'[/]\n"
+            f"  edit:    [bold]relaygraph resume {summary.thread_id} --edit '{{\"args\": {{...}}}}'[/]"
+        )
+        return
+    colour = {"success": "green", "limit": "yellow"}.get(summary.status, "red")
+    out.print(f"[bold {colour}]{summary.status}[/] ({summary.stop_reason})")
+    if summary.final_message:
+        out.print(summary.final_message, soft_wrap=True)
+
+
+def _ask_decision(interrupt: Any) -> dict[str, Any]:
+    from rich.prompt import Prompt
+
+    decisions = []
+    actions = interrupt.get("action_requests", []) if isinstance(interrupt, dict) else []
+    for action in actions:
+        out.print(
+            f"[bold magenta]approval needed[/] {action.get('name')} "
+            f"{json.dumps(action.get('args'), ensure_ascii=False)}\n[dim]{action.get('description')}[/]"
+        )
+        choice = Prompt.ask("approve / edit / reject", choices=["approve", "edit", "reject"])
+        if choice == "approve":
+            decisions.append({"type": "approve"})
+        elif choice == "reject":
+            decisions.append({"type": "reject", "message": Prompt.ask("why")})
+        else:
+            while True:
+                raw = Prompt.ask("new arguments (JSON)", default=json.dumps(action.get("args")))
+                try:
+                    args = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    err.print(f"not JSON: {exc}")
+                    continue
+                if isinstance(args, dict):
+                    break
+                err.print("arguments must be a JSON object")
+            decisions.append(
+                {"type": "edit", "edited_action": {"name": action.get("name"), "args": args}}
+            )
+    return {"decisions": decisions}
+
+
+def _interactive(as_json: bool) -> bool:
+    return not as_json and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+@app.command()
+def run(
+    text: Annotated[str, typer.Argument(help="What to ask the assistant.")],
+    assistant: Annotated[str | None, typer.Option("--assistant", help="Assistant id.")] = None,
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="Continue (or create) this thread.")
+    ] = None,
+    as_json: JsonOpt = False,
+    max_steps: MaxStepsOpt = None,
+    max_tool_calls: MaxToolsOpt = None,
+    max_wall_seconds: MaxWallOpt = None,
+    tenant: TenantOpt = "default",
+    user: UserOpt = "local",
+) -> None:
+    """Run the assistant on TEXT in the foreground, streaming its steps.
+
+    Exit codes: 0 completed, 3 waiting for a human, 4 stopped by a limit, 2 bad input, 1 error.
+    """
+
+    def body() -> int:
+        from runtime.runs import RunRequest
+
+        if not text.strip():
+            raise CliError("TEXT is empty: say what the assistant should do")
+        settings = _settings()
+        request = RunRequest(
+            principal=_principal(tenant, user),
+            assistant_id=assistant,
+            thread_id=thread,
+            input_text=text,
+            limits=_limits(max_steps, max_tool_calls, max_wall_seconds),
+        )
+        return asyncio.run(
+            _execute(request, as_json=as_json, interactive=_interactive(as_json), settings=settings)
+        )
+
+    _guarded(body)
+
+
+@app.command()
+def resume(
+    thread: Annotated[str, typer.Argument(help="Thread to resume.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the pending action.")] = False,
+    reject: Annotated[
+        str | None, typer.Option("--reject", help="Reject the pending action, saying why.")
+    ] = None,
+    edit: Annotated[
+        str | None,
+        typer.Option("--edit", help='Approve with new arguments: \'{"args": {...}}\'.'),
+    ] = None,
+    as_json: JsonOpt = False,
+    max_steps: MaxStepsOpt = None,
+    max_tool_calls: MaxToolsOpt = None,
+    max_wall_seconds: MaxWallOpt = None,
+    tenant: TenantOpt = "default",
+    user: UserOpt = "local",
+) -> None:
+    """Answer a pending interrupt, or continue a thread whose run died or hit a limit."""
+
+    def body() -> int:
+        from runtime.runs import RunRequest
+
+        chosen = [flag for flag, given in (("--approve", approve), ("--reject", reject is not None), ("--edit", edit is not None)) if given]
+        if len(chosen) > 1:
+            raise CliError(f"choose one decision, not {' and '.join(chosen)}")
+        decisions = None
+        if approve:
+            decisions = {"decisions": [{"type": "approve"}]}
+        elif reject is not None:
+            decisions = {"decisions": [{"type": "reject", "message": reject}]}
+        elif edit is not None:
+            decisions = {"decisions": [_edit_decision(edit)]}
+        settings = _settings()
+        request = RunRequest(
+            principal=_principal(tenant, user),
+            thread_id=thread,
+            decisions=decisions,
+            limits=_limits(max_steps, max_tool_calls, max_wall_seconds),
+        )
+        return asyncio.run(
+            _execute(request, as_json=as_json, interactive=_interactive(as_json), settings=settings)
+        )
+
+    _guarded(body)
+
+
+def _edit_decision(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--edit is not JSON: {exc}") from exc
+    if not isinstance(value, dict) or not isinstance(value.get("args"), dict):
+        raise CliError('--edit needs a JSON object like {"args": {"note_id": 3}}')
+    action: dict[str, Any] = {"args": value["args"]}
+    if "name" in value:
+        action["name"] = value["name"]
+    return {"type": "edit", "edited_action": action}
+
+
+@app.command()
+def tools(as_json: JsonOpt = False) -> None:
+    """List the registered tools with their risk, scope and approval policy."""
+
+    def body() -> int:
+        from tools import BUILTIN_TOOLS, ToolRegistry
+
+        registry = ToolRegistry(BUILTIN_TOOLS)
+        rows = [
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "risk": tool.risk,
+                "scope": tool.scope,
+                "approval": tool.approval_label(),
+                "input_schema": tool.input_schema(),
+            }
+            for tool in registry
+        ]
+        if as_json:
+            _emit_json_list(rows)
+            return EXIT_OK
+        from rich.table import Table
+
+        table = Table("name", "risk", "scope", "approval", "description")
+        for row in rows:
+            table.add_row(row["name"], row["risk"], row["scope"], row["approval"], row["description"])
+        out.print(table)
+        return EXIT_OK
+
+    _guarded(body)
+
+
+def _emit_json_list(rows: list[dict[str, Any]]) -> None:
+    sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision (head, base, -1, 0001...).")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION.")] = False,
+) -> None:
+    """Apply (or with --down, revert) the store's database migrations."""
+
+    def body() -> int:
+        from store import current_revision, downgrade
+        from store import migrate as upgrade
+        from store.database import ensure_writable_dir, sqlite_path
+
+        settings = _settings()
+        path = sqlite_path(settings.store_url)
+        if path is not None:
+            ensure_writable_dir(path.parent)
+        (downgrade if down else upgrade)(settings.store_url, revision)
+        out.print(f"store at revision {current_revision(settings.store_url) or 'base'}")
+        return EXIT_OK
+
+    _guarded(body)
+
+
+@app.command()
+def demo(
+    tenant: TenantOpt = "default",
+    user: UserOpt = "local",
+) -> None:
+    """A guided offline tour: save a note, find it, then ask to delete it, which waits for
+    a reviewer. Works with no API key (the scripted demo model)."""
+
+    def body() -> int:
+        from runtime.runs import RunRequest
+        from runtime.settings import DEMO_MODEL
+
+        settings = _settings()
+        if settings.model is None and settings.openai_api_key is None:
+            settings = settings.model_copy(update={"model": DEMO_MODEL})
+        principal = _principal(tenant, user)
+        out.print(f"[bold]relaygraph demo[/] · data in {settings.data_dir} · model {settings.default_model}\n")
+
+        async def tour() -> int:
+            from runtime.runs import Runner
+            from runtime.system import open_system
+
+            async with open_system(settings) as system:
+                runner = Runner(system)
+                thread_id = None
+                summary = None
+                for text in (
+                    "Remember that the launch review is on Friday at 10:00",
+                    "Find my notes about the launch",
+                    "Delete the note about the launch",
+                ):
+                    out.print(f"[bold]you[/] {text}")
+                    request = RunRequest(principal=principal, thread_id=thread_id, input_text=text)
+                    summary = await _stream_run(runner, request, as_json=False)
+                    thread_id = summary.thread_id
+                    _print_summary(summary)
+                    out.print()
+                assert summary is not None
+                return EXIT_OK if summary.status in ("success", "interrupted") else EXIT_ERROR
+
+        return asyncio.run(tour())
+
+    _guarded(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

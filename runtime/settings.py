@@ -1,0 +1,121 @@
+"""Settings: the only place in relaygraph that reads the environment.
+
+Every other package receives its configuration as constructor arguments from
+``runtime.system``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_MODEL = "scripted:providers.scripted:demo_turn"
+
+
+class Settings(BaseSettings):
+    """relaygraph's configuration, read from ``RELAYGRAPH_*`` environment variables.
+
+    Provider keys keep their usual names (``OPENAI_API_KEY``) so that existing
+    set-ups work unchanged.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RELAYGRAPH_",
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("relaygraph", appauthor=False)),
+        description="Absolute directory for the SQLite files, caches and local models.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the relational store; default: SQLite in data_dir.",
+    )
+    checkpoint_url: str | None = Field(
+        default=None,
+        description="Where checkpoints live; default: a SQLite file in data_dir.",
+    )
+
+    model: str | None = Field(
+        default=None,
+        description=(
+            "Default model spec (openai:MODEL, openai-compatible:MODEL@URL, scripted:PATH.json, "
+            "scripted:module:function). Unset: OpenAI if OPENAI_API_KEY is set, else the "
+            "offline demo model."
+        ),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RELAYGRAPH_OPENAI_API_KEY", "OPENAI_API_KEY"),
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RELAYGRAPH_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+    )
+    default_openai_model: str = "gpt-4o-mini"
+    model_timeout_seconds: float = 60.0
+    model_max_retries: int = 2
+
+    graphs: dict[str, str] = Field(
+        default_factory=dict,
+        description='User graphs: {"name": "package.module:graph_or_factory"}.',
+    )
+    graphs_file: Path | None = Field(
+        default=None,
+        description="A langgraph.json-style file whose 'graphs' map adds user graphs.",
+    )
+    assistants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Extra assistants: {assistant_id: {graph_id, model, limits, ...}}.",
+    )
+
+    max_steps: int = Field(default=25, ge=1, description="Model calls per run.")
+    max_tool_calls: int = Field(default=20, ge=0, description="Tool calls per run.")
+    max_wall_seconds: float = Field(default=600.0, gt=0, description="Wall time per run.")
+    durability: Literal["sync", "async", "exit"] = "async"
+
+    sqlite_busy_timeout_ms: int = 30_000
+    log_level: str = "WARNING"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("graphs", "assistants", mode="before")
+    @classmethod
+    def _json_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'relaygraph.db'}"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.data_dir / "checkpoints.db"
+
+    @property
+    def default_model(self) -> str:
+        if self.model:
+            return self.model
+        if self.openai_api_key is not None:
+            return f"openai:{self.default_openai_model}"
+        return DEMO_MODEL
+
+    def default_limits(self) -> dict[str, Any]:
+        return {
+            "max_steps": self.max_steps,
+            "max_tool_calls": self.max_tool_calls,
+            "max_wall_seconds": self.max_wall_seconds,
+        }

@@ -1,0 +1,105 @@
+"""Async engine and sessions for the relational store.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, and write
+transactions start with ``BEGIN IMMEDIATE`` so that two writers queue on the
+busy timeout instead of failing with "database is locked" on lock upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_BEGIN_OPTION = "relaygraph_sqlite_begin"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message says what to do."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other backends and in-memory databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def ensure_writable_dir(directory: Path) -> None:
+    """Create ``directory`` if needed and check that files can be written in it.
+
+    Raises:
+        StoreError: the directory cannot be created or written.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(
+            f"data directory {directory} is not writable ({exc.strerror or exc}); "
+            "set RELAYGRAPH_DATA_DIR to a writable directory"
+        ) from exc
+
+
+def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The relational store: one async engine, read sessions and write transactions."""
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> None:
+        self.url = url
+        path = sqlite_path(url)
+        if path is not None:
+            ensure_writable_dir(path.parent)
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        connect_args: dict[str, Any] = {}
+        if self.is_sqlite:
+            connect_args["timeout"] = busy_timeout_ms / 1000
+        self.engine = create_async_engine(url, echo=echo, connect_args=connect_args)
+        if self.is_sqlite:
+            _install_sqlite_pragmas(self.engine, busy_timeout_ms)
+            writer = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        else:
+            writer = self.engine
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(writer, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (SQLite: no write lock taken)."""
+        async with self._reader() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed on normal exit, rolled back on any exception."""
+        async with self._writer() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

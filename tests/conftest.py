@@ -1,0 +1,49 @@
+"""Shared fixtures. Tests use real parts: SQLite files in tmp dirs, real subprocesses,
+and local HTTP stubs; a network guard fails any test that reaches a non-local host."""
+
+from __future__ import annotations
+
+import os
+
+# Before LangGraph is imported: refuse checkpoint state that is not JSON-able.
+os.environ["LANGGRAPH_STRICT_MSGPACK"] = "true"
+# Tests must not pick up a developer's real keys or settings.
+for _name in list(os.environ):
+    if _name.startswith("RELAYGRAPH_") or _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        del os.environ[_name]
+
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.stubs import netguard  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _network_guard() -> Iterator[None]:
+    netguard.install()
+    yield
+    netguard.uninstall()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "data"
+    monkeypatch.setenv("RELAYGRAPH_DATA_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def settings(data_dir: Path):  # type: ignore[no-untyped-def]
+    from runtime.settings import Settings
+
+    return Settings(data_dir=data_dir)
+
+
+@pytest.fixture
+async def system(settings) -> AsyncIterator:  # type: ignore[no-untyped-def]
+    from runtime.system import open_system
+
+    async with open_system(settings) as opened:
+        yield opened

@@ -1,0 +1,107 @@
+"""The one gate every tool call passes: arguments, scopes, and the approval decision."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from identity import Principal
+from tools.registry import ToolRegistry
+from tools.types import ToolCall, ToolError, ToolSpec
+
+Verdict = Literal["allow", "approve", "deny"]
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """``allow``: run it; ``approve``: a human must approve first; ``deny``: refused."""
+
+    verdict: Verdict
+    tool: ToolSpec | None = None
+    args: BaseModel | None = None
+    reason: str = ""
+    error: ToolError | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict == "allow"
+
+
+def effective_scopes(principal: Principal, allowed_scopes: Iterable[str] | None) -> frozenset[str]:
+    """The principal's scopes, narrowed to what the assistant allows (None: no narrowing)."""
+    if allowed_scopes is None:
+        return principal.scopes
+    return principal.scopes & frozenset(allowed_scopes)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+class ToolPolicy:
+    """Decides, for one proposed call, whether it may run now, needs approval, or is refused."""
+
+    def __init__(self, registry: ToolRegistry) -> None:
+        self.registry = registry
+
+    def check(
+        self,
+        call: ToolCall,
+        principal: Principal,
+        *,
+        allowed_scopes: Iterable[str] | None = None,
+        tainted: bool = False,
+    ) -> PolicyDecision:
+        tool = self.registry.get(call.name)
+        if tool is None:
+            known = ", ".join(self.registry.names()) or "none"
+            return _deny(
+                ToolError("unknown_tool", f"there is no tool named {call.name!r}; tools: {known}")
+            )
+        scopes = effective_scopes(principal, allowed_scopes)
+        if tool.scope not in scopes:
+            return _deny(
+                ToolError(
+                    "permission_denied",
+                    f"tool {tool.name!r} needs scope {tool.scope!r}, which "
+                    f"{principal.user!r} does not have here",
+                ),
+                tool,
+            )
+        try:
+            args = tool.input_model.model_validate(call.args)
+        except ValidationError as exc:
+            return _deny(
+                ToolError(
+                    "invalid_arguments",
+                    f"arguments for {tool.name!r} are invalid: {format_validation_error(exc)}",
+                ),
+                tool,
+            )
+        reason = approval_reason(tool, args, tainted=tainted)
+        if reason:
+            return PolicyDecision("approve", tool, args, reason)
+        return PolicyDecision("allow", tool, args)
+
+
+def approval_reason(tool: ToolSpec, args: BaseModel, *, tainted: bool) -> str:
+    """Why ``tool`` needs a human's approval for ``args``, or "" when it does not."""
+    rule: Any = tool.approval
+    if rule == "always":
+        return f"{tool.name} is a {tool.risk} tool that always needs approval"
+    if rule == "when_untrusted" and tainted:
+        return f"the run has read untrusted content and {tool.name} is a {tool.risk} tool"
+    if callable(rule) and rule(args):
+        return f"the approval rule of {tool.name} matched these arguments"
+    return ""
+
+
+def _deny(error: ToolError, tool: ToolSpec | None = None) -> PolicyDecision:
+    return PolicyDecision("deny", tool, None, error.message, error)
