@@ -37,7 +37,7 @@ class AgentState(TypedDict):
     stop_reason: NotRequired[str | None]
     final_message: NotRequired[str | None]
     resume_at: NotRequired[str | None]
-    """After a limit stop: the node that was about to run, for resuming."""
+    """After a limit stop: the node to continue at (``resume``, which re-checks limits)."""
 
 
 def fresh_turn() -> dict[str, Any]:
@@ -130,12 +130,16 @@ def _check(ctx: RunContext, call: ToolCall) -> PolicyDecision:
     if call.name not in ctx.tool_names and ctx.tools.registry.get(call.name) is not None:
         return PolicyDecision(
             "deny",
-            error=ToolError("unknown_tool", f"tool {call.name!r} is not available to this assistant"),
+            error=ToolError(
+                "unknown_tool", f"tool {call.name!r} is not available to this assistant"
+            ),
         )
     return ctx.tools.policy.check(call, ctx.principal, allowed_scopes=ctx.allowed_scopes)
 
 
-def _apply_decision(ctx: RunContext, call: ToolCall, choice: Decision) -> dict[str, Any] | ToolMessage:
+def _apply_decision(
+    ctx: RunContext, call: ToolCall, choice: Decision
+) -> dict[str, Any] | ToolMessage:
     reviewer = ctx.decided_by or ctx.principal.user
     if choice.type == "reject":
         text = choice.message or "no reason given"
@@ -165,9 +169,7 @@ def _error_message(call: ToolCall, code: str, text: str) -> ToolMessage:
 
 
 def _with_edited_args(ai: AIMessage, edited: dict[str, dict[str, Any]]) -> AIMessage:
-    calls = [
-        {**call, "args": edited.get(call["id"] or "", call["args"])} for call in ai.tool_calls
-    ]
+    calls = [{**call, "args": edited.get(call["id"] or "", call["args"])} for call in ai.tool_calls]
     return ai.model_copy(update={"tool_calls": calls})
 
 
@@ -213,30 +215,39 @@ def finish(state: AgentState) -> dict[str, Any]:
 
 
 def stop(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """End the run at a limit, recording where to continue when it is raised."""
-    ctx = runtime.context
-    ai = _last_ai(state)
-    pending_calls = bool(ai and ai.tool_calls and not _answered(state, ai))
-    if pending_calls and state.get("approved"):
-        resume_at, hit = "act", lim.before_tools(
-            state.get("tool_calls", 0), len(state["approved"] or []), ctx.limits, ctx.deadline
-        )
-    elif pending_calls:
-        resume_at, hit = "gate", lim.before_tools(
-            state.get("tool_calls", 0), len(ai.tool_calls), ctx.limits, ctx.deadline  # type: ignore[union-attr]
-        )
-    else:
-        resume_at, hit = "model", lim.before_model(state.get("steps", 0), ctx.limits, ctx.deadline)
+    """End the run at a limit; resuming (``Command(goto="resume")``) re-checks the limits."""
+    hit = _limit_hit(state, runtime.context)
     assert hit is not None, "stop reached without a limit being hit"
-    return {"stop_reason": hit.reason, "final_message": f"Stopped: {hit.message}.", "resume_at": resume_at}
+    return {
+        "stop_reason": hit.reason,
+        "final_message": f"Stopped: {hit.message}.",
+        "resume_at": "resume",
+    }
 
 
-def _answered(state: AgentState, ai: AIMessage) -> bool:
-    answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
-    return all(call["id"] in answered for call in ai.tool_calls)
+def resume(state: AgentState) -> dict[str, Any]:
+    """Entry point for continuing a thread that a limit stopped."""
+    return {"stop_reason": None, "final_message": None, "resume_at": None}
 
 
-def route_after_model(state: AgentState, runtime: Runtime[RunContext]) -> Literal["gate", "finish", "stop"]:
+def _pending_calls(state: AgentState) -> int:
+    """Tool calls of the last message that were proposed but never answered."""
+    last = state["messages"][-1] if state["messages"] else None
+    if not isinstance(last, AIMessage) or not last.tool_calls:
+        return 0
+    return len(last.tool_calls)
+
+
+def _limit_hit(state: AgentState, ctx: RunContext) -> lim.LimitHit | None:
+    proposed = _pending_calls(state)
+    if proposed:
+        return lim.before_tools(state.get("tool_calls", 0), proposed, ctx.limits, ctx.deadline)
+    return lim.before_model(state.get("steps", 0), ctx.limits, ctx.deadline)
+
+
+def route_after_model(
+    state: AgentState, runtime: Runtime[RunContext]
+) -> Literal["gate", "finish", "stop"]:
     ai = _last_ai(state)
     if ai is None or not ai.tool_calls:
         return "finish"
@@ -246,7 +257,9 @@ def route_after_model(state: AgentState, runtime: Runtime[RunContext]) -> Litera
     return "gate"
 
 
-def route_after_gate(state: AgentState, runtime: Runtime[RunContext]) -> Literal["act", "model", "stop"]:
+def route_after_gate(
+    state: AgentState, runtime: Runtime[RunContext]
+) -> Literal["act", "model", "stop"]:
     if state.get("approved"):
         return "act"
     return route_to_model(state, runtime)
@@ -259,18 +272,24 @@ def route_to_model(state: AgentState, runtime: Runtime[RunContext]) -> Literal["
     return "model"
 
 
-def route_from_start(state: AgentState, runtime: Runtime[RunContext]) -> Literal["model", "stop"]:
-    return route_to_model(state, runtime)
+def route_resume(
+    state: AgentState, runtime: Runtime[RunContext]
+) -> Literal["gate", "model", "stop"]:
+    if _limit_hit(state, runtime.context):
+        return "stop"
+    return "gate" if _pending_calls(state) else "model"
 
 
-def build_agent_graph() -> StateGraph:
+def build_agent_graph() -> StateGraph[AgentState, RunContext, AgentState, AgentState]:
     builder = StateGraph(AgentState, context_schema=RunContext)
     builder.add_node("model", call_model)
     builder.add_node("gate", gate)
     builder.add_node("act", act)
     builder.add_node("finish", finish)
     builder.add_node("stop", stop)
-    builder.add_conditional_edges(START, route_from_start)
+    builder.add_node("resume", resume)
+    builder.add_conditional_edges(START, route_to_model)
+    builder.add_conditional_edges("resume", route_resume)
     builder.add_conditional_edges("model", route_after_model)
     builder.add_conditional_edges("gate", route_after_gate)
     builder.add_conditional_edges("act", route_to_model)
@@ -279,5 +298,7 @@ def build_agent_graph() -> StateGraph:
     return builder
 
 
-def compile_agent(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph:
+def compile_agent(
+    checkpointer: BaseCheckpointSaver | None,
+) -> CompiledStateGraph[AgentState, RunContext, AgentState, AgentState]:
     return build_agent_graph().compile(checkpointer=checkpointer, name=GRAPH_ID)

@@ -40,7 +40,9 @@ class AssistantCatalog:
         self._assistants = dict(assistants)
 
     @classmethod
-    def build(cls, graphs: GraphRegistry, configured: Mapping[str, Mapping[str, Any]]) -> AssistantCatalog:
+    def build(
+        cls, graphs: GraphRegistry, configured: Mapping[str, Mapping[str, Any]]
+    ) -> AssistantCatalog:
         """Default assistants for every graph, plus the configured ones.
 
         Raises:

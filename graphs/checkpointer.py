@@ -12,7 +12,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 
 @asynccontextmanager
-async def sqlite_checkpointer(path: Path, *, busy_timeout_ms: int = 30_000) -> AsyncIterator[BaseCheckpointSaver]:
+async def sqlite_checkpointer(
+    path: Path, *, busy_timeout_ms: int = 30_000
+) -> AsyncIterator[BaseCheckpointSaver]:
     """An ``AsyncSqliteSaver`` on ``path`` in WAL mode with a busy timeout."""
     connection = await aiosqlite.connect(str(path), timeout=busy_timeout_ms / 1000)
     try:

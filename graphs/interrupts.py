@@ -29,7 +29,9 @@ class Decision:
     message: str | None = None
 
 
-def approval_request(pending: Sequence[tuple[ToolCall, str]], registry: ToolRegistry) -> dict[str, Any]:
+def approval_request(
+    pending: Sequence[tuple[ToolCall, str]], registry: ToolRegistry
+) -> dict[str, Any]:
     requests = []
     for call, reason in pending:
         tool = registry.get(call.name)

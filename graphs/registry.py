@@ -25,7 +25,7 @@ from langgraph.pregel import Pregel
 
 from graphs import agent
 
-Compiler = Callable[[BaseCheckpointSaver | None], Pregel]
+Compiler = Callable[[BaseCheckpointSaver | None], Pregel[Any, Any, Any, Any]]
 
 
 class GraphNotFound(LookupError):

@@ -224,7 +224,9 @@ def demo_turn(messages: list[BaseMessage]) -> dict[str, Any]:
         if note_id:
             return {
                 "content": f"Deleting note {note_id.group(1)}.",
-                "tool_calls": [{"name": "notes_delete", "args": {"note_id": int(note_id.group(1))}}],
+                "tool_calls": [
+                    {"name": "notes_delete", "args": {"note_id": int(note_id.group(1))}}
+                ],
             }
         query = re.sub(r"(?i)\b(delete|forget|remove|the|note|notes|about)\b", "", subject).strip()
         return {
@@ -243,7 +245,9 @@ def demo_turn(messages: list[BaseMessage]) -> dict[str, Any]:
             "tool_calls": [{"name": "notes_search", "args": {"query": query, "limit": 5}}],
         }
     if any(word in lowered for word in ("remember", "note", "save", "write down")):
-        body = re.sub(r"(?i)^(please\s+)?(remember|note|save|write down)( that)?[:\s]*", "", subject)
+        body = re.sub(
+            r"(?i)^(please\s+)?(remember|note|save|write down)( that)?[:\s]*", "", subject
+        )
         body = body or subject
         title = body if len(body) <= 60 else body[:57] + "..."
         return {

@@ -102,7 +102,7 @@ def _guarded(body: Callable[[], int]) -> None:
 async def _execute(
     request: RunRequest, *, as_json: bool, interactive: bool, settings: Settings
 ) -> int:
-    from runtime.runs import RunRequest, Runner
+    from runtime.runs import Runner, RunRequest
     from runtime.system import open_system
 
     async with open_system(settings) as system:
@@ -178,7 +178,8 @@ def _print_summary(summary: RunSummary) -> None:
         out.print(
             f"  approve: [bold]relaygraph resume {summary.thread_id} --approve[/]\n"
             f"  reject:  [bold]relaygraph resume {summary.thread_id} --reject 'why'[/]\n"
-            f"  edit:    [bold]relaygraph resume {summary.thread_id} --edit '{{\"args\": {{...}}}}'[/]"
+            f"  edit:    [bold]relaygraph resume {summary.thread_id} --edit "
+            "'{\"args\": {...}}'[/]"
         )
         return
     colour = {"success": "green", "limit": "yellow"}.get(summary.status, "red")
@@ -190,12 +191,13 @@ def _print_summary(summary: RunSummary) -> None:
 def _ask_decision(interrupt: Any) -> dict[str, Any]:
     from rich.prompt import Prompt
 
-    decisions = []
+    decisions: list[dict[str, Any]] = []
     actions = interrupt.get("action_requests", []) if isinstance(interrupt, dict) else []
     for action in actions:
         out.print(
             f"[bold magenta]approval needed[/] {action.get('name')} "
-            f"{json.dumps(action.get('args'), ensure_ascii=False)}\n[dim]{action.get('description')}[/]"
+            f"{json.dumps(action.get('args'), ensure_ascii=False)}\n"
+            f"[dim]{action.get('description')}[/]"
         )
         choice = Prompt.ask("approve / edit / reject", choices=["approve", "edit", "reject"])
         if choice == "approve":
@@ -271,7 +273,7 @@ def resume(
     ] = None,
     edit: Annotated[
         str | None,
-        typer.Option("--edit", help='Approve with new arguments: \'{"args": {...}}\'.'),
+        typer.Option("--edit", help="Approve with new arguments: '{\"args\": {...}}'."),
     ] = None,
     as_json: JsonOpt = False,
     max_steps: MaxStepsOpt = None,
@@ -285,7 +287,15 @@ def resume(
     def body() -> int:
         from runtime.runs import RunRequest
 
-        chosen = [flag for flag, given in (("--approve", approve), ("--reject", reject is not None), ("--edit", edit is not None)) if given]
+        chosen = [
+            flag
+            for flag, given in (
+                ("--approve", approve),
+                ("--reject", reject is not None),
+                ("--edit", edit is not None),
+            )
+            if given
+        ]
         if len(chosen) > 1:
             raise CliError(f"choose one decision, not {' and '.join(chosen)}")
         decisions = None
@@ -330,7 +340,7 @@ def tools(as_json: JsonOpt = False) -> None:
         from tools import BUILTIN_TOOLS, ToolRegistry
 
         registry = ToolRegistry(BUILTIN_TOOLS)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "name": tool.name,
                 "description": tool.description,
@@ -348,7 +358,9 @@ def tools(as_json: JsonOpt = False) -> None:
 
         table = Table("name", "risk", "scope", "approval", "description")
         for row in rows:
-            table.add_row(row["name"], row["risk"], row["scope"], row["approval"], row["description"])
+            table.add_row(
+                row["name"], row["risk"], row["scope"], row["approval"], row["description"]
+            )
         out.print(table)
         return EXIT_OK
 
@@ -362,7 +374,9 @@ def _emit_json_list(rows: list[dict[str, Any]]) -> None:
 
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision (head, base, -1, 0001...).")] = "head",
+    revision: Annotated[
+        str, typer.Argument(help="Target revision (head, base, -1, 0001...).")
+    ] = "head",
     down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION.")] = False,
 ) -> None:
     """Apply (or with --down, revert) the store's database migrations."""
@@ -399,7 +413,10 @@ def demo(
         if settings.model is None and settings.openai_api_key is None:
             settings = settings.model_copy(update={"model": DEMO_MODEL})
         principal = _principal(tenant, user)
-        out.print(f"[bold]relaygraph demo[/] · data in {settings.data_dir} · model {settings.default_model}\n")
+        out.print(
+            f"[bold]relaygraph demo[/] · data in {settings.data_dir} · "
+            f"model {settings.default_model}\n"
+        )
 
         async def tour() -> int:
             from runtime.runs import Runner

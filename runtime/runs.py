@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 from sqlalchemy import select
@@ -139,22 +140,27 @@ class Runner:
         await self._start(plan, run_id, request.principal)
         yield {"event": "metadata", "thread_id": plan.thread_id, "run_id": run_id}
         recorder = _EventRecorder(self.system, run_id)
-        await recorder.add("metadata", {"run_id": run_id, "thread_id": plan.thread_id, "attempt": 1})
+        await recorder.add(
+            "metadata", {"run_id": run_id, "thread_id": plan.thread_id, "attempt": 1}
+        )
         error: str | None = None
         forced_reason: str | None = None
         steps = 0
         deadline = time.time() + plan.limits.max_wall_seconds
-        config = {"configurable": {"thread_id": plan.thread_id}, "run_id": run_id}
+        config: RunnableConfig = {
+            "configurable": {"thread_id": plan.thread_id},
+            "run_id": uuid.UUID(run_id),
+        }
         context = self._context(plan, run_id, request.principal, deadline)
         hard_timeout = plan.limits.max_wall_seconds + (
             HARD_TIMEOUT_GRACE_SECONDS if plan.entry.builtin else 0
         )
         try:
             async with asyncio.timeout(hard_timeout):
-                async for update in plan.graph.astream(
+                async for update in plan.graph.astream(  # type: ignore[call-overload]
                     plan.graph_input,
                     config,
-                    context=context,
+                    context=context,  # type: ignore[arg-type]
                     stream_mode="updates",
                     durability=request.durability or self.system.settings.durability,
                 ):
@@ -190,9 +196,7 @@ class Runner:
         assistant_id = request.assistant_id or (thread.assistant_id if thread else None) or "agent"
         try:
             assistant = system.assistants.get(assistant_id)
-            entry = system.graphs.get(
-                assistant.graph_id, thread.graph_version if thread else None
-            )
+            entry = system.graphs.get(assistant.graph_id, thread.graph_version if thread else None)
         except (AssistantNotFound, GraphNotFound) as exc:
             raise RunRequestError(str(exc)) from exc
         if thread is not None and thread.graph_id not in (None, assistant.graph_id):
@@ -307,10 +311,7 @@ class Runner:
             return None  # a run died mid-way: continue from the last checkpoint
         values = state.values or {}
         if values.get("stop_reason") in lim.LIMIT_REASONS and values.get("resume_at"):
-            return Command(
-                goto=values["resume_at"],
-                update={"stop_reason": None, "final_message": None, "resume_at": None},
-            )
+            return Command(goto=values["resume_at"])
         raise RunRequestError(f"thread {thread_id} has nothing to resume: its last run completed")
 
     def _context(
@@ -319,9 +320,7 @@ class Runner:
         if not plan.entry.uses_run_context:
             return None
         system = self.system
-        prompt = (
-            load_prompt(plan.entry.prompt, plan.prompt_version) if plan.entry.prompt else None
-        )
+        prompt = load_prompt(plan.entry.prompt, plan.prompt_version) if plan.entry.prompt else None
         names = plan.assistant.tools if plan.assistant.tools is not None else system.tools.names()
         return RunContext(
             run_id=run_id,
@@ -422,7 +421,7 @@ class Runner:
     async def _finish(
         self, plan: _Plan, run_id: str, error: str | None, forced_reason: str | None
     ) -> RunSummary:
-        config = {"configurable": {"thread_id": plan.thread_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": plan.thread_id}}
         interrupts: list[dict[str, Any]] = []
         values: dict[str, Any] = {}
         try:

@@ -58,7 +58,9 @@ def _owned(ctx: ToolContext):  # type: ignore[no-untyped-def]
 
 
 async def notes_create(ctx: ToolContext, args: NotesCreateInput) -> NoteOut:
-    note = Note(tenant=ctx.principal.tenant, owner=ctx.principal.user, title=args.title, body=args.body)
+    note = Note(
+        tenant=ctx.principal.tenant, owner=ctx.principal.user, title=args.title, body=args.body
+    )
     ctx.session.add(note)
     await ctx.session.flush()
     return _out(note)
