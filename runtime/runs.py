@@ -173,6 +173,11 @@ class Runner:
                         break
         except TimeoutError:
             forced_reason = lim.TIMEOUT
+        except asyncio.CancelledError:
+            # Ctrl-C or a cancelled task: record the run as cancelled, then let it propagate.
+            await asyncio.shield(self._finish(plan, run_id, None, lim.CANCELLED))
+            await asyncio.shield(recorder.flush())
+            raise
         except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
             error = f"{type(exc).__name__}: {exc}"
         summary = await self._finish(plan, run_id, error, forced_reason)
@@ -438,12 +443,16 @@ class Runner:
             reason = lim.WAITING_FOR_HUMAN
         else:
             reason = values.get("stop_reason") or lim.COMPLETED
-        run_status = {lim.ERROR: "error", lim.TIMEOUT: "timeout"}.get(reason, "success")
+        run_status = {lim.ERROR: "error", lim.TIMEOUT: "timeout", lim.CANCELLED: "interrupted"}.get(
+            reason, "success"
+        )
         thread_status = "error" if error else ("interrupted" if interrupts else "idle")
         final = values.get("final_message")
         if final is None and not interrupts:
             final = _last_ai_text(values)
-        if forced_reason and not final:
+        if forced_reason == lim.CANCELLED:
+            final = "Cancelled; `relaygraph resume` continues from the last checkpoint."
+        elif forced_reason and not final:
             final = f"Stopped: {forced_reason.replace('_', ' ')}; raise the limit and resume."
         async with self.system.db.transaction() as session:
             run = await session.get(Run, run_id)
