@@ -15,6 +15,8 @@ class ProviderSettings:
 
     openai_api_key: str | None = None
     openai_base_url: str | None = None
+    compatible_api_key: str | None = None
+    """Key for ``openai-compatible:`` endpoints (never the OpenAI key)."""
     timeout_seconds: float = 60.0
     max_retries: int = 2
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEMO_MODEL = "scripted:providers.scripted:demo_turn"
 
@@ -60,11 +60,14 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("RELAYGRAPH_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
     )
+    compatible_api_key: SecretStr | None = Field(
+        default=None, description="Key sent to openai-compatible:MODEL@URL endpoints."
+    )
     default_openai_model: str = "gpt-4o-mini"
     model_timeout_seconds: float = 60.0
     model_max_retries: int = 2
 
-    graphs: dict[str, str] = Field(
+    graphs: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description='User graphs: {"name": "package.module:graph_or_factory"}.',
     )
@@ -72,7 +75,7 @@ class Settings(BaseSettings):
         default=None,
         description="A langgraph.json-style file whose 'graphs' map adds user graphs.",
     )
-    assistants: dict[str, dict[str, Any]] = Field(
+    assistants: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
         default_factory=dict,
         description="Extra assistants: {assistant_id: {graph_id, model, limits, ...}}.",
     )

@@ -33,8 +33,10 @@ class System:
     @property
     def provider_settings(self) -> ProviderSettings:
         key = self.settings.openai_api_key
+        compatible = self.settings.compatible_api_key
         return ProviderSettings(
             openai_api_key=key.get_secret_value() if key else None,
+            compatible_api_key=compatible.get_secret_value() if compatible else None,
             openai_base_url=self.settings.openai_base_url,
             timeout_seconds=self.settings.model_timeout_seconds,
             max_retries=self.settings.model_max_retries,
@@ -50,6 +52,14 @@ class System:
         if spec not in self._models:
             self._models[spec] = build_chat_model(spec, self.provider_settings)
         return self._models[spec]
+
+    async def aclose(self) -> None:
+        """Release the models' HTTP clients."""
+        from providers.openai import aclose_openai_model
+
+        for model in self._models.values():
+            await aclose_openai_model(model)
+        self._models.clear()
 
 
 def build_graph_registry(settings: Settings) -> GraphRegistry:
@@ -86,7 +96,7 @@ async def open_system(
         async with sqlite_checkpointer(
             settings.checkpoint_path, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         ) as checkpointer:
-            yield System(
+            system = System(
                 settings=settings,
                 db=db,
                 checkpointer=checkpointer,
@@ -95,5 +105,9 @@ async def open_system(
                 tools=tools,
                 executor=ToolExecutor(db, ToolPolicy(tools)),
             )
+            try:
+                yield system
+            finally:
+                await system.aclose()
     finally:
         await db.dispose()

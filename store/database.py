@@ -7,6 +7,7 @@ busy timeout instead of failing with "database is locked" on lock upgrade.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,9 +45,9 @@ def ensure_writable_dir(directory: Path) -> None:
     """
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # A unique probe, so that concurrent processes do not remove each other's.
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):
+            pass
     except OSError as exc:
         raise StoreError(
             f"data directory {directory} is not writable ({exc.strerror or exc}); "

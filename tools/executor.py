@@ -119,7 +119,7 @@ class ToolExecutor:
         async with self.db.transaction() as session:
             recorded = await ledger.find(session, context.key)
             if recorded is not None:
-                return _replayed(call, recorded)
+                return _replayed(call, principal, recorded)
             row = ledger.new_row(
                 context.key,
                 call,
@@ -157,7 +157,7 @@ class ToolExecutor:
         async with self.db.transaction() as session:
             recorded = await ledger.find(session, context.key)
             if recorded is not None:
-                return _replayed(call, recorded)
+                return _replayed(call, principal, recorded)
             session.add(
                 ledger.new_row(
                     context.key,
@@ -197,7 +197,16 @@ class ToolExecutor:
         )
 
 
-def _replayed(call: ToolCall, row: ledger.LedgerRow) -> ToolOutcome:
+def _replayed(call: ToolCall, principal: Principal, row: ledger.LedgerRow) -> ToolOutcome:
+    if (row.tool, row.tenant) != (call.name, principal.tenant):
+        return ToolOutcome(
+            call,
+            ok=False,
+            error=ToolError(
+                "ledger_conflict",
+                f"call id {call.id} was already used for another call; use a fresh call id",
+            ),
+        )
     if row.status == "succeeded":
         return ToolOutcome(call, ok=True, output=row.result, replayed=True)
     if row.status == "failed":

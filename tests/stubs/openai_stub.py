@@ -1,0 +1,290 @@
+"""A local OpenAI-compatible chat-completions server for tests.
+
+Replies are scripted: queue them with ``reply(...)`` or ``fail(...)`` and every
+``POST /v1/chat/completions`` takes the next one, as JSON or, for ``stream: true``,
+as SSE chunks (content in word pieces, tool-call arguments in slices, a usage chunk
+when ``stream_options.include_usage`` is set, then ``[DONE]``). Request bodies and
+headers are recorded in ``requests`` and ``request_headers``.
+
+    with OpenAIStub() as stub:
+        stub.reply(content="hi")
+        model = ChatOpenAI(model="m", base_url=stub.base_url, api_key="sk-test")
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+CREATED = 1_700_000_000
+DEFAULT_USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ScriptedFailure:
+    status: int = 500
+    message: str = "openai stub: scripted failure"
+    type: str = "server_error"
+    code: str | None = None
+
+
+def error_response(status: int, message: str, type_: str, code: str | None = None) -> Response:
+    """An error in OpenAI's format: ``{"error": {"message", "type", "param", "code"}}``."""
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
+
+
+class OpenAIStub:
+    """A chat-completions server on 127.0.0.1 with a free port, run in a background thread."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
+        self._queue: deque[ScriptedReply | ScriptedFailure] = deque()
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
+            ]
+        )
+
+    # --- scripting ------------------------------------------------------------------
+
+    def reply(
+        self,
+        content: str = "",
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        usage: dict[str, int] | None = None,
+        finish_reason: str | None = None,
+    ) -> None:
+        """Queue a reply. ``tool_calls`` items are ``{"name", "args"}`` with an optional ``id``.
+
+        ``usage`` is ``{"prompt_tokens", "completion_tokens"}`` (``DEFAULT_USAGE`` if omitted).
+        """
+        if usage is not None:
+            usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+        with self._lock:
+            self._queue.append(
+                ScriptedReply(
+                    content=content,
+                    tool_calls=list(tool_calls or []),
+                    usage=usage or dict(DEFAULT_USAGE),
+                    finish_reason=finish_reason,
+                )
+            )
+
+    def fail(
+        self,
+        status: int = 500,
+        message: str = "openai stub: scripted failure",
+        *,
+        type: str = "server_error",
+        code: str | None = None,
+    ) -> None:
+        """Queue an error response in OpenAI's format."""
+        with self._lock:
+            self._queue.append(ScriptedFailure(status, message, type, code))
+
+    def reset(self) -> None:
+        """Forget queued replies and recorded requests (for a stub shared between tests)."""
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+            self.request_headers.clear()
+
+    @property
+    def pending(self) -> int:
+        """How many queued replies have not been served yet."""
+        with self._lock:
+            return len(self._queue)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._socket is None:
+            raise RuntimeError("openai stub: call start() before reading base_url")
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self, timeout: float = 10.0) -> OpenAIStub:
+        """Serve in a background thread; returns once the server accepts connections.
+
+        Raises:
+            RuntimeError: the server did not start within ``timeout`` seconds.
+        """
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", ws="none"
+        )
+        self._server = _Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        if not self._server.ready.wait(timeout) or not self._server.started:
+            self.stop()
+            raise RuntimeError(f"openai stub: server did not start within {timeout} s")
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> OpenAIStub:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- HTTP -----------------------------------------------------------------------
+
+    async def _unknown(self, request: Request) -> Response:
+        message = f"openai stub: no route {request.method} {request.url.path}"
+        return error_response(404, message, "invalid_request_error", "unknown_url")
+
+    async def _chat_completions(self, request: Request) -> Response:
+        body = await request.json()
+        with self._lock:
+            self.requests.append(body)
+            self.request_headers.append(dict(request.headers))
+            number = len(self.requests)
+            scripted = self._queue.popleft() if self._queue else None
+        if scripted is None:
+            return error_response(
+                500,
+                f"openai stub: no scripted reply left for request {number}; "
+                "queue one with stub.reply(...) or stub.fail(...)",
+                "server_error",
+                "stub_queue_empty",
+            )
+        if isinstance(scripted, ScriptedFailure):
+            return error_response(scripted.status, scripted.message, scripted.type, scripted.code)
+        completion_id = f"chatcmpl-stub-{number}"
+        tool_calls = [
+            {
+                "id": call.get("id") or f"call_{number}_{position}",
+                "type": "function",
+                "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}))},
+            }
+            for position, call in enumerate(scripted.tool_calls)
+        ]
+        finish_reason = scripted.finish_reason or ("tool_calls" if tool_calls else "stop")
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = stream_chunks(scripted, tool_calls, finish_reason, include_usage=include_usage)
+            envelope = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": body.get("model", ""),
+            }
+            return StreamingResponse(sse(envelope, chunks), media_type="text/event-stream")
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": scripted.content or (None if tool_calls else ""),
+        }
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return JSONResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": CREATED,
+                "model": body.get("model", ""),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": finish_reason,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": scripted.usage,
+            }
+        )
+
+
+def stream_chunks(
+    scripted: ScriptedReply,
+    tool_calls: list[dict[str, Any]],
+    finish_reason: str,
+    *,
+    include_usage: bool,
+) -> list[dict[str, Any]]:
+    """The chunk bodies (without the envelope) of a streamed reply."""
+
+    def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [choice({"role": "assistant", "content": ""})]
+    pieces = re.findall(r"\s*\S+|\s+", scripted.content)  # words; they join back exactly
+    chunks += [choice({"content": piece}) for piece in pieces]
+    for index, call in enumerate(tool_calls):
+        head = {"index": index, "id": call["id"], "type": "function"}
+        head["function"] = {"name": call["function"]["name"], "arguments": ""}
+        chunks.append(choice({"tool_calls": [head]}))
+        arguments = call["function"]["arguments"]
+        for start in range(0, len(arguments), 8):
+            piece = {"index": index, "function": {"arguments": arguments[start : start + 8]}}
+            chunks.append(choice({"tool_calls": [piece]}))
+    chunks.append(choice({}, finish_reason))
+    if include_usage:
+        chunks.append({"choices": [], "usage": scripted.usage})
+    return chunks
+
+
+async def sse(envelope: dict[str, Any], chunks: list[dict[str, Any]]) -> AsyncIterator[str]:
+    for chunk in chunks:
+        yield f"data: {json.dumps({**envelope, **chunk})}\n\n"
+    yield "data: [DONE]\n\n"
