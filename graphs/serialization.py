@@ -10,12 +10,8 @@ from pydantic import BaseModel
 
 
 def message_to_dict(message: BaseMessage) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": message.type, "content": message.content, "id": message.id}
-    for key in ("name", "tool_calls", "tool_call_id", "status", "usage_metadata"):
-        value = getattr(message, key, None)
-        if value:
-            data[key] = value
-    return data
+    """The message as LangGraph Server sends it (``model_dump``: every field, with ``type``)."""
+    return message.model_dump()
 
 
 def to_jsonable(value: Any) -> Any:

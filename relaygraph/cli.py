@@ -117,6 +117,7 @@ async def _execute(
                 thread_id=summary.thread_id,
                 decisions=decision,
                 durability=request.durability,
+                if_not_exists="reject",
             )
     if as_json:
         _emit_json(summary.to_dict())
@@ -311,6 +312,7 @@ def resume(
             thread_id=thread,
             decisions=decisions,
             limits=_limits(max_steps, max_tool_calls, max_wall_seconds),
+            if_not_exists="reject",
         )
         return asyncio.run(
             _execute(request, as_json=as_json, interactive=_interactive(as_json), settings=settings)
@@ -443,6 +445,75 @@ def demo(
         return asyncio.run(tour())
 
     _guarded(body)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="In-process run workers (concurrent runs).")
+    ] = 4,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Serve the API only; `relaygraph worker` runs.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (LangGraph-Server-compatible, under /api/v1) with run workers."""
+
+    def body() -> int:
+        import uvicorn
+
+        from api.app import create_app
+
+        settings = _settings()
+        application = create_app(settings, workers=0 if no_workers else workers)
+        err.print(f"relaygraph API on http://{host}:{port}/api/v1 (docs: /api/v1/docs)")
+        uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+        return EXIT_OK
+
+    _guarded(body)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 4,
+) -> None:
+    """Execute queued runs (for `relaygraph serve --no-workers` or more capacity)."""
+
+    def body() -> int:
+        import signal
+
+        from runtime.runs import Runner
+        from runtime.system import open_system
+        from runtime.worker import Worker
+
+        settings = _settings()
+
+        async def work() -> None:
+            async with open_system(settings) as system:
+                running = Worker(Runner(system), concurrency=concurrency)
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, stop.set)
+                running.start()
+                err.print(f"relaygraph worker {running.owner} waiting for runs")
+                await stop.wait()
+                await running.stop()
+
+        asyncio.run(work())
+        return EXIT_OK
+
+    _guarded(body)
+
+
+def _register_subcommands() -> None:
+    from relaygraph.keys_cli import keys_app
+
+    app.add_typer(keys_app, name="keys")
+
+
+_register_subcommands()
 
 
 def main() -> None:

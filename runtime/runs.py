@@ -1,6 +1,9 @@
-"""Executing one run of a thread: rows, checkpoints, limits, events and the summary.
+"""Runs of a thread: submitted as a ``pending`` row, claimed with a lease, executed.
 
-The CLI calls this directly; the run queue (``runtime.worker``) will call the same code.
+``Runner.submit`` validates a request and writes the thread and run rows;
+``Runner.execute`` runs a claimed run (checkpoints, limits, events, summary). The
+CLI does both inline (``Runner.stream``); ``runtime.worker`` claims runs from the
+queue for the API.
 """
 
 from __future__ import annotations
@@ -10,15 +13,16 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from graphs import limits as lim
 from graphs.agent import fresh_turn
@@ -27,34 +31,65 @@ from graphs.context import RunContext
 from graphs.interrupts import InvalidDecision, parse_decisions
 from graphs.prompts import PromptNotFound, load_prompt
 from graphs.registry import GraphEntry, GraphNotFound
-from graphs.serialization import to_jsonable
+from graphs.serialization import message_to_dict, to_jsonable
 from identity import Principal
 from providers import ModelSpecError
+from runtime.assistants import AssistantService
+from runtime.events import EventBus, EventLog
 from runtime.system import System
-from store.models import Run, RunEvent, Thread, utcnow
+from store.models import Run, Thread, utcnow
 
 CliStatus = Literal["success", "interrupted", "limit", "error", "cancelled"]
-EVENT_BATCH = 64
-EVENT_FLUSH_SECONDS = 0.25
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 HARD_TIMEOUT_GRACE_SECONDS = 5.0
+LEASE_SECONDS = 30.0
+ACTIVE = ("pending", "running")
+STREAM_MODES = {"values", "updates", "messages", "messages-tuple", "custom", "debug", "events"}
 
 
 class RunRequestError(ValueError):
-    """The request cannot start a run (unknown assistant, thread, bad decision...).
-    Nothing was written."""
+    """The request cannot start a run; nothing was written. ``status`` is the HTTP status."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class RunNotFound(RunRequestError):
+    status = 404
+    code = "not_found"
+
+
+class RunConflict(RunRequestError):
+    status = 409
+    code = "conflict"
 
 
 @dataclass(frozen=True)
 class RunRequest:
+    """What to run. ``input_text`` is a shorthand for one user message, ``decisions`` for
+    ``command={"resume": decisions}``; with neither input nor command the thread continues."""
+
     principal: Principal
     assistant_id: str | None = None
     thread_id: str | None = None
+    input: Any = None
     input_text: str | None = None
-    """New user input; None with no ``decisions`` means: continue the thread."""
+    command: Mapping[str, Any] | None = None
     decisions: Any = None
-    """A resume value for a pending interrupt ({"decisions": [...]})."""
-    limits: dict[str, Any] | None = None
+    checkpoint_id: str | None = None
+    config: Mapping[str, Any] | None = None
+    context: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] | None = None
+    limits: Mapping[str, Any] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
+    stream_mode: tuple[str, ...] = ("updates",)
+    stream_subgraphs: bool = False
+    interrupt_before: Any = None
+    interrupt_after: Any = None
+    multitask_strategy: MultitaskStrategy = "reject"
+    if_not_exists: Literal["create", "reject"] = "create"
+    idempotency_key: str | None = None
+    on_completion: Literal["delete", "keep"] = "keep"
 
 
 @dataclass
@@ -81,19 +116,17 @@ class RunSummary:
 
 @dataclass
 class _Plan:
-    """Everything resolved before the first row is written."""
+    """Everything a run needs, resolved from its rows before it executes."""
 
-    thread: Thread | None
     thread_id: str
     assistant: AssistantConfig
     entry: GraphEntry
-    graph: Pregel
-    graph_input: Any
+    graph: Pregel[Any, Any, Any, Any]
     requester: Principal
     limits: lim.Limits
     prompt_version: str | None
     model_spec: str
-    context: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 CLI_STATUS: dict[str, CliStatus] = {
@@ -103,24 +136,54 @@ CLI_STATUS: dict[str, CliStatus] = {
     lim.ERROR: "error",
     **{reason: "limit" for reason in lim.LIMIT_REASONS},
 }
+RUN_STATUS = {lim.ERROR: "error", lim.TIMEOUT: "timeout", lim.CANCELLED: "interrupted"}
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+def lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_dead(owner: str | None) -> bool:
+    """True when ``owner`` is a process on this host that no longer exists."""
+    if not owner:
         return True
-    return True
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def may_read_thread(principal: Principal, thread: Thread) -> bool:
+    """Users see their own threads; reviewers and admins see their tenant's."""
+    if thread.tenant != principal.tenant:
+        return False
+    return (
+        thread.owner == principal.user
+        or principal.has_scope("reviews:decide")
+        or principal.has_scope("tenant:read")
+    )
 
 
 class Runner:
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, events: EventBus | None = None) -> None:
         self.system = system
+        self.events = events or EventBus(system.db)
+        self.assistants = AssistantService(system)
+        self._graphs: dict[tuple[str, str], Pregel[Any, Any, Any, Any]] = {}
+        self._tasks: dict[str, asyncio.Task[RunSummary]] = {}
+        self._handing_back: set[str] = set()
+
+    # --- the CLI's inline path ------------------------------------------------------------
 
     async def run(self, request: RunRequest) -> RunSummary:
-        """Execute the run to its end and return the summary (events are stored, not shown)."""
+        """Submit and execute a run in this process; return its summary."""
         summary: RunSummary | None = None
         async for event in self.stream(request):
             if event["event"] == "end":
@@ -129,95 +192,55 @@ class Runner:
         return summary
 
     async def stream(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
-        """Execute a run, yielding ``metadata``, then ``updates`` (one per node step), then
-        ``end`` with the ``RunSummary``.
+        """Submit and execute a run here, yielding ``metadata``, one event per streamed
+        part (``updates`` by default), then ``end`` with the ``RunSummary``.
 
         Raises:
             RunRequestError: the request is invalid; nothing was written.
         """
-        plan = await self._plan(request)
-        run_id = str(uuid.uuid4())
-        await self._start(plan, run_id, request.principal)
-        yield {"event": "metadata", "thread_id": plan.thread_id, "run_id": run_id}
-        recorder = _EventRecorder(self.system, run_id)
-        await recorder.add(
-            "metadata", {"run_id": run_id, "thread_id": plan.thread_id, "attempt": 1}
-        )
-        error: str | None = None
-        forced_reason: str | None = None
-        steps = 0
-        deadline = time.time() + plan.limits.max_wall_seconds
-        config: RunnableConfig = {
-            "configurable": {"thread_id": plan.thread_id},
-            "run_id": uuid.UUID(run_id),
-        }
-        context = self._context(plan, run_id, request.principal, deadline)
-        hard_timeout = plan.limits.max_wall_seconds + (
-            HARD_TIMEOUT_GRACE_SECONDS if plan.entry.builtin else 0
-        )
+        run = await self.submit(request)
+        owner = lease_owner()
+        if not await self.claim(run.run_id, owner):
+            raise RunConflict(f"thread {run.thread_id} is busy with another run")
+        yield {"event": "metadata", "thread_id": run.thread_id, "run_id": run.run_id}
+        log = await self.events.open(run.run_id)
+        task = asyncio.create_task(self.execute(run.run_id, owner, log=log))
         try:
-            async with asyncio.timeout(hard_timeout):
-                async for update in plan.graph.astream(  # type: ignore[call-overload]
-                    plan.graph_input,
-                    config,
-                    context=context,  # type: ignore[arg-type]
-                    stream_mode="updates",
-                    durability=request.durability or self.system.settings.durability,
-                ):
-                    data = to_jsonable(update)
-                    await recorder.add("updates", data)
-                    yield {"event": "updates", "data": data}
-                    steps += 1
-                    if not plan.entry.builtin and steps >= plan.limits.max_steps:
-                        forced_reason = lim.STEP_LIMIT
-                        break
-        except TimeoutError:
-            forced_reason = lim.TIMEOUT
-        except asyncio.CancelledError:
-            # Ctrl-C or a cancelled task: record the run as cancelled, then let it propagate.
-            await asyncio.shield(self._finish(plan, run_id, None, lim.CANCELLED))
-            await asyncio.shield(recorder.flush())
-            raise
-        except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
-            error = f"{type(exc).__name__}: {exc}"
-        summary = await self._finish(plan, run_id, error, forced_reason)
-        if error:
-            await recorder.add("error", {"error": "run_failed", "message": error})
-        await recorder.add("end", summary.to_dict())
-        await recorder.flush()
+            async for event in self.events.follow(run.run_id):
+                if event.event in ("metadata", "end"):
+                    continue
+                yield {"event": event.event, "data": event.data}
+            summary = await task
+        finally:
+            if not task.done():  # the caller went away (Ctrl-C): the run is cancelled
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         yield {"event": "end", "summary": summary}
 
-    # --- planning ------------------------------------------------------------------------
+    # --- submission -----------------------------------------------------------------------
 
-    async def _plan(self, request: RunRequest) -> _Plan:
-        system = self.system
+    async def submit(self, request: RunRequest) -> Run:
+        """Validate ``request`` and write a ``pending`` run (and the thread, if new).
+
+        Raises:
+            RunNotFound: the thread does not exist (or is not visible to the caller).
+            RunConflict: the thread has a run in flight and the strategy is ``reject``.
+            RunRequestError: anything else about the request is invalid.
+        """
         principal = request.principal
-        thread: Thread | None = None
-        if request.thread_id is not None:
-            async with system.db.session() as session:
-                thread = await session.get(Thread, request.thread_id)
-            if thread is not None and not _may_use_thread(principal, thread):
-                raise RunRequestError(f"there is no thread {request.thread_id!r}")
+        if request.idempotency_key:
+            existing = await self._idempotent(principal, request.idempotency_key)
+            if existing is not None:
+                return existing
+        thread = await self._visible_thread(request.thread_id, principal)
+        if request.thread_id is not None and thread is None and request.if_not_exists != "create":
+            raise RunNotFound(f"there is no thread {request.thread_id!r}")
         assistant_id = request.assistant_id or (thread.assistant_id if thread else None) or "agent"
+        assistant, entry = await self._resolve(principal.tenant, assistant_id, thread)
+        limits = self._limits(assistant, request.limits)
+        model_spec = assistant.model or self.system.settings.default_model
         try:
-            assistant = system.assistants.get(assistant_id)
-            entry = system.graphs.get(assistant.graph_id, thread.graph_version if thread else None)
-        except (AssistantNotFound, GraphNotFound) as exc:
-            raise RunRequestError(str(exc)) from exc
-        if thread is not None and thread.graph_id not in (None, assistant.graph_id):
-            raise RunRequestError(
-                f"thread {thread.thread_id!r} runs graph {thread.graph_id!r}; "
-                f"assistant {assistant_id!r} runs {assistant.graph_id!r}"
-            )
-        try:
-            limits = lim.Limits.merged(
-                system.settings.default_limits(), assistant.limits, request.limits
-            )
-        except lim.LimitsError as exc:
-            raise RunRequestError(str(exc)) from exc
-        model_spec = assistant.model or system.settings.default_model
-        try:
-            system.model(model_spec)
+            self.system.model(model_spec)
         except ModelSpecError as exc:
             raise RunRequestError(str(exc)) from exc
         prompt_version = thread.prompt_version if thread else None
@@ -226,24 +249,208 @@ class Runner:
                 prompt_version = load_prompt(entry.prompt, assistant.prompt_version).version
             except PromptNotFound as exc:
                 raise RunRequestError(str(exc)) from exc
-        graph = entry.compile(system.checkpointer)
+        for mode in request.stream_mode:
+            if mode not in STREAM_MODES:
+                raise RunRequestError(
+                    f"unknown stream_mode {mode!r}; modes: {', '.join(sorted(STREAM_MODES))}"
+                )
         thread_id = request.thread_id or str(uuid.uuid4())
         requester = principal
-        if thread is not None and request.input_text is None:
+        kwargs = await self._kwargs(request, entry, thread_id, thread)
+        if thread is not None and kwargs["kind"] != "input":
             requester = await self._requester(thread, principal)
-        graph_input = await self._graph_input(request, graph, thread_id, entry, thread)
-        return _Plan(
-            thread=thread,
-            thread_id=thread_id,
-            assistant=assistant,
-            entry=entry,
-            graph=graph,
-            graph_input=graph_input,
-            requester=requester,
-            limits=limits,
-            prompt_version=prompt_version,
-            model_spec=model_spec,
-        )
+        run_id = str(uuid.uuid4())
+        async with self.system.db.transaction() as session:
+            row = await session.get(Thread, thread_id)
+            if row is None:
+                row = Thread(
+                    thread_id=thread_id,
+                    tenant=principal.tenant,
+                    owner=principal.user,
+                    status="idle",
+                    metadata_={},
+                )
+                session.add(row)
+            elif row.tenant != principal.tenant:
+                raise RunNotFound(f"there is no thread {thread_id!r}")
+            row.assistant_id = row.assistant_id or assistant.assistant_id
+            row.graph_id = row.graph_id or entry.graph_id
+            row.graph_version = row.graph_version or entry.version
+            row.prompt_version = row.prompt_version or prompt_version
+            row.metadata_ = {
+                **(row.metadata_ or {}),
+                "graph_id": entry.graph_id,
+                "assistant_id": assistant.assistant_id,
+            }
+            await session.flush()
+            await self._apply_multitask(session, row, request.multitask_strategy)
+            run = Run(
+                run_id=run_id,
+                thread_id=thread_id,
+                tenant=row.tenant,
+                requester=requester.user,
+                requester_roles=sorted(requester.roles),
+                submitted_by=principal.user,
+                assistant_id=assistant.assistant_id,
+                graph_id=entry.graph_id,
+                graph_version=entry.version,
+                prompt_version=row.prompt_version,
+                model=model_spec,
+                limits=limits.to_dict(),
+                status="pending",
+                metadata_=dict(request.metadata or {}),
+                kwargs=kwargs,
+                multitask_strategy=request.multitask_strategy,
+                idempotency_key=request.idempotency_key,
+            )
+            session.add(run)
+        return run
+
+    async def _idempotent(self, principal: Principal, key: str) -> Run | None:
+        async with self.system.db.session() as session:
+            return (
+                await session.execute(
+                    select(Run).where(Run.tenant == principal.tenant, Run.idempotency_key == key)
+                )
+            ).scalar_one_or_none()
+
+    async def _visible_thread(self, thread_id: str | None, principal: Principal) -> Thread | None:
+        if thread_id is None:
+            return None
+        async with self.system.db.session() as session:
+            thread = await session.get(Thread, thread_id)
+        if thread is not None and not may_read_thread(principal, thread):
+            raise RunNotFound(f"there is no thread {thread_id!r}")
+        return thread
+
+    async def _resolve(
+        self, tenant: str, assistant_id: str, thread: Thread | None
+    ) -> tuple[AssistantConfig, GraphEntry]:
+        try:
+            assistant = await self.assistants.resolve(tenant, assistant_id)
+            entry = self.system.graphs.get(
+                assistant.graph_id, thread.graph_version if thread else None
+            )
+        except (AssistantNotFound, GraphNotFound) as exc:
+            raise RunNotFound(str(exc)) from exc
+        if thread is not None and thread.graph_id not in (None, assistant.graph_id):
+            raise RunRequestError(
+                f"thread {thread.thread_id!r} runs graph {thread.graph_id!r}; "
+                f"assistant {assistant_id!r} runs {assistant.graph_id!r}"
+            )
+        return assistant, entry
+
+    def _limits(self, assistant: AssistantConfig, override: Mapping[str, Any] | None) -> lim.Limits:
+        try:
+            return lim.Limits.merged(
+                self.system.settings.default_limits(), assistant.limits, override
+            )
+        except lim.LimitsError as exc:
+            raise RunRequestError(str(exc)) from exc
+
+    def graph(self, entry: GraphEntry) -> Pregel[Any, Any, Any, Any]:
+        """The compiled graph for ``entry`` with our checkpointer (compiled once)."""
+        key = (entry.graph_id, entry.version)
+        if key not in self._graphs:
+            self._graphs[key] = entry.compile(self.system.checkpointer)
+        return self._graphs[key]
+
+    async def _kwargs(
+        self, request: RunRequest, entry: GraphEntry, thread_id: str, thread: Thread | None
+    ) -> dict[str, Any]:
+        """Check what the request asks of the thread's state; return the run's kwargs."""
+        command = dict(request.command or {})
+        if request.decisions is not None:
+            command["resume"] = request.decisions
+        graph_input = request.input
+        if request.input_text is not None:
+            graph_input = {
+                "messages": [
+                    {"type": "human", "content": request.input_text, "id": str(uuid.uuid4())}
+                ]
+            }
+        if graph_input == {} and command:
+            graph_input = None  # agent-chat-ui sends input: {} alongside a command
+        state = None
+        if thread is not None:
+            config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+            if request.checkpoint_id:
+                config["configurable"]["checkpoint_id"] = request.checkpoint_id
+            state = await self.graph(entry).aget_state(config)
+            if request.checkpoint_id and not state.values and state.next == ():
+                raise RunNotFound(f"thread {thread_id} has no checkpoint {request.checkpoint_id}")
+        elif request.checkpoint_id:
+            raise RunNotFound(f"there is no thread {request.thread_id!r}")
+        pending = list(state.interrupts) if state is not None else []
+        if graph_input is not None and command.get("resume") is not None:
+            raise RunRequestError("give either new input or a resume command, not both")
+        if graph_input is not None:
+            if pending and not request.checkpoint_id:
+                raise RunConflict(
+                    f"thread {thread_id} is waiting for a decision on an interrupt: resume it "
+                    "(approve, edit or reject) before sending new input"
+                )
+            kind = "input"
+        elif "resume" in command:
+            if not pending:
+                raise RunConflict(f"thread {thread_id} has no pending interrupt to resume")
+            self._check_resume(command["resume"], pending)
+            kind = "command"
+        elif command:
+            kind = "command"
+        else:
+            if thread is None or state is None:
+                raise RunRequestError("nothing to run: give input, or a thread to continue")
+            if pending:
+                raise RunConflict(
+                    f"thread {thread_id} is waiting for a decision: approve, edit or reject it"
+                )
+            values = state.values if isinstance(state.values, dict) else {}
+            limited = values.get("stop_reason") in lim.LIMIT_REASONS and values.get("resume_at")
+            if not state.next and not limited and not request.checkpoint_id:
+                raise RunConflict(
+                    f"thread {thread_id} has nothing to resume: its last run completed"
+                )
+            kind = "continue"
+        return {
+            "kind": kind,
+            "input": to_jsonable(graph_input),
+            "command": to_jsonable(command) or None,
+            "checkpoint_id": request.checkpoint_id,
+            "config": to_jsonable(dict(request.config or {})),
+            "context": to_jsonable(dict(request.context or {})),
+            "stream_mode": list(request.stream_mode),
+            "stream_subgraphs": request.stream_subgraphs,
+            "interrupt_before": request.interrupt_before,
+            "interrupt_after": request.interrupt_after,
+            "durability": request.durability,
+            "on_completion": request.on_completion,
+        }
+
+    @staticmethod
+    def _check_resume(value: Any, pending: list[Any]) -> None:
+        """Validate a resume value against the pending interrupts (ours use decisions).
+
+        Raises:
+            RunRequestError: the value does not answer the interrupt(s).
+        """
+        by_id = {interrupt.id: interrupt for interrupt in pending}
+        if isinstance(value, dict) and value and set(value) <= set(by_id):
+            answers = [(by_id[key], answer) for key, answer in value.items()]
+        elif len(pending) > 1:
+            raise RunRequestError(
+                f"{len(pending)} interrupts are pending; resume with a map "
+                "{interrupt_id: value} that answers each of them"
+            )
+        else:
+            answers = [(pending[0], value)]
+        for interrupt, answer in answers:
+            payload = interrupt.value
+            if isinstance(payload, dict) and "action_requests" in payload:
+                try:
+                    parse_decisions(answer, expected=len(payload["action_requests"]))
+                except InvalidDecision as exc:
+                    raise RunRequestError(str(exc)) from exc
 
     async def _requester(self, thread: Thread, principal: Principal) -> Principal:
         """A resumed run keeps acting as the principal who started the thread's last run."""
@@ -258,79 +465,279 @@ class Runner:
             ).scalar_one_or_none()
         if last is None or last.requester == principal.user:
             return principal
+        return _principal_of(last)
+
+    async def _apply_multitask(self, session: Any, thread: Thread, strategy: str) -> None:
+        active = (
+            (
+                await session.execute(
+                    select(Run).where(Run.thread_id == thread.thread_id, Run.status.in_(ACTIVE))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        live = []
+        for run in active:
+            if run.status == "running" and _owner_dead(run.lease_owner):
+                _end_run(run, "error", lim.ERROR, "the process running this run died")
+                continue
+            live.append(run)
+        if not live or strategy == "enqueue":
+            return
+        if strategy == "reject":
+            raise RunConflict(
+                f"thread {thread.thread_id} already has a run in flight ({live[0].run_id}); "
+                "wait for it, cancel it, or use multitask_strategy enqueue/interrupt/rollback"
+            )
+        for run in live:
+            if run.status == "pending":
+                _end_run(run, "interrupted", lim.CANCELLED, f"replaced by a newer run ({strategy})")
+            else:
+                run.cancel_requested = strategy
+                self.cancel_local(run.run_id)
+
+    # --- claiming -------------------------------------------------------------------------
+
+    async def claim(self, run_id: str, owner: str) -> bool:
+        """Claim one pending run for ``owner`` (the CLI's inline path)."""
+        async with self.system.db.transaction() as session:
+            run = await session.get(Run, run_id)
+            if run is None or run.status != "pending":
+                return False
+            busy = (
+                await session.execute(
+                    select(Run.run_id).where(
+                        Run.thread_id == run.thread_id,
+                        Run.status == "running",
+                        Run.run_id != run_id,
+                    )
+                )
+            ).first()
+            if busy is not None:
+                return False
+            _lease(run, owner)
+            return True
+
+    async def claim_next(self, owner: str) -> str | None:
+        """Claim the oldest runnable run: pending with no other run of its thread running,
+        or running with a lapsed lease (its worker died). Never two owners at once."""
+        now = utcnow()
+        async with self.system.db.transaction() as session:
+            lapsed = (
+                await session.execute(
+                    select(Run)
+                    .where(Run.status == "running", Run.lease_expires_at < now)
+                    .order_by(Run.created_at)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if lapsed is not None:
+                _lease(lapsed, owner)
+                return lapsed.run_id
+            running_threads = select(Run.thread_id).where(Run.status == "running")
+            candidate = (
+                await session.execute(
+                    select(Run)
+                    .where(Run.status == "pending", Run.thread_id.not_in(running_threads))
+                    .order_by(Run.created_at)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if candidate is None:
+                return None
+            _lease(candidate, owner)
+            return candidate.run_id
+
+    async def heartbeat(self, run_id: str, owner: str) -> str | None:
+        """Extend the lease; return a requested cancel action, if any.
+
+        Raises:
+            LookupError: the lease was lost (another owner, or the run ended).
+        """
+        async with self.system.db.transaction() as session:
+            result = await session.execute(
+                update(Run)
+                .where(Run.run_id == run_id, Run.lease_owner == owner, Run.status == "running")
+                .values(lease_expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS))
+                .returning(Run.cancel_requested)
+            )
+            row = result.first()
+        if row is None:
+            raise LookupError(f"run {run_id} is no longer leased by {owner}")
+        return row[0]
+
+    async def release(self, run_id: str, owner: str) -> None:
+        """Hand an in-flight run back to the queue (graceful shutdown)."""
+        async with self.system.db.transaction() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.run_id == run_id, Run.lease_owner == owner, Run.status == "running")
+                .values(status="pending", lease_owner=None, lease_expires_at=None)
+            )
+
+    def hand_back(self, run_id: str) -> None:
+        """Mark a run so that its cancellation returns it to the queue instead of ending it."""
+        self._handing_back.add(run_id)
+
+    def cancel_local(self, run_id: str) -> bool:
+        """Cancel the run's task if it executes in this process."""
+        task = self._tasks.get(run_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    # --- execution ------------------------------------------------------------------------
+
+    async def execute(self, run_id: str, owner: str, log: EventLog | None = None) -> RunSummary:
+        """Execute a run this owner has claimed, to its end.
+
+        A lapsed run claimed again continues from its last checkpoint.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks[run_id] = task  # type: ignore[assignment]
+        log = log or await self.events.open(run_id)
         try:
-            return Principal.with_roles(thread.tenant, last.requester, last.requester_roles)
-        except ValueError:
-            return Principal(tenant=thread.tenant, user=last.requester)
+            return await self._execute(run_id, owner, log)
+        finally:
+            self._tasks.pop(run_id, None)
+            await asyncio.shield(log.close())
+
+    async def _execute(self, run_id: str, owner: str, log: EventLog) -> RunSummary:
+        async with self.system.db.session() as session:
+            run = await session.get(Run, run_id)
+            thread = await session.get(Thread, run.thread_id) if run else None
+        assert run is not None and thread is not None
+        kwargs = run.kwargs or {}
+        plan = await self._plan(run, thread)
+        await log.add(
+            "metadata", {"run_id": run_id, "thread_id": run.thread_id, "attempt": run.attempt}
+        )
+        config: RunnableConfig = {
+            "configurable": {
+                **(kwargs.get("config") or {}).get("configurable", {}),
+                "thread_id": run.thread_id,
+            },
+            "metadata": {
+                "run_id": run_id,
+                "graph_id": run.graph_id,
+                "assistant_id": run.assistant_id,
+            },
+            "run_id": uuid.UUID(run_id),
+            "recursion_limit": 10_000,
+        }
+        graph_input = await self._graph_input(plan, kwargs, run, config)
+        if kwargs.get("checkpoint_id"):
+            config["configurable"]["checkpoint_id"] = kwargs["checkpoint_id"]
+        deadline = time.time() + plan.limits.max_wall_seconds
+        context = self._context(plan, run, deadline)
+        requested = [
+            ("messages" if m == "messages-tuple" else m)
+            for m in kwargs.get("stream_mode", ["updates"])
+        ]
+        modes = sorted({m for m in requested if m != "events"} | {"updates"})
+        error: str | None = None
+        forced: str | None = None
+        steps = 0
+        last_values: Any = None
+        hard_timeout = plan.limits.max_wall_seconds + (
+            HARD_TIMEOUT_GRACE_SECONDS if plan.entry.builtin else 0
+        )
+        try:
+            async with asyncio.timeout(hard_timeout):
+                async for part in plan.graph.astream(  # type: ignore[call-overload]
+                    graph_input,
+                    config,
+                    context=context,  # type: ignore[arg-type]
+                    stream_mode=modes,  # type: ignore[arg-type]
+                    subgraphs=bool(kwargs.get("stream_subgraphs")),
+                    durability=kwargs.get("durability") or self.system.settings.durability,
+                    interrupt_before=kwargs.get("interrupt_before"),
+                    interrupt_after=kwargs.get("interrupt_after"),
+                ):
+                    namespace, mode, chunk = part if len(part) == 3 else ((), *part)
+                    if mode == "values" and not namespace:
+                        if isinstance(chunk, dict) and set(chunk) == {"__interrupt__"}:
+                            chunk = {**(last_values or {}), **chunk}
+                        last_values = chunk
+                    if mode in requested:
+                        name = "|".join([mode, *namespace])
+                        await log.add(name, _chunk_data(mode, chunk))
+                    if mode == "updates" and not namespace:
+                        steps += 1
+                        if not plan.entry.builtin and steps >= plan.limits.max_steps:
+                            forced = lim.STEP_LIMIT
+                            break
+        except TimeoutError:
+            forced = lim.TIMEOUT
+        except asyncio.CancelledError:
+            if run_id in self._handing_back:
+                self._handing_back.discard(run_id)
+                await asyncio.shield(self.release(run_id, owner))
+                raise
+            action = await self.cancel_requested(run_id)
+            await asyncio.shield(
+                self._finish(plan, run, None, lim.CANCELLED, log, rollback=action == "rollback")
+            )
+            raise
+        except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
+            error = f"{type(exc).__name__}: {exc}"
+        return await self._finish(plan, run, error, forced, log)
+
+    async def _plan(self, run: Run, thread: Thread) -> _Plan:
+        assistant, entry = await self._resolve(run.tenant, run.assistant_id, thread)
+        return _Plan(
+            thread_id=run.thread_id,
+            assistant=assistant,
+            entry=entry,
+            graph=self.graph(entry),
+            requester=_principal_of(run),
+            limits=lim.Limits.merged(run.limits),
+            prompt_version=run.prompt_version,
+            model_spec=run.model or self.system.settings.default_model,
+        )
 
     async def _graph_input(
-        self,
-        request: RunRequest,
-        graph: Pregel,
-        thread_id: str,
-        entry: GraphEntry,
-        thread: Thread | None,
+        self, plan: _Plan, kwargs: dict[str, Any], run: Run, config: RunnableConfig
     ) -> Any:
-        state = None
-        if thread is not None:
-            state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
-        pending = list(state.interrupts) if state is not None else []
-        if request.input_text is not None:
-            if request.decisions is not None:
-                raise RunRequestError("give either new input or a decision, not both")
-            if pending:
-                raise RunRequestError(
-                    f"thread {thread_id} is waiting for a decision; resume it with "
-                    "approve, edit or reject first"
-                )
-            message = HumanMessage(content=request.input_text, id=str(uuid.uuid4()))
-            if entry.builtin:
-                return {"messages": [message], **fresh_turn()}
-            return {"messages": [message]}
-        if thread is None or state is None:
-            raise RunRequestError(
-                f"there is no thread {request.thread_id!r} to resume"
-                if request.thread_id
-                else "nothing to run: give input text or a thread to resume"
+        if run.attempt > 1:
+            # Claimed again after its worker died: continue from the last checkpoint if this
+            # run had reached one; otherwise start it as asked.
+            head = await self.system.checkpointer.aget_tuple(config)
+            if head is not None and head.metadata.get("run_id") == run.run_id:
+                return None
+        kind = kwargs.get("kind")
+        if kind == "input":
+            graph_input = kwargs.get("input")
+            if plan.entry.builtin and isinstance(graph_input, dict):
+                return {**graph_input, **fresh_turn()}
+            return graph_input
+        if kind == "command":
+            command = kwargs.get("command") or {}
+            return Command(
+                resume=command.get("resume"),
+                update=command.get("update"),
+                goto=command.get("goto") or (),
             )
-        if request.decisions is not None:
-            if not pending:
-                raise RunRequestError(f"thread {thread_id} has no pending decision")
-            if len(pending) > 1:
-                raise RunRequestError(
-                    f"thread {thread_id} has {len(pending)} pending interrupts; "
-                    "answer them through the API with a map of interrupt ids"
-                )
-            value = pending[0].value
-            expected = len(value.get("action_requests", [])) if isinstance(value, dict) else 1
-            try:
-                parse_decisions(request.decisions, expected=expected)
-            except InvalidDecision as exc:
-                raise RunRequestError(str(exc)) from exc
-            return Command(resume=request.decisions)
-        if pending:
-            raise RunRequestError(
-                f"thread {thread_id} is waiting for a decision: approve, edit or reject it"
-            )
-        if state.next:
-            return None  # a run died mid-way: continue from the last checkpoint
-        values = state.values or {}
-        if values.get("stop_reason") in lim.LIMIT_REASONS and values.get("resume_at"):
-            return Command(goto=values["resume_at"])
-        raise RunRequestError(f"thread {thread_id} has nothing to resume: its last run completed")
+        if kind == "continue":
+            state = await plan.graph.aget_state(config)
+            values = state.values if isinstance(state.values, dict) else {}
+            if not state.next and values.get("stop_reason") in lim.LIMIT_REASONS:
+                return Command(goto=values.get("resume_at") or "resume")
+        return None
 
-    def _context(
-        self, plan: _Plan, run_id: str, caller: Principal, deadline: float
-    ) -> RunContext | None:
+    def _context(self, plan: _Plan, run: Run, deadline: float) -> RunContext | None:
         if not plan.entry.uses_run_context:
             return None
         system = self.system
         prompt = load_prompt(plan.entry.prompt, plan.prompt_version) if plan.entry.prompt else None
         names = plan.assistant.tools if plan.assistant.tools is not None else system.tools.names()
         return RunContext(
-            run_id=run_id,
+            run_id=run.run_id,
             principal=plan.requester,
-            decided_by=caller.user,
+            decided_by=run.submitted_by or plan.requester.user,
             model=system.model(plan.model_spec),
             tools=system.executor,
             tool_names=tuple(names),
@@ -344,89 +751,26 @@ class Runner:
             prompt=prompt,
         )
 
-    # --- rows ----------------------------------------------------------------------------
-
-    async def _start(self, plan: _Plan, run_id: str, caller: Principal) -> None:
-        """Create the thread (if new) and the run row, marking the thread busy.
-
-        Raises:
-            RunRequestError: another live process is running this thread.
-        """
-        now = utcnow()
-        async with self.system.db.transaction() as session:
-            thread = await session.get(Thread, plan.thread_id)
-            if thread is None:
-                thread = Thread(
-                    thread_id=plan.thread_id,
-                    tenant=caller.tenant,
-                    owner=caller.user,
-                    assistant_id=plan.assistant.assistant_id,
-                    graph_id=plan.entry.graph_id,
-                    graph_version=plan.entry.version,
-                    prompt_version=plan.prompt_version,
-                    status="busy",
-                    metadata_={
-                        "graph_id": plan.entry.graph_id,
-                        "assistant_id": plan.assistant.assistant_id,
-                    },
-                )
-                session.add(thread)
-                await session.flush()
-            else:
-                await self._claim_thread(session, thread)
-                thread.status = "busy"
-            session.add(
-                Run(
-                    run_id=run_id,
-                    thread_id=plan.thread_id,
-                    tenant=thread.tenant,
-                    requester=plan.requester.user,
-                    requester_roles=sorted(plan.requester.roles),
-                    assistant_id=plan.assistant.assistant_id,
-                    graph_id=plan.entry.graph_id,
-                    graph_version=plan.entry.version,
-                    prompt_version=plan.prompt_version,
-                    model=plan.model_spec,
-                    limits=plan.limits.to_dict(),
-                    status="running",
-                    metadata_={
-                        "pid": os.getpid(),
-                        "host": socket.gethostname(),
-                        "decided_by": caller.user if plan.requester != caller else None,
-                    },
-                    started_at=now,
-                )
-            )
-
-    async def _claim_thread(self, session: Any, thread: Thread) -> None:
-        active = (
-            (
-                await session.execute(
-                    select(Run).where(
-                        Run.thread_id == thread.thread_id, Run.status.in_(("pending", "running"))
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-        host = socket.gethostname()
-        for run in active:
-            meta = run.metadata_ or {}
-            if meta.get("host") == host and _process_alive(int(meta.get("pid", 0))):
-                raise RunRequestError(
-                    f"thread {thread.thread_id} is busy: run {run.run_id} is in progress "
-                    f"(process {meta.get('pid')})"
-                )
-            run.status = "error"
-            run.stop_reason = lim.ERROR
-            run.error = "the process running this run died; the thread was resumed"
-            run.ended_at = utcnow()
+    async def cancel_requested(self, run_id: str) -> str | None:
+        """The cancel action asked for this run (``interrupt``/``rollback``), if any."""
+        async with self.system.db.session() as session:
+            return (
+                await session.execute(select(Run.cancel_requested).where(Run.run_id == run_id))
+            ).scalar_one_or_none()
 
     async def _finish(
-        self, plan: _Plan, run_id: str, error: str | None, forced_reason: str | None
+        self,
+        plan: _Plan,
+        run: Run,
+        error: str | None,
+        forced: str | None,
+        log: EventLog,
+        *,
+        rollback: bool = False,
     ) -> RunSummary:
         config: RunnableConfig = {"configurable": {"thread_id": plan.thread_id}}
+        if rollback:
+            await _delete_checkpoints_of_run(self.system, plan.thread_id, run.run_id)
         interrupts: list[dict[str, Any]] = []
         values: dict[str, Any] = {}
         try:
@@ -437,35 +781,41 @@ class Runner:
             error = error or f"cannot read the thread's state: {exc}"
         if error:
             reason = lim.ERROR
-        elif forced_reason:
-            reason = forced_reason
+        elif forced:
+            reason = forced
         elif interrupts:
             reason = lim.WAITING_FOR_HUMAN
         else:
             reason = values.get("stop_reason") or lim.COMPLETED
-        run_status = {lim.ERROR: "error", lim.TIMEOUT: "timeout", lim.CANCELLED: "interrupted"}.get(
-            reason, "success"
-        )
+        run_status = RUN_STATUS.get(reason, "success")
         thread_status = "error" if error else ("interrupted" if interrupts else "idle")
         final = values.get("final_message")
         if final is None and not interrupts:
             final = _last_ai_text(values)
-        if forced_reason == lim.CANCELLED:
-            final = "Cancelled; `relaygraph resume` continues from the last checkpoint."
-        elif forced_reason and not final:
-            final = f"Stopped: {forced_reason.replace('_', ' ')}; raise the limit and resume."
+        if forced == lim.CANCELLED:
+            final = "Cancelled; resuming the thread continues from its last checkpoint."
+        elif forced and not final:
+            final = f"Stopped: {forced.replace('_', ' ')}; raise the limit and resume."
         async with self.system.db.transaction() as session:
-            run = await session.get(Run, run_id)
+            row = await session.get(Run, run.run_id)
             thread = await session.get(Thread, plan.thread_id)
-            assert run is not None and thread is not None
-            run.status = run_status
-            run.stop_reason = reason
-            run.error = error
-            run.ended_at = utcnow()
-            thread.status = thread_status
-        return RunSummary(
+            assert row is not None and thread is not None
+            _end_run(row, run_status, reason, error)
+            if rollback:
+                await session.delete(row)
+            other_active = (
+                await session.execute(
+                    select(Run.run_id).where(
+                        Run.thread_id == plan.thread_id,
+                        Run.status.in_(ACTIVE),
+                        Run.run_id != run.run_id,
+                    )
+                )
+            ).first()
+            thread.status = "busy" if other_active and not interrupts else thread_status
+        summary = RunSummary(
             thread_id=plan.thread_id,
-            run_id=run_id,
+            run_id=run.run_id,
             status=CLI_STATUS[reason],
             run_status=run_status,
             stop_reason=reason,
@@ -473,12 +823,56 @@ class Runner:
             final_message=final if not error else error,
             error=error,
         )
+        if error:
+            await log.add("error", {"error": "run_failed", "message": error})
+        final_values = to_jsonable(values)
+        if interrupts:
+            final_values["__interrupt__"] = interrupts
+        await log.add(
+            "end", {**summary.to_dict(), "run_status": run_status, "values": final_values}
+        )
+        if (run.kwargs or {}).get("on_completion") == "delete" and not interrupts:
+            await self.delete_thread(plan.thread_id)
+        return summary
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread's rows and checkpoints (its runs' events go with the runs)."""
+        async with self.system.db.transaction() as session:
+            await session.execute(delete(Run).where(Run.thread_id == thread_id))
+            await session.execute(delete(Thread).where(Thread.thread_id == thread_id))
+        await self.system.checkpointer.adelete_thread(thread_id)
 
 
-def _may_use_thread(principal: Principal, thread: Thread) -> bool:
-    if thread.tenant != principal.tenant:
-        return False
-    return thread.owner == principal.user or principal.has_scope("reviews:decide")
+def _chunk_data(mode: str, chunk: Any) -> Any:
+    if mode == "messages" and isinstance(chunk, tuple) and len(chunk) == 2:
+        message, metadata = chunk
+        data = message_to_dict(message) if isinstance(message, BaseMessage) else message
+        return [to_jsonable(data), to_jsonable(metadata)]
+    return to_jsonable(chunk)
+
+
+def _lease(run: Run, owner: str) -> None:
+    run.status = "running"
+    run.lease_owner = owner
+    run.lease_expires_at = utcnow() + timedelta(seconds=LEASE_SECONDS)
+    run.attempt = (run.attempt or 0) + 1
+    run.started_at = run.started_at or utcnow()
+
+
+def _end_run(run: Run, status: str, reason: str, error: str | None) -> None:
+    run.status = status
+    run.stop_reason = reason
+    run.error = error
+    run.ended_at = utcnow()
+    run.lease_owner = None
+    run.lease_expires_at = None
+
+
+def _principal_of(run: Run) -> Principal:
+    try:
+        return Principal.with_roles(run.tenant, run.requester, run.requester_roles)
+    except ValueError:
+        return Principal(tenant=run.tenant, user=run.requester)
 
 
 def _last_ai_text(values: dict[str, Any]) -> str | None:
@@ -488,29 +882,27 @@ def _last_ai_text(values: dict[str, Any]) -> str | None:
     return None
 
 
-class _EventRecorder:
-    """Appends a run's events to ``run_events`` in batches (one row per event)."""
+async def _delete_checkpoints_of_run(system: System, thread_id: str, run_id: str) -> None:
+    """Rollback: drop the checkpoints this run wrote, keeping the thread's earlier ones."""
+    saver = system.checkpointer
+    doomed = [
+        item.config["configurable"]["checkpoint_id"]
+        async for item in saver.alist({"configurable": {"thread_id": thread_id}})
+        if item.metadata.get("run_id") == run_id
+    ]
+    if doomed:
+        from graphs.checkpointer import delete_checkpoints
 
-    def __init__(self, system: System, run_id: str) -> None:
-        self.system = system
-        self.run_id = run_id
-        self.seq = 0
-        self.pending: list[RunEvent] = []
-        self.last_flush = time.monotonic()
+        await delete_checkpoints(saver, thread_id, doomed)
 
-    async def add(self, event: str, data: Any) -> None:
-        self.seq += 1
-        self.pending.append(RunEvent(run_id=self.run_id, seq=self.seq, event=event, data=data))
-        if (
-            len(self.pending) >= EVENT_BATCH
-            or time.monotonic() - self.last_flush >= EVENT_FLUSH_SECONDS
-        ):
-            await self.flush()
 
-    async def flush(self) -> None:
-        if not self.pending:
-            return
-        batch, self.pending = self.pending, []
-        async with self.system.db.transaction() as session:
-            session.add_all(batch)
-        self.last_flush = time.monotonic()
+__all__ = [
+    "RunConflict",
+    "RunNotFound",
+    "RunRequest",
+    "RunRequestError",
+    "RunSummary",
+    "Runner",
+    "lease_owner",
+    "may_read_thread",
+]

@@ -88,6 +88,49 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 30_000
     log_level: str = "WARNING"
 
+    auth_disabled: bool = Field(
+        default=False,
+        description="Every API request acts as the local all-roles user. Only for a server "
+        "on 127.0.0.1 used by one person.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret (at least 32 bytes) for bearer JWTs."
+    )
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key verifying RS256 bearer JWTs."
+    )
+    jwks_file: Path | None = Field(
+        default=None, description="Local JWKS JSON file verifying bearer JWTs (never fetched)."
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required 'iss' of bearer JWTs.")
+    jwt_audience: str | None = Field(default=None, description="Required 'aud' of bearer JWTs.")
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted JWT algorithms, comma-separated; default HS256 for a secret, "
+        "RS256 for a key. HS and asymmetric algorithms never mix.",
+    )
+    jwt_tenant_claim: str = Field(default="tenant", description="JWT claim naming the tenant.")
+    jwt_roles_claim: str = Field(
+        default="roles", description="JWT claim with the roles (a list or space-separated)."
+    )
+    rate_limit_per_key: str | None = Field(
+        default="120/minute",
+        description="Requests per API key (or per user for JWTs), e.g. '120/minute'; "
+        "empty disables.",
+    )
+    rate_limit_per_tenant: str | None = Field(
+        default="600/minute", description="Requests per tenant, e.g. '600/minute'; empty disables."
+    )
+    rate_limit_storage_uri: str = Field(
+        default="memory://",
+        description="Where rate-limit counters live; 'redis://host:6379' shares them "
+        "between processes.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API, comma-separated or a JSON list.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -98,6 +141,16 @@ class Settings(BaseSettings):
     def _json_mapping(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @classmethod
+    def _string_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
     @property

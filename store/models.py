@@ -63,7 +63,11 @@ class Thread(Base):
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_thread_created", "thread_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_runs_thread_created", "thread_id", "created_at"),
+        Index("ix_runs_status_created", "status", "created_at"),
+        UniqueConstraint("tenant", "idempotency_key", name="uq_runs_idempotency"),
+    )
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[str] = mapped_column(ForeignKey("threads.thread_id", ondelete="CASCADE"))
@@ -80,6 +84,19 @@ class Run(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    kwargs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """How to run it: input, command, config, stream modes... (the API's run kwargs)."""
+    multitask_strategy: Mapped[str] = mapped_column(
+        String(16), default="reject", server_default="reject"
+    )
+    submitted_by: Mapped[str | None] = mapped_column(String(256))
+    """Who created the run (a reviewer resuming acts on behalf of the requester)."""
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cancel_requested: Mapped[str | None] = mapped_column(String(16))
+    """``interrupt`` or ``rollback`` once a cancel was asked for."""
+    idempotency_key: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -135,3 +152,37 @@ class Note(Base):
     title: Mapped[str] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Assistant(Base):
+    """Assistants created through the API (configured ones live in settings)."""
+
+    __tablename__ = "assistants"
+
+    assistant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    graph_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ApiKey(Base):
+    """An API key: only a hash of its secret is stored (see identity/apikeys.py)."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    user: Mapped[str] = mapped_column(String(256))
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

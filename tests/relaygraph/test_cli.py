@@ -94,7 +94,7 @@ def test_limit_exit_code_and_thread_option(cli) -> None:  # type: ignore[no-unty
     [
         (["run", "x", "--assistant", "nope"], [], "no assistant 'nope'"),
         (["run", "   "], [], "TEXT is empty"),
-        (["resume", "no-such-thread", "--approve"], [], "no thread 'no-such-thread' to resume"),
+        (["resume", "no-such-thread", "--approve"], [], "no thread 'no-such-thread'"),
         (["resume", "t", "--approve", "--reject", "no"], [], "choose one decision"),
         (["resume", "t", "--edit", "{nope"], [], "--edit is not JSON"),
     ],

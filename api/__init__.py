@@ -1,0 +1,1 @@
+"""The HTTP API: LangGraph-Server-compatible paths under /api/v1."""

@@ -1,0 +1,88 @@
+"""The FastAPI application: services opened in the lifespan, routers under /api/v1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.routes import assistants, meta, runs, threads
+from identity.auth import AuthConfig, Authenticator
+from identity.ratelimit import RateLimiter
+from runtime.runs import Runner
+from runtime.settings import Settings
+from runtime.system import open_system
+from runtime.threads import ThreadService
+from runtime.worker import Worker
+
+API_PREFIX = "/api/v1"
+
+
+def auth_config(settings: Settings) -> AuthConfig:
+    return AuthConfig(
+        disabled=settings.auth_disabled,
+        jwt_secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+        jwt_public_key_file=settings.jwt_public_key_file,
+        jwks_file=settings.jwks_file,
+        jwt_issuer=settings.jwt_issuer,
+        jwt_audience=settings.jwt_audience,
+        jwt_algorithms=tuple(settings.jwt_algorithms),
+        jwt_tenant_claim=settings.jwt_tenant_claim,
+        jwt_roles_claim=settings.jwt_roles_claim,
+    )
+
+
+def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI:
+    """The API app. ``workers`` in-process run workers (0: another process runs them)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_system(settings) as system:
+            runner = Runner(system)
+            worker = Worker(runner, concurrency=workers) if workers > 0 else None
+            app.state.services = Services(
+                system=system,
+                runner=runner,
+                threads=ThreadService(runner),
+                authenticator=Authenticator(auth_config(settings), system.db),
+                limiter=RateLimiter(
+                    per_key=settings.rate_limit_per_key,
+                    per_tenant=settings.rate_limit_per_tenant,
+                    storage_uri=settings.rate_limit_storage_uri,
+                ),
+                worker=worker,
+            )
+            if worker is not None:
+                worker.start()
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    await worker.stop()
+
+    app = FastAPI(
+        title="relaygraph",
+        version="0.1.0",
+        description="Durable, permissioned agent runs (LangGraph-Server-compatible API).",
+        lifespan=lifespan,
+        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Content-Location", "Location"],
+        )
+    install_error_handlers(app)
+    for module in (meta, assistants, threads, runs):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,350 @@
+"""Runs: background, streamed, waited on, joined, cancelled (LangGraph Server paths)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from api.deps import CurrentPrincipal, Services, ServicesDep
+from api.errors import ApiError
+from api.schemas import RunCreate
+from api.sse import run_event_stream
+from identity import Principal
+from runtime.events import TERMINAL
+from runtime.runs import RunRequest, may_read_thread
+from store.models import Run, Thread, utcnow
+
+router = APIRouter(tags=["runs"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=256)]
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    kwargs = dict(run.kwargs or {})
+    kwargs.pop("kind", None)
+    return {
+        "run_id": run.run_id,
+        "thread_id": run.thread_id,
+        "assistant_id": run.assistant_id,
+        "status": run.status,
+        "metadata": run.metadata_ or {},
+        "kwargs": kwargs,
+        "multitask_strategy": run.multitask_strategy,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+    }
+
+
+def _location(run: Run) -> dict[str, str]:
+    return {"Content-Location": f"/threads/{run.thread_id}/runs/{run.run_id}"}
+
+
+async def _submit(
+    svc: Services,
+    principal: Principal,
+    thread_id: str | None,
+    body: RunCreate,
+    idempotency_key: str | None,
+    *,
+    stateless: bool = False,
+) -> Run:
+    command = body.command.model_dump(exclude_none=True) if body.command else None
+    request = RunRequest(
+        principal=principal,
+        assistant_id=body.assistant_id,
+        thread_id=thread_id,
+        input=body.input,
+        command=command or None,
+        checkpoint_id=body.checkpoint_ref(),
+        config=body.config,
+        context=body.context,
+        metadata=body.metadata,
+        durability=body.durability,
+        stream_mode=body.modes(),
+        stream_subgraphs=body.stream_subgraphs,
+        interrupt_before=body.interrupt_before,
+        interrupt_after=body.interrupt_after,
+        multitask_strategy=body.multitask_strategy,
+        if_not_exists="create" if stateless else body.if_not_exists,
+        idempotency_key=idempotency_key,
+        on_completion=body.on_completion or ("delete" if stateless else "keep"),
+    )
+    run = await svc.runner.submit(request)
+    if svc.worker is not None:
+        svc.worker.wake()
+    return run
+
+
+async def _final_values(svc: Services, run: Run) -> Any:
+    """Wait for the run to end; its final values, or ``{"__error__": ...}``."""
+    end: dict[str, Any] | None = None
+    async for event in svc.runner.events.follow(run.run_id):
+        if event.event == "end":
+            end = event.data
+    if end is None:
+        current = await _load_run(svc, run.run_id)
+        if current is not None and current.status == "interrupted":
+            return {"__error__": {"error": "cancelled", "message": "the run was cancelled"}}
+        return {"__error__": {"error": "run_lost", "message": "the run ended without a result"}}
+    if end.get("run_status") == "error":
+        return {"__error__": {"error": "run_failed", "message": end.get("final_message")}}
+    return end.get("values", {})
+
+
+def _stream(svc: Services, run: Run, body: RunCreate) -> Response:
+    modes = {"messages" if mode == "messages-tuple" else mode for mode in body.modes()}
+
+    async def cancel() -> None:
+        await _cancel(svc, run.run_id, "interrupt")
+
+    return run_event_stream(
+        svc.runner.events,
+        run.run_id,
+        modes=modes,
+        headers={
+            **_location(run),
+            "Location": f"/threads/{run.thread_id}/runs/{run.run_id}/stream",
+        },
+        on_disconnect=cancel if body.on_disconnect == "cancel" else None,
+    )
+
+
+# --- thread runs ----------------------------------------------------------------------------
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_run(
+    thread_id: str,
+    body: RunCreate,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    run = await _submit(svc, principal, thread_id, body, idempotency_key)
+    return JSONResponse(_jsonable(run_dict(run)), headers=_location(run))
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_run(
+    thread_id: str,
+    body: RunCreate,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    run = await _submit(svc, principal, thread_id, body, idempotency_key)
+    return _stream(svc, run, body)
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_run(
+    thread_id: str,
+    body: RunCreate,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    run = await _submit(svc, principal, thread_id, body, idempotency_key)
+    return JSONResponse(_jsonable(await _final_values(svc, run)), headers=_location(run))
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread_id: str,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    await svc.threads.get_row(principal, thread_id)
+    statement = select(Run).where(Run.thread_id == thread_id)
+    if status:
+        statement = statement.where(Run.status == status)
+    statement = statement.order_by(Run.created_at.desc()).offset(offset).limit(limit)
+    async with svc.system.db.session() as session:
+        return [run_dict(run) for run in (await session.execute(statement)).scalars()]
+
+
+async def _load_run(svc: Services, run_id: str) -> Run | None:
+    async with svc.system.db.session() as session:
+        return await session.get(Run, run_id)
+
+
+async def _visible_run(svc: Services, principal: Principal, thread_id: str, run_id: str) -> Run:
+    await svc.threads.get_row(principal, thread_id)
+    run = await _load_run(svc, run_id)
+    if run is None or run.thread_id != thread_id:
+        raise ApiError(404, "not_found", f"there is no run {run_id!r} on thread {thread_id!r}")
+    return run
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(
+    thread_id: str, run_id: str, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, Any]:
+    return run_dict(await _visible_run(svc, principal, thread_id, run_id))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_run(
+    thread_id: str, run_id: str, principal: CurrentPrincipal, svc: ServicesDep
+) -> Response:
+    run = await _visible_run(svc, principal, thread_id, run_id)
+    if run.status not in TERMINAL:
+        raise ApiError(409, "conflict", f"run {run_id} is {run.status}; cancel it first")
+    async with svc.system.db.transaction() as session:
+        row = await session.get(Run, run_id)
+        if row is not None:
+            await session.delete(row)
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(
+    thread_id: str, run_id: str, principal: CurrentPrincipal, svc: ServicesDep
+) -> Any:
+    run = await _visible_run(svc, principal, thread_id, run_id)
+    if run.status in TERMINAL:
+        state = await svc.threads.state(principal, thread_id)
+        values = state["values"]
+        if state["interrupts"]:
+            values = {**values, "__interrupt__": state["interrupts"]}
+        return _jsonable(values)
+    return _jsonable(await _final_values(svc, run))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(
+    thread_id: str,
+    run_id: str,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    cancel_on_disconnect: bool = False,
+) -> Response:
+    run = await _visible_run(svc, principal, thread_id, run_id)
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    modes = (
+        {"messages" if mode == "messages-tuple" else mode for mode in stream_mode}
+        if stream_mode
+        else None
+    )
+
+    async def cancel() -> None:
+        await _cancel(svc, run.run_id, "interrupt")
+
+    return run_event_stream(
+        svc.runner.events,
+        run.run_id,
+        after=after,
+        modes=modes,
+        headers=_location(run),
+        on_disconnect=cancel if cancel_on_disconnect else None,
+    )
+
+
+async def _cancel(svc: Services, run_id: str, action: str) -> Run | None:
+    """Ask a run to stop; a pending run stops at once, a running one within a second."""
+    async with svc.system.db.transaction() as session:
+        run = await session.get(Run, run_id)
+        if run is None or run.status in TERMINAL:
+            return run
+        if run.status == "pending":
+            run.status = "interrupted"
+            run.stop_reason = "cancelled"
+            run.ended_at = utcnow()
+            thread = await session.get(Thread, run.thread_id)
+            if thread is not None and thread.status == "busy":
+                thread.status = "idle"
+        else:
+            run.cancel_requested = action
+    svc.runner.cancel_local(run_id)
+    return run
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: str,
+    run_id: str,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    wait: bool = False,
+    action: Annotated[str, Query(pattern="^(interrupt|rollback)$")] = "interrupt",
+) -> Response:
+    run = await _visible_run(svc, principal, thread_id, run_id)
+    await _cancel(svc, run.run_id, action)
+    if wait:
+        async for _ in svc.runner.events.follow(run.run_id):
+            pass
+        return Response(status_code=204)
+    return Response(status_code=202)
+
+
+@router.post("/runs/cancel")
+async def cancel_runs(
+    request: Request, principal: CurrentPrincipal, svc: ServicesDep, action: str = "interrupt"
+) -> Response:
+    body = await request.json() if await request.body() else {}
+    thread_id = body.get("thread_id")
+    run_ids = body.get("run_ids") or []
+    statement = select(Run).where(
+        Run.tenant == principal.tenant, Run.status.in_(("pending", "running"))
+    )
+    if thread_id:
+        statement = statement.where(Run.thread_id == thread_id)
+    if run_ids:
+        statement = statement.where(Run.run_id.in_(run_ids))
+    async with svc.system.db.session() as session:
+        runs = list((await session.execute(statement)).scalars())
+        threads = {run.thread_id: await session.get(Thread, run.thread_id) for run in runs}
+    for run in runs:
+        thread = threads.get(run.thread_id)
+        if thread is not None and may_read_thread(principal, thread):
+            await _cancel(svc, run.run_id, action)
+    return Response(status_code=204)
+
+
+# --- stateless runs -------------------------------------------------------------------------
+
+
+@router.post("/runs")
+async def create_stateless_run(
+    body: RunCreate,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    run = await _submit(svc, principal, None, body, idempotency_key, stateless=True)
+    return JSONResponse(_jsonable(run_dict(run)), headers=_location(run))
+
+
+@router.post("/runs/stream")
+async def stream_stateless_run(
+    body: RunCreate,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    run = await _submit(svc, principal, None, body, idempotency_key, stateless=True)
+    return _stream(svc, run, body)
+
+
+@router.post("/runs/wait")
+async def wait_stateless_run(
+    body: RunCreate,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    run = await _submit(svc, principal, None, body, idempotency_key, stateless=True)
+    return JSONResponse(_jsonable(await _final_values(svc, run)), headers=_location(run))
+
+
+def _jsonable(value: Any) -> Any:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(value)

@@ -1,0 +1,181 @@
+"""Run events: appended to ``run_events`` in batches and pushed to live subscribers.
+
+Every event has a per-run sequence number (the SSE ``id``). A subscriber first
+reads what the database holds after its ``Last-Event-ID``, then what this process
+still buffers, then live events, so a rejoined stream has no gap and no duplicate.
+Runs executing in another process are followed by polling the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from store import Database
+from store.models import Run, RunEvent
+
+EVENT_BATCH = 64
+EVENT_FLUSH_SECONDS = 0.25
+POLL_SECONDS = 0.2
+TERMINAL = frozenset({"success", "error", "timeout", "interrupted"})
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    event: str
+    data: Any
+
+
+@dataclass
+class _Live:
+    events: list[Event] = field(default_factory=list)
+    subscribers: set[asyncio.Queue[Event | None]] = field(default_factory=set)
+    done: bool = False
+
+
+class EventLog:
+    """One run's event writer: numbering, batching and live delivery."""
+
+    def __init__(self, bus: EventBus, run_id: str, first_seq: int = 0) -> None:
+        self.bus = bus
+        self.run_id = run_id
+        self.seq = first_seq
+        self.pending: list[RunEvent] = []
+        self.last_flush = time.monotonic()
+
+    async def add(self, event: str, data: Any) -> Event:
+        self.seq += 1
+        item = Event(self.seq, event, data)
+        self.pending.append(RunEvent(run_id=self.run_id, seq=item.seq, event=event, data=data))
+        self.bus._deliver(self.run_id, item)
+        if (
+            len(self.pending) >= EVENT_BATCH
+            or time.monotonic() - self.last_flush >= EVENT_FLUSH_SECONDS
+        ):
+            await self.flush()
+        return item
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        async with self.bus.db.transaction() as session:
+            session.add_all(batch)
+        self.last_flush = time.monotonic()
+
+    async def close(self) -> None:
+        """Flush what is left and tell subscribers the run has ended."""
+        await self.flush()
+        self.bus._finish(self.run_id)
+
+
+class EventBus:
+    """Live delivery of run events within this process, backed by the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._live: dict[str, _Live] = {}
+        self._opened: dict[str, asyncio.Event] = {}
+
+    async def open(self, run_id: str) -> EventLog:
+        """Start (or, for a reclaimed run, continue) a run's event log."""
+        async with self.db.session() as session:
+            last = (
+                await session.execute(
+                    select(RunEvent.seq)
+                    .where(RunEvent.run_id == run_id)
+                    .order_by(RunEvent.seq.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        self._live[run_id] = _Live()
+        if (opened := self._opened.pop(run_id, None)) is not None:
+            opened.set()
+        return EventLog(self, run_id, first_seq=last or 0)
+
+    def _deliver(self, run_id: str, item: Event) -> None:
+        live = self._live.get(run_id)
+        if live is None:
+            return
+        live.events.append(item)
+        for queue in live.subscribers:
+            queue.put_nowait(item)
+
+    def _finish(self, run_id: str) -> None:
+        live = self._live.pop(run_id, None)
+        if live is None:
+            return
+        live.done = True
+        for queue in live.subscribers:
+            queue.put_nowait(None)
+
+    def is_live(self, run_id: str) -> bool:
+        return run_id in self._live
+
+    async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """Every event of the run with ``seq > after``, in order, until the run ends."""
+        last = after
+        while True:
+            live = self._live.get(run_id)
+            if live is not None:
+                async for item in self._follow_live(run_id, live, last):
+                    last = item.seq
+                    yield item
+                # The run ended here, or was handed back to the queue: the database says which.
+            # Not executing here (yet): read the database until the run ends or starts here.
+            finished = await self._finished(run_id)
+            for item in await self._stored(run_id, last):
+                last = item.seq
+                yield item
+            if finished:
+                return
+            opened = self._opened.setdefault(run_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(opened.wait(), POLL_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def _follow_live(self, run_id: str, live: _Live, after: int) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        live.subscribers.add(queue)
+        try:
+            last = after
+            for item in await self._stored(run_id, last):
+                last = item.seq
+                yield item
+            for item in list(live.events):
+                if item.seq > last:
+                    last = item.seq
+                    yield item
+            if live.done:
+                return
+            while (received := await queue.get()) is not None:
+                if received.seq > last:
+                    last = received.seq
+                    yield received
+        finally:
+            live.subscribers.discard(queue)
+
+    async def _stored(self, run_id: str, after: int) -> list[Event]:
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(RunEvent)
+                    .where(RunEvent.run_id == run_id, RunEvent.seq > after)
+                    .order_by(RunEvent.seq)
+                )
+            ).scalars()
+            return [Event(row.seq, row.event, row.data) for row in rows]
+
+    async def _finished(self, run_id: str) -> bool:
+        async with self.db.session() as session:
+            status = (
+                await session.execute(select(Run.status).where(Run.run_id == run_id))
+            ).scalar_one_or_none()
+        return status is None or status in TERMINAL

@@ -1,0 +1,108 @@
+"""The run queue's workers: claim runs from SQL with a lease, heartbeat, execute.
+
+A run whose lease lapsed (its worker died) is claimed again and continues from
+its last checkpoint; a lease has one owner, so no run executes twice at once.
+Cancellation requested by another process is noticed within ``CANCEL_POLL_SECONDS``.
+Shutdown hands in-flight runs back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from runtime.runs import LEASE_SECONDS, Runner, lease_owner
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+CANCEL_POLL_SECONDS = 0.25
+
+
+class Worker:
+    """Executes up to ``concurrency`` runs at a time from the queue."""
+
+    def __init__(self, runner: Runner, *, concurrency: int = 4) -> None:
+        self.runner = runner
+        self.concurrency = concurrency
+        self.owner = lease_owner()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Look at the queue now (a run was just submitted or finished)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name=f"worker {self.owner}")
+
+    async def stop(self, *, grace_seconds: float = 5.0) -> None:
+        """Stop claiming; let in-flight runs finish within ``grace_seconds``, then hand the
+        rest back to the queue (another worker resumes them from their checkpoints)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._active:
+            _, pending = await asyncio.wait(list(self._active.values()), timeout=grace_seconds)
+            for run_id, task in list(self._active.items()):
+                if task in pending:
+                    self.runner.hand_back(run_id)
+                    task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            claimed = False
+            if len(self._active) < self.concurrency:
+                try:
+                    run_id = await self.runner.claim_next(self.owner)
+                except Exception:  # a locked or unreachable store: retry after the poll
+                    log.exception("claiming a run failed")
+                    run_id = None
+                if run_id is not None:
+                    claimed = True
+                    task = asyncio.create_task(self._execute(run_id), name=f"run {run_id}")
+                    self._active[run_id] = task
+            if claimed:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+
+    async def _execute(self, run_id: str) -> None:
+        watcher = asyncio.create_task(self._watch(run_id))
+        try:
+            await self.runner.execute(run_id, self.owner)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("run %s failed outside the graph", run_id)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            self._active.pop(run_id, None)
+            self._wake.set()
+
+    async def _watch(self, run_id: str) -> None:
+        """Renew the lease, and cancel the run when another process asks for it."""
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + LEASE_SECONDS / 3
+        while True:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            try:
+                if loop.time() >= renew_at:
+                    action = await self.runner.heartbeat(run_id, self.owner)
+                    renew_at = loop.time() + LEASE_SECONDS / 3
+                else:
+                    action = await self.runner.cancel_requested(run_id)
+            except LookupError:
+                log.warning("lost the lease of run %s; stopping it here", run_id)
+                self.runner.hand_back(run_id)
+                self.runner.cancel_local(run_id)
+                return
+            if action:
+                self.runner.cancel_local(run_id)
+                return
