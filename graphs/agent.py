@@ -19,7 +19,6 @@ from langgraph.types import interrupt
 from graphs import limits as lim
 from graphs.context import RunContext
 from graphs.interrupts import Decision, approval_request, parse_decisions
-from graphs.tool_schemas import tool_definitions
 from tools import CallContext, CallKey, ToolCall, ToolError
 from tools.policy import PolicyDecision
 
@@ -81,14 +80,11 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
     repairs = _dangling_tool_calls(state["messages"])
     history = [*state["messages"], *repairs]
     prompt = [SystemMessage(ctx.prompt.text)] if ctx.prompt else []
-    model: Any = ctx.model
-    if ctx.tool_names:
-        model = model.bind_tools(tool_definitions(ctx.tools.registry, ctx.tool_names))
-    reply = await model.ainvoke([*prompt, *history])
+    reply = await ctx.model.ainvoke([*prompt, *history])
     return {"messages": [*repairs, reply], "steps": state.get("steps", 0) + 1}
 
 
-def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Check every proposed call; ask a human (``interrupt``) for those that need it."""
     ctx = runtime.context
     ai = _last_ai(state)
@@ -97,7 +93,7 @@ def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     approved: list[dict[str, Any]] = []
     pending: list[tuple[ToolCall, str]] = []
     for raw in ai.tool_calls:
-        call = ToolCall(name=raw["name"], args=raw["args"], id=raw["id"] or "")
+        call = _as_call(raw)
         decision = _check(ctx, call)
         if decision.verdict == "deny":
             assert decision.error is not None
@@ -121,7 +117,9 @@ def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                     edited_args[call.id] = outcome["args"]
         if edited_args:
             update["messages"] = [_with_edited_args(ai, edited_args)]
-    update["messages"] = [*update.get("messages", []), *errors]
+    messages = [*update.get("messages", []), *errors]
+    if messages:  # an empty list would still re-serialise the whole history
+        update["messages"] = messages
     update["approved"] = approved
     return update
 
@@ -180,7 +178,10 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     info = runtime.execution_info
     assert info is not None and info.thread_id is not None
     results: list[ToolMessage] = []
-    cleared = state.get("approved") or []
+    cleared = state.get("approved")
+    if not cleared:  # routed here directly: every call of the last message was allowed
+        ai = _last_ai(state)
+        cleared = [_cleared(_as_call(raw), None) for raw in (ai.tool_calls if ai else [])]
     for item in cleared:
         call = ToolCall(name=item["name"], args=item["args"], id=item["id"])
         outcome = await ctx.tools.execute(
@@ -208,13 +209,13 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     }
 
 
-def finish(state: AgentState) -> dict[str, Any]:
+async def finish(state: AgentState) -> dict[str, Any]:
     ai = _last_ai(state)
     text = ai.text if ai is not None else ""
     return {"stop_reason": lim.COMPLETED, "final_message": text, "resume_at": None}
 
 
-def stop(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+async def stop(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """End the run at a limit; resuming (``Command(goto="resume")``) re-checks the limits."""
     hit = _limit_hit(state, runtime.context)
     assert hit is not None, "stop reached without a limit being hit"
@@ -225,7 +226,7 @@ def stop(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     }
 
 
-def resume(state: AgentState) -> dict[str, Any]:
+async def resume(state: AgentState) -> dict[str, Any]:
     """Entry point for continuing a thread that a limit stopped."""
     return {"stop_reason": None, "final_message": None, "resume_at": None}
 
@@ -247,14 +248,22 @@ def _limit_hit(state: AgentState, ctx: RunContext) -> lim.LimitHit | None:
 
 def route_after_model(
     state: AgentState, runtime: Runtime[RunContext]
-) -> Literal["gate", "finish", "stop"]:
+) -> Literal["gate", "act", "finish", "stop"]:
     ai = _last_ai(state)
     if ai is None or not ai.tool_calls:
         return "finish"
     ctx = runtime.context
     if lim.before_tools(state.get("tool_calls", 0), len(ai.tool_calls), ctx.limits, ctx.deadline):
         return "stop"
+    # Calls the policy allows outright go straight to act (whose executor checks them
+    # again); the gate step runs only when a call is refused or needs a human.
+    if all(_check(ctx, _as_call(raw)).verdict == "allow" for raw in ai.tool_calls):
+        return "act"
     return "gate"
+
+
+def _as_call(raw: Any) -> ToolCall:
+    return ToolCall(name=raw["name"], args=raw["args"], id=raw["id"] or "")
 
 
 def route_after_gate(

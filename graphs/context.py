@@ -4,8 +4,9 @@ dependencies, never checkpointed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
 from graphs.limits import Limits
 from graphs.prompts import Prompt
@@ -20,7 +21,8 @@ class RunContext:
     """The requester: the run acts as this principal, re-checked on every call."""
     decided_by: str | None
     """Who answered the pending interrupt in this run (None when nothing was decided)."""
-    model: BaseChatModel
+    model: Runnable[Any, Any]
+    """The chat model, already bound to this assistant's tool definitions."""
     tools: ToolExecutor
     tool_names: tuple[str, ...]
     allowed_scopes: frozenset[str] | None

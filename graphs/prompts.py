@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,10 @@ def versions(name: str, directory: Path = PROMPTS_DIR) -> list[str]:
     return sorted(found, key=lambda version: int(version[1:]))
 
 
+@functools.lru_cache(maxsize=256)
 def load_prompt(name: str, version: str | None = None, directory: Path = PROMPTS_DIR) -> Prompt:
-    """Prompt ``name`` at ``version`` (default: the newest).
+    """Prompt ``name`` at ``version`` (default: the newest). Files are read once per
+    process: prompt versions are immutable, a change is a new version.
 
     Raises:
         PromptNotFound: no such prompt or version.

@@ -86,10 +86,13 @@ class AssistantService:
         Raises:
             AssistantNotFound: no such assistant for this tenant.
         """
-        row = await self._row(tenant, assistant_id)
-        if row is not None:
-            return _config_of(row)
-        return self.system.assistants.get(assistant_id)
+        try:  # configured ids are never taken by API assistants (create refuses them)
+            return self.system.assistants.get(assistant_id)
+        except AssistantNotFound:
+            row = await self._row(tenant, assistant_id)
+        if row is None:
+            raise AssistantNotFound(f"there is no assistant {assistant_id!r}")
+        return _config_of(row)
 
     async def get(self, tenant: str, assistant_id: str) -> dict[str, Any]:
         row = await self._row(tenant, assistant_id)

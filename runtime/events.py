@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from store import Database
-from store.models import Run, RunEvent
+from store.models import Run, RunEvent, utcnow
 
 EVENT_BATCH = 64
 EVENT_FLUSH_SECONDS = 0.25
@@ -34,9 +34,12 @@ class Event:
 
 @dataclass
 class _Live:
+    first_seq: int = 0
+    """Events after this sequence number are all in ``events``."""
     events: list[Event] = field(default_factory=list)
     subscribers: set[asyncio.Queue[Event | None]] = field(default_factory=set)
     done: bool = False
+    ended: bool = False
 
 
 class EventLog:
@@ -46,13 +49,21 @@ class EventLog:
         self.bus = bus
         self.run_id = run_id
         self.seq = first_seq
-        self.pending: list[RunEvent] = []
+        self.pending: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
 
     async def add(self, event: str, data: Any) -> Event:
         self.seq += 1
         item = Event(self.seq, event, data)
-        self.pending.append(RunEvent(run_id=self.run_id, seq=item.seq, event=event, data=data))
+        self.pending.append(
+            {
+                "run_id": self.run_id,
+                "seq": item.seq,
+                "event": event,
+                "data": data,
+                "created_at": utcnow(),
+            }
+        )
         self.bus._deliver(self.run_id, item)
         if (
             len(self.pending) >= EVENT_BATCH
@@ -66,13 +77,14 @@ class EventLog:
             return
         batch, self.pending = self.pending, []
         async with self.bus.db.transaction() as session:
-            session.add_all(batch)
+            await session.execute(insert(RunEvent), batch)  # one executemany, no RETURNING
         self.last_flush = time.monotonic()
 
-    async def close(self) -> None:
-        """Flush what is left and tell subscribers the run has ended."""
+    async def close(self, *, ended: bool = True) -> None:
+        """Flush what is left and tell subscribers this process is done with the run:
+        it ``ended``, or it was handed back to the queue to continue elsewhere."""
         await self.flush()
-        self.bus._finish(self.run_id)
+        self.bus._finish(self.run_id, ended=ended)
 
 
 class EventBus:
@@ -83,8 +95,14 @@ class EventBus:
         self._live: dict[str, _Live] = {}
         self._opened: dict[str, asyncio.Event] = {}
 
-    async def open(self, run_id: str) -> EventLog:
-        """Start (or, for a reclaimed run, continue) a run's event log."""
+    async def open(self, run_id: str, *, fresh: bool = False) -> EventLog:
+        """Start (or, for a reclaimed run, continue) a run's event log. ``fresh``: the run
+        has never executed, so it has no events yet."""
+        if fresh:
+            self._live[run_id] = _Live(first_seq=0)
+            if (opened := self._opened.pop(run_id, None)) is not None:
+                opened.set()
+            return EventLog(self, run_id, first_seq=0)
         async with self.db.session() as session:
             last = (
                 await session.execute(
@@ -94,7 +112,7 @@ class EventBus:
                     .limit(1)
                 )
             ).scalar_one_or_none()
-        self._live[run_id] = _Live()
+        self._live[run_id] = _Live(first_seq=last or 0)
         if (opened := self._opened.pop(run_id, None)) is not None:
             opened.set()
         return EventLog(self, run_id, first_seq=last or 0)
@@ -107,11 +125,12 @@ class EventBus:
         for queue in live.subscribers:
             queue.put_nowait(item)
 
-    def _finish(self, run_id: str) -> None:
+    def _finish(self, run_id: str, *, ended: bool) -> None:
         live = self._live.pop(run_id, None)
         if live is None:
             return
         live.done = True
+        live.ended = ended
         for queue in live.subscribers:
             queue.put_nowait(None)
 
@@ -127,7 +146,9 @@ class EventBus:
                 async for item in self._follow_live(run_id, live, last):
                     last = item.seq
                     yield item
-                # The run ended here, or was handed back to the queue: the database says which.
+                if live.ended:
+                    return
+                # Handed back to the queue: follow it wherever it continues.
             # Not executing here (yet): read the database until the run ends or starts here.
             finished = await self._finished(run_id)
             for item in await self._stored(run_id, last):
@@ -146,9 +167,10 @@ class EventBus:
         live.subscribers.add(queue)
         try:
             last = after
-            for item in await self._stored(run_id, last):
-                last = item.seq
-                yield item
+            if after < live.first_seq:  # older events are only in the database
+                for item in await self._stored(run_id, last):
+                    last = item.seq
+                    yield item
             for item in list(live.events):
                 if item.seq > last:
                     last = item.seq

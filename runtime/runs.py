@@ -32,6 +32,7 @@ from graphs.interrupts import InvalidDecision, parse_decisions
 from graphs.prompts import PromptNotFound, load_prompt
 from graphs.registry import GraphEntry, GraphNotFound
 from graphs.serialization import message_to_dict, to_jsonable
+from graphs.tool_schemas import tool_definitions
 from identity import Principal
 from providers import ModelSpecError
 from runtime.assistants import AssistantService
@@ -179,6 +180,7 @@ class Runner:
         self._graphs: dict[tuple[str, str], Pregel[Any, Any, Any, Any]] = {}
         self._tasks: dict[str, asyncio.Task[RunSummary]] = {}
         self._handing_back: set[str] = set()
+        self._handed_back: set[str] = set()
 
     # --- the CLI's inline path ------------------------------------------------------------
 
@@ -198,12 +200,10 @@ class Runner:
         Raises:
             RunRequestError: the request is invalid; nothing was written.
         """
-        run = await self.submit(request)
         owner = lease_owner()
-        if not await self.claim(run.run_id, owner):
-            raise RunConflict(f"thread {run.thread_id} is busy with another run")
+        run = await self.submit(request, claim_for=owner)
         yield {"event": "metadata", "thread_id": run.thread_id, "run_id": run.run_id}
-        log = await self.events.open(run.run_id)
+        log = await self.events.open(run.run_id, fresh=True)
         task = asyncio.create_task(self.execute(run.run_id, owner, log=log))
         try:
             async for event in self.events.follow(run.run_id):
@@ -219,8 +219,9 @@ class Runner:
 
     # --- submission -----------------------------------------------------------------------
 
-    async def submit(self, request: RunRequest) -> Run:
-        """Validate ``request`` and write a ``pending`` run (and the thread, if new).
+    async def submit(self, request: RunRequest, *, claim_for: str | None = None) -> Run:
+        """Validate ``request`` and write a ``pending`` run (and the thread, if new);
+        with ``claim_for``, the run is leased to that owner in the same transaction.
 
         Raises:
             RunNotFound: the thread does not exist (or is not visible to the caller).
@@ -283,7 +284,7 @@ class Runner:
                 "assistant_id": assistant.assistant_id,
             }
             await session.flush()
-            await self._apply_multitask(session, row, request.multitask_strategy)
+            to_cancel = await self._apply_multitask(session, row, request.multitask_strategy)
             run = Run(
                 run_id=run_id,
                 thread_id=thread_id,
@@ -303,7 +304,13 @@ class Runner:
                 multitask_strategy=request.multitask_strategy,
                 idempotency_key=request.idempotency_key,
             )
+            if claim_for is not None:
+                if await _thread_running(session, thread_id):
+                    raise RunConflict(f"thread {thread_id} is busy with another run")
+                _lease(run, claim_for)
             session.add(run)
+        for run_id in to_cancel:  # after the commit, so the run sees why it is cancelled
+            self.cancel_local(run_id)
         return run
 
     async def _idempotent(self, principal: Principal, key: str) -> Run | None:
@@ -467,7 +474,9 @@ class Runner:
             return principal
         return _principal_of(last)
 
-    async def _apply_multitask(self, session: Any, thread: Thread, strategy: str) -> None:
+    async def _apply_multitask(self, session: Any, thread: Thread, strategy: str) -> list[str]:
+        """Apply the multitask strategy; return the runs to cancel once this commits."""
+        to_cancel: list[str] = []
         active = (
             (
                 await session.execute(
@@ -484,7 +493,7 @@ class Runner:
                 continue
             live.append(run)
         if not live or strategy == "enqueue":
-            return
+            return to_cancel
         if strategy == "reject":
             raise RunConflict(
                 f"thread {thread.thread_id} already has a run in flight ({live[0].run_id}); "
@@ -495,7 +504,8 @@ class Runner:
                 _end_run(run, "interrupted", lim.CANCELLED, f"replaced by a newer run ({strategy})")
             else:
                 run.cancel_requested = strategy
-                self.cancel_local(run.run_id)
+                to_cancel.append(run.run_id)
+        return to_cancel
 
     # --- claiming -------------------------------------------------------------------------
 
@@ -505,16 +515,7 @@ class Runner:
             run = await session.get(Run, run_id)
             if run is None or run.status != "pending":
                 return False
-            busy = (
-                await session.execute(
-                    select(Run.run_id).where(
-                        Run.thread_id == run.thread_id,
-                        Run.status == "running",
-                        Run.run_id != run_id,
-                    )
-                )
-            ).first()
-            if busy is not None:
+            if await _thread_running(session, run.thread_id, other_than=run_id):
                 return False
             _lease(run, owner)
             return True
@@ -599,11 +600,16 @@ class Runner:
         assert task is not None
         self._tasks[run_id] = task  # type: ignore[assignment]
         log = log or await self.events.open(run_id)
+        handed_back = False
         try:
             return await self._execute(run_id, owner, log)
+        except asyncio.CancelledError:
+            handed_back = run_id in self._handed_back
+            self._handed_back.discard(run_id)
+            raise
         finally:
             self._tasks.pop(run_id, None)
-            await asyncio.shield(log.close())
+            await asyncio.shield(log.close(ended=not handed_back))
 
     async def _execute(self, run_id: str, owner: str, log: EventLog) -> RunSummary:
         async with self.system.db.session() as session:
@@ -675,6 +681,7 @@ class Runner:
         except asyncio.CancelledError:
             if run_id in self._handing_back:
                 self._handing_back.discard(run_id)
+                self._handed_back.add(run_id)
                 await asyncio.shield(self.release(run_id, owner))
                 raise
             action = await self.cancel_requested(run_id)
@@ -734,11 +741,14 @@ class Runner:
         system = self.system
         prompt = load_prompt(plan.entry.prompt, plan.prompt_version) if plan.entry.prompt else None
         names = plan.assistant.tools if plan.assistant.tools is not None else system.tools.names()
+        model: Any = system.model(plan.model_spec)
+        if names:
+            model = model.bind_tools(tool_definitions(system.tools, names))
         return RunContext(
             run_id=run.run_id,
             principal=plan.requester,
             decided_by=run.submitted_by or plan.requester.user,
-            model=system.model(plan.model_spec),
+            model=model,
             tools=system.executor,
             tool_names=tuple(names),
             allowed_scopes=(
@@ -849,6 +859,13 @@ def _chunk_data(mode: str, chunk: Any) -> Any:
         data = message_to_dict(message) if isinstance(message, BaseMessage) else message
         return [to_jsonable(data), to_jsonable(metadata)]
     return to_jsonable(chunk)
+
+
+async def _thread_running(session: Any, thread_id: str, other_than: str | None = None) -> bool:
+    statement = select(Run.run_id).where(Run.thread_id == thread_id, Run.status == "running")
+    if other_than is not None:
+        statement = statement.where(Run.run_id != other_than)
+    return (await session.execute(statement.limit(1))).first() is not None
 
 
 def _lease(run: Run, owner: str) -> None:

@@ -70,8 +70,11 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # Writers take the write lock up front; readers run each statement on its own
+        # (WAL gives every statement a consistent snapshot), saving two round trips.
+        mode = connection.get_execution_options().get(_BEGIN_OPTION)
+        if mode is not None:
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:

@@ -79,7 +79,12 @@ class ToolSpec:
         return self.approval if isinstance(self.approval, str) else "predicate"
 
     def input_schema(self) -> dict[str, Any]:
-        return self.input_model.model_json_schema()
+        """The input model's JSON schema (computed once; treat it as read-only)."""
+        cached = self.__dict__.get("_input_schema")
+        if cached is None:
+            cached = self.input_model.model_json_schema()
+            object.__setattr__(self, "_input_schema", cached)
+        return cached  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ async def test_run_rows_and_events_are_recorded(tmp_path: Path, data_dir: Path) 
     names = [event.event for event in events]
     assert names[0] == "metadata" and names[-1] == "end"
     assert [event.seq for event in events] == list(range(1, len(events) + 1))
-    assert names.count("updates") == 5
+    assert names.count("updates") == 4  # model, act, model, finish
 
 
 async def test_cancelled_run_is_recorded_and_the_thread_resumes(
