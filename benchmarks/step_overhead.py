@@ -55,9 +55,10 @@ from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 from pydantic import BaseModel, ConfigDict
 
-from benchmarks._turns import bench_input, turn
+from benchmarks._turns import bench_input
 from graphs.checkpointer import sqlite_checkpointer
 from identity import local_principal
+from providers.scripted import build_scripted_model
 from runtime.runs import Runner, RunRequest
 from runtime.settings import Settings
 from runtime.system import System, open_system
@@ -103,18 +104,12 @@ class BareState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
+BARE_MODEL = build_scripted_model("benchmarks._turns:turn")
+
+
 async def bare_model(state: BareState) -> dict[str, Any]:
-    """Same turn function and the same AIMessage shape as ``ScriptedChatModel``."""
-    messages = state["messages"]
-    index = sum(1 for message in messages if isinstance(message, AIMessage))
-    reply = turn(list(messages))
-    calls = [
-        {"name": call["name"], "args": call["args"], "id": f"call_{index}_0", "type": "tool_call"}
-        for call in reply.get("tool_calls", [])
-    ]
-    return {
-        "messages": [AIMessage(content=reply["content"], tool_calls=calls, id=f"scripted-{index}")]
-    }
+    """The same chat model, called the same way (the model is not the loop's overhead)."""
+    return {"messages": [await BARE_MODEL.ainvoke(state["messages"])]}
 
 
 async def bare_tool(state: BareState) -> dict[str, Any]:

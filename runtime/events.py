@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import Database
 from store.models import Run, RunEvent, utcnow
@@ -52,7 +53,7 @@ class EventLog:
         self.pending: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
 
-    async def add(self, event: str, data: Any) -> Event:
+    async def add(self, event: str, data: Any, *, flush: bool = True) -> Event:
         self.seq += 1
         item = Event(self.seq, event, data)
         self.pending.append(
@@ -65,19 +66,23 @@ class EventLog:
             }
         )
         self.bus._deliver(self.run_id, item)
-        if (
+        if flush and (
             len(self.pending) >= EVENT_BATCH
             or time.monotonic() - self.last_flush >= EVENT_FLUSH_SECONDS
         ):
             await self.flush()
         return item
 
-    async def flush(self) -> None:
+    async def flush(self, session: AsyncSession | None = None) -> None:
+        """Write the pending events (in ``session``'s transaction when given)."""
         if not self.pending:
             return
         batch, self.pending = self.pending, []
-        async with self.bus.db.transaction() as session:
+        if session is not None:
             await session.execute(insert(RunEvent), batch)  # one executemany, no RETURNING
+        else:
+            async with self.bus.db.transaction() as own:
+                await own.execute(insert(RunEvent), batch)
         self.last_flush = time.monotonic()
 
     async def close(self, *, ended: bool = True) -> None:

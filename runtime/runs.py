@@ -806,23 +806,6 @@ class Runner:
             final = "Cancelled; resuming the thread continues from its last checkpoint."
         elif forced and not final:
             final = f"Stopped: {forced.replace('_', ' ')}; raise the limit and resume."
-        async with self.system.db.transaction() as session:
-            row = await session.get(Run, run.run_id)
-            thread = await session.get(Thread, plan.thread_id)
-            assert row is not None and thread is not None
-            _end_run(row, run_status, reason, error)
-            if rollback:
-                await session.delete(row)
-            other_active = (
-                await session.execute(
-                    select(Run.run_id).where(
-                        Run.thread_id == plan.thread_id,
-                        Run.status.in_(ACTIVE),
-                        Run.run_id != run.run_id,
-                    )
-                )
-            ).first()
-            thread.status = "busy" if other_active and not interrupts else thread_status
         summary = RunSummary(
             thread_id=plan.thread_id,
             run_id=run.run_id,
@@ -834,13 +817,37 @@ class Runner:
             error=error,
         )
         if error:
-            await log.add("error", {"error": "run_failed", "message": error})
+            await log.add("error", {"error": "run_failed", "message": error}, flush=False)
         final_values = to_jsonable(values)
         if interrupts:
             final_values["__interrupt__"] = interrupts
         await log.add(
-            "end", {**summary.to_dict(), "run_status": run_status, "values": final_values}
+            "end",
+            {**summary.to_dict(), "run_status": run_status, "values": final_values},
+            flush=False,
         )
+        # The last events commit with the final status: whoever sees the run ended (by
+        # polling the database) also sees every event.
+        async with self.system.db.transaction() as session:
+            row = await session.get(Run, run.run_id)
+            thread = await session.get(Thread, plan.thread_id)
+            assert row is not None and thread is not None
+            _end_run(row, run_status, reason, error)
+            other_active = (
+                await session.execute(
+                    select(Run.run_id).where(
+                        Run.thread_id == plan.thread_id,
+                        Run.status.in_(ACTIVE),
+                        Run.run_id != run.run_id,
+                    )
+                )
+            ).first()
+            thread.status = "busy" if other_active and not interrupts else thread_status
+            if rollback:
+                await session.delete(row)
+                log.pending.clear()
+            else:
+                await log.flush(session)
         if (run.kwargs or {}).get("on_completion") == "delete" and not interrupts:
             await self.delete_thread(plan.thread_id)
         return summary
