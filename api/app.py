@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.body_limit import BodySizeLimit
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.routes import assistants, meta, runs, threads
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
             allow_headers=["*"],
             expose_headers=["Content-Location", "Location"],
         )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     for module in (meta, assistants, threads, runs):
         app.include_router(module.router, prefix=API_PREFIX)

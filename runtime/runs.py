@@ -285,6 +285,7 @@ class Runner:
             }
             await session.flush()
             to_cancel = await self._apply_multitask(session, row, request.multitask_strategy)
+            row.status = "busy"
             run = Run(
                 run_id=run_id,
                 thread_id=thread_id,

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
         description="Where rate-limit counters live; 'redis://host:6379' shares them "
         "between processes.",
     )
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest API request body accepted."
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Browser origins allowed to call the API, comma-separated or a JSON list.",

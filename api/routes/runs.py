@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api.deps import CurrentPrincipal, Services, ServicesDep
 from api.errors import ApiError
-from api.schemas import RunCreate
+from api.schemas import RunCreate, RunsCancel
 from api.sse import run_event_stream
 from identity import Principal
 from runtime.events import TERMINAL
-from runtime.runs import RunRequest, may_read_thread
+from runtime.runs import ACTIVE, RunRequest, may_read_thread
 from store.models import Run, Thread, utcnow
 
 router = APIRouter(tags=["runs"])
@@ -284,20 +284,20 @@ async def cancel_run(
     return Response(status_code=202)
 
 
-@router.post("/runs/cancel")
+@router.post("/runs/cancel", status_code=204)
 async def cancel_runs(
-    request: Request, principal: CurrentPrincipal, svc: ServicesDep, action: str = "interrupt"
+    body: RunsCancel,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    action: Annotated[str, Query(pattern="^(interrupt|rollback)$")] = "interrupt",
 ) -> Response:
-    body = await request.json() if await request.body() else {}
-    thread_id = body.get("thread_id")
-    run_ids = body.get("run_ids") or []
-    statement = select(Run).where(
-        Run.tenant == principal.tenant, Run.status.in_(("pending", "running"))
-    )
-    if thread_id:
-        statement = statement.where(Run.thread_id == thread_id)
-    if run_ids:
-        statement = statement.where(Run.run_id.in_(run_ids))
+    statement = select(Run).where(Run.tenant == principal.tenant, Run.status.in_(ACTIVE))
+    if body.thread_id:
+        statement = statement.where(Run.thread_id == body.thread_id)
+    if body.run_ids:
+        statement = statement.where(Run.run_id.in_(body.run_ids))
+    if body.status and body.status != "all":
+        statement = statement.where(Run.status == body.status)
     async with svc.system.db.session() as session:
         runs = list((await session.execute(statement)).scalars())
         threads = {run.thread_id: await session.get(Thread, run.thread_id) for run in runs}
