@@ -202,11 +202,13 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 status="success" if outcome.ok else "error",
             )
         )
-    return {
+    update: dict[str, Any] = {
         "messages": results,
-        "approved": [],
         "tool_calls": state.get("tool_calls", 0) + len(cleared),
     }
+    if state.get("approved"):  # writing an unchanged channel still costs a checkpoint write
+        update["approved"] = []
+    return update
 
 
 async def finish(state: AgentState) -> dict[str, Any]:
