@@ -126,6 +126,9 @@ class Settings(BaseSettings):
         description="Where rate-limit counters live; 'redis://host:6379' shares them "
         "between processes.",
     )
+    sse_heartbeat_seconds: float = Field(
+        default=10.0, gt=0, le=15, description="Interval of SSE heartbeat comments."
+    )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest API request body accepted."
     )

@@ -103,6 +103,7 @@ def _stream(svc: Services, run: Run, body: RunCreate) -> Response:
         svc.runner.events,
         run.run_id,
         modes=modes,
+        heartbeat_seconds=svc.system.settings.sse_heartbeat_seconds,
         headers={
             **_location(run),
             "Location": f"/threads/{run.thread_id}/runs/{run.run_id}/stream",
@@ -241,6 +242,7 @@ async def join_stream(
         svc.runner.events,
         run.run_id,
         after=after,
+        heartbeat_seconds=svc.system.settings.sse_heartbeat_seconds,
         modes=modes,
         headers=_location(run),
         on_disconnect=cancel if cancel_on_disconnect else None,

@@ -1,0 +1,120 @@
+"""Run creation details over HTTP: idempotency, heartbeats, errors mid-stream,
+disconnects, stateless runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.api.conftest import ApiServer
+
+HERE = Path(__file__).parent
+SLOW_MODEL = f"scripted:{HERE / 'slow_model.py'}:turn"
+FAILING_MODEL = f"scripted:{HERE / 'failing_model.py'}:turn"
+HELLO = {"messages": [{"role": "user", "content": "hello"}]}
+
+
+def _client(server: ApiServer, who: str = "alice") -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.base_url, headers=server.headers(who), timeout=30)
+
+
+async def _sse(response: httpx.Response) -> list[tuple[str, str]]:
+    """(kind, text) per line: ("comment", ...), ("event", name), ("id", n), ("data", json)."""
+    lines: list[tuple[str, str]] = []
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            lines.append(("comment", line[1:].strip()))
+        elif ":" in line:
+            field, _, value = line.partition(":")
+            lines.append((field, value.strip()))
+    return lines
+
+
+async def test_idempotency_key_returns_the_run_already_created(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve([{"content": "hi"}] * 3)
+    async with _client(server) as http:
+        tid = (await http.post("/threads", json={})).json()["thread_id"]
+        body = {"assistant_id": "agent", "input": HELLO}
+        headers = {"Idempotency-Key": "retry-me-1"}
+        first = await http.post(f"/threads/{tid}/runs", json=body, headers=headers)
+        second = await http.post(f"/threads/{tid}/runs", json=body, headers=headers)
+        assert first.status_code == second.status_code == 200
+        assert first.json()["run_id"] == second.json()["run_id"]
+        assert first.headers["content-location"] == f"/threads/{tid}/runs/{first.json()['run_id']}"
+        await http.get(f"/threads/{tid}/runs/{first.json()['run_id']}/join")
+        runs = (await http.get(f"/threads/{tid}/runs")).json()
+    assert [run["run_id"] for run in runs] == [first.json()["run_id"]]
+
+
+async def test_heartbeats_flow_while_a_run_is_quiet(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(model=SLOW_MODEL, sse_heartbeat_seconds=0.1)
+    async with _client(server) as http:
+        body = {"assistant_id": "agent", "input": HELLO, "stream_mode": "updates"}
+        async with http.stream("POST", "/runs/stream", json=body) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = await _sse(response)
+    comments = [text for kind, text in lines if kind == "comment"]
+    assert comments.count("heartbeat") >= 3
+    ids = [int(text) for kind, text in lines if kind == "id"]
+    assert ids == sorted(ids) and len(ids) == len({*ids})
+    assert next(text for kind, text in lines if kind == "event") == "metadata"
+
+
+async def test_a_failure_mid_stream_arrives_as_an_error_event(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(model=FAILING_MODEL, model_max_retries=0)
+    async with _client(server) as http:
+        tid = (await http.post("/threads", json={})).json()["thread_id"]
+        body = {"assistant_id": "agent", "input": HELLO, "stream_mode": ["updates"]}
+        async with http.stream("POST", f"/threads/{tid}/runs/stream", json=body) as response:
+            assert response.status_code == 200
+            location = response.headers["content-location"]
+            lines = await _sse(response)
+        events = [text for kind, text in lines if kind == "event"]
+        assert events[-1] == "error" and "updates" in events
+        error_data = [text for kind, text in lines if kind == "data"][-1]
+        assert "the provider is down" in error_data and "Traceback" not in error_data
+        run = (await http.get(location)).json()
+        thread = (await http.get(f"/threads/{tid}")).json()
+    assert run["status"] == "error" and thread["status"] == "error"
+
+
+async def test_disconnect_cancels_by_default_and_continue_keeps_running(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(model=SLOW_MODEL)
+    statuses: dict[str, Any] = {}
+    async with _client(server) as http:
+        for mode in ("cancel", "continue"):
+            tid = (await http.post("/threads", json={})).json()["thread_id"]
+            body = {"assistant_id": "agent", "input": HELLO, "on_disconnect": mode}
+            async with http.stream("POST", f"/threads/{tid}/runs/stream", json=body) as response:
+                location = response.headers["content-location"]
+                async for line in response.aiter_lines():
+                    if line.startswith("event: values"):
+                        break  # the client goes away mid-run
+            async with asyncio.timeout(20):
+                while (status := (await http.get(location)).json()["status"]) in (
+                    "pending",
+                    "running",
+                ):
+                    await asyncio.sleep(0.05)
+            statuses[mode] = status
+    assert statuses == {"cancel": "interrupted", "continue": "success"}
+
+
+async def test_stateless_wait_deletes_its_thread(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve([{"content": "done statelessly"}])
+    async with _client(server) as http:
+        answer = await http.post("/runs/wait", json={"assistant_id": "agent", "input": HELLO})
+        assert answer.status_code == 200
+        assert answer.json()["messages"][-1]["content"] == "done statelessly"
+        thread_id = answer.headers["content-location"].split("/")[2]
+        assert (await http.get(f"/threads/{thread_id}")).status_code == 404
+        kept = await http.post(
+            "/runs/wait",
+            json={"assistant_id": "agent", "input": HELLO, "on_completion": "keep"},
+        )
+        assert kept.json()["messages"][-1]["content"] == "done statelessly"
+        kept_id = kept.headers["content-location"].split("/")[2]
+        assert (await http.get(f"/threads/{kept_id}")).status_code == 200
