@@ -38,6 +38,7 @@ from providers import ModelSpecError
 from runtime.assistants import AssistantService
 from runtime.events import EventBus, EventLog
 from runtime.system import System
+from runtime.webhooks import WebhookError, check_webhook_url, deliver
 from store.models import Run, Thread, utcnow
 
 CliStatus = Literal["success", "interrupted", "limit", "error", "cancelled"]
@@ -45,7 +46,7 @@ MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 HARD_TIMEOUT_GRACE_SECONDS = 5.0
 LEASE_SECONDS = 30.0
 ACTIVE = ("pending", "running")
-STREAM_MODES = {"values", "updates", "messages", "messages-tuple", "custom", "debug", "events"}
+STREAM_MODES = {"values", "updates", "messages", "messages-tuple", "custom", "debug"}
 
 
 class RunRequestError(ValueError):
@@ -91,6 +92,7 @@ class RunRequest:
     if_not_exists: Literal["create", "reject"] = "create"
     idempotency_key: str | None = None
     on_completion: Literal["delete", "keep"] = "keep"
+    webhook: str | None = None
 
 
 @dataclass
@@ -181,6 +183,7 @@ class Runner:
         self._tasks: dict[str, asyncio.Task[RunSummary]] = {}
         self._handing_back: set[str] = set()
         self._handed_back: set[str] = set()
+        self._background: set[asyncio.Task[bool]] = set()
 
     # --- the CLI's inline path ------------------------------------------------------------
 
@@ -251,6 +254,11 @@ class Runner:
             except PromptNotFound as exc:
                 raise RunRequestError(str(exc)) from exc
         for mode in request.stream_mode:
+            if mode == "events":
+                raise RunRequestError(
+                    "stream_mode 'events' (LangChain astream_events) is not supported yet; "
+                    "use values, updates, messages-tuple, custom or debug"
+                )
             if mode not in STREAM_MODES:
                 raise RunRequestError(
                     f"unknown stream_mode {mode!r}; modes: {', '.join(sorted(STREAM_MODES))}"
@@ -420,7 +428,13 @@ class Runner:
                     f"thread {thread_id} has nothing to resume: its last run completed"
                 )
             kind = "continue"
+        if request.webhook:
+            try:
+                check_webhook_url(request.webhook)
+            except WebhookError as exc:
+                raise RunRequestError(str(exc)) from exc
         return {
+            "webhook": request.webhook,
             "kind": kind,
             "input": to_jsonable(graph_input),
             "command": to_jsonable(command) or None,
@@ -644,7 +658,7 @@ class Runner:
             ("messages" if m == "messages-tuple" else m)
             for m in kwargs.get("stream_mode", ["updates"])
         ]
-        modes = sorted({m for m in requested if m != "events"} | {"updates"})
+        modes = sorted({*requested, "updates"})
         error: str | None = None
         forced: str | None = None
         steps = 0
@@ -849,6 +863,20 @@ class Runner:
                 log.pending.clear()
             else:
                 await log.flush(session)
+        if webhook := (run.kwargs or {}).get("webhook"):
+            payload = {
+                "run_id": run.run_id,
+                "thread_id": plan.thread_id,
+                "assistant_id": run.assistant_id,
+                "status": run_status,
+                "stop_reason": reason,
+                "error": error,
+                "metadata": run.metadata_ or {},
+                "values": final_values,
+            }
+            task = asyncio.create_task(deliver(webhook, payload))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if (run.kwargs or {}).get("on_completion") == "delete" and not interrupts:
             await self.delete_thread(plan.thread_id)
         return summary

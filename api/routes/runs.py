@@ -70,6 +70,7 @@ async def _submit(
         if_not_exists="create" if stateless else body.if_not_exists,
         idempotency_key=idempotency_key,
         on_completion=body.on_completion or ("delete" if stateless else "keep"),
+        webhook=body.webhook,
     )
     run = await svc.runner.submit(request)
     if svc.worker is not None:

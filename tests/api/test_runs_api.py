@@ -4,6 +4,7 @@ disconnects, stateless runs."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,59 @@ async def test_stateless_wait_deletes_its_thread(serve) -> None:  # type: ignore
         assert kept.json()["messages"][-1]["content"] == "done statelessly"
         kept_id = kept.headers["content-location"].split("/")[2]
         assert (await http.get(f"/threads/{kept_id}")).status_code == 200
+
+
+class _Receiver:
+    """A local webhook receiver on 127.0.0.1 that fails its first answer."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict[str, Any]] = []
+        self.received = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                receiver.bodies.append(body)
+                first = len(receiver.bodies) == 1
+                self.send_response(503 if first else 204)
+                self.end_headers()
+                if not first:
+                    receiver.received.set()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_webhook_is_posted_on_completion_with_retries(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve([{"content": "hooked"}])
+    receiver = _Receiver()
+    try:
+        async with _client(server) as http:
+            tid = (await http.post("/threads", json={})).json()["thread_id"]
+            body = {"assistant_id": "agent", "input": HELLO, "webhook": receiver.url}
+            run = (await http.post(f"/threads/{tid}/runs", json=body)).json()
+            bad = await http.post(
+                f"/threads/{tid}/runs", json={**body, "webhook": "file:///etc/passwd"}
+            )
+        assert bad.status_code == 422 and "http" in bad.json()["message"]
+        assert await asyncio.to_thread(receiver.received.wait, 20)
+    finally:
+        receiver.close()
+    assert len(receiver.bodies) == 2  # the first delivery got a 503 and was retried
+    delivered = receiver.bodies[-1]
+    assert (delivered["run_id"], delivered["status"]) == (run["run_id"], "success")
+    assert delivered["values"]["messages"][-1]["content"] == "hooked"
