@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.body_limit import BodySizeLimit
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.routes import assistants, meta, runs, threads
+from api.routes import assistants, meta, runs, store, threads
 from identity.auth import AuthConfig, Authenticator
 from identity.ratelimit import RateLimiter
 from runtime.runs import Runner
@@ -85,6 +85,6 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
-    for module in (meta, assistants, threads, runs):
+    for module in (meta, assistants, threads, runs, store):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -186,3 +187,20 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StoreItem(Base):
+    """A LangGraph store item: a JSON document under a namespace path, owned by a tenant."""
+
+    __tablename__ = "store_items"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    namespace: Mapped[str] = mapped_column(Text, primary_key=True)
+    """The namespace labels joined with "." (a label cannot contain one)."""
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ttl_minutes: Mapped[float | None] = mapped_column(Float)
+    """The item's time to live, kept so that a read can push ``expires_at`` back."""
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -16,7 +16,16 @@ from store import StoreError, current_revision, downgrade, migrate, migration_he
 from store.migrate import sync_url
 from store.models import Base
 
-APP_TABLES = {"threads", "runs", "run_events", "tool_calls", "notes", "api_keys", "assistants"}
+APP_TABLES = {
+    "threads",
+    "runs",
+    "run_events",
+    "tool_calls",
+    "notes",
+    "api_keys",
+    "assistants",
+    "store_items",
+}
 
 # Differences between the models and the migrated schema that are known and tolerated.
 # JSON stores Python None as the JSON text 'null', so no write can tell them apart today;

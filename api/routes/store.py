@@ -1,0 +1,151 @@
+"""The LangGraph store: items under namespaces, scoped to the caller's tenant.
+
+``index`` on a put is accepted and ignored (there is no semantic index yet); a search
+with ``query`` is refused with 422 until the memory feature provides one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, Literal, TypeVar
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import CurrentPrincipal, ServicesDep
+from api.errors import ApiError
+from runtime import store_items
+from runtime.store_items import StoreItemError, StoreItemNotFound
+
+router = APIRouter(prefix="/store", tags=["store"])
+
+T = TypeVar("T")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StoreItemPut(_Body):
+    namespace: list[str]
+    key: str
+    value: dict[str, Any]
+    index: Literal[False] | list[str] | None = None
+    ttl: float | None = None
+    """Minutes until the item expires; None keeps it."""
+
+
+class StoreItemDelete(_Body):
+    namespace: list[str]
+    key: str
+
+
+class StoreItemSearch(_Body):
+    namespace_prefix: list[str] = Field(default_factory=list)
+    filter: dict[str, Any] | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    query: str | None = None
+    refresh_ttl: bool | None = None
+
+
+class StoreNamespaceSearch(_Body):
+    prefix: list[str] | None = None
+    suffix: list[str] | None = None
+    max_depth: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+async def _answer(call: Awaitable[T]) -> T:
+    """Await a store call, turning its errors into API errors (422, 404)."""
+    try:
+        return await call
+    except StoreItemError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    except StoreItemNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+
+
+@router.put("/items", status_code=204)
+async def put_item(body: StoreItemPut, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
+    await _answer(
+        store_items.put_item(
+            db=svc.system.db,
+            tenant=principal.tenant,
+            namespace=body.namespace,
+            key=body.key,
+            value=body.value,
+            ttl_minutes=body.ttl,
+        )
+    )
+    return Response(status_code=204)
+
+
+@router.get("/items")
+async def get_item(
+    namespace: str,
+    key: str,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    refresh_ttl: bool | None = None,
+) -> dict[str, Any]:
+    """``namespace`` is the labels joined with "." (``a.b`` is ``["a", "b"]``)."""
+    return await _answer(
+        store_items.get_item(
+            db=svc.system.db,
+            tenant=principal.tenant,
+            namespace=namespace.split(".") if namespace else [],
+            key=key,
+            refresh_ttl=refresh_ttl is not False,
+        )
+    )
+
+
+@router.delete("/items", status_code=204)
+async def delete_item(
+    body: StoreItemDelete, principal: CurrentPrincipal, svc: ServicesDep
+) -> Response:
+    await _answer(
+        store_items.delete_item(
+            db=svc.system.db, tenant=principal.tenant, namespace=body.namespace, key=body.key
+        )
+    )
+    return Response(status_code=204)
+
+
+@router.post("/items/search")
+async def search_items(
+    body: StoreItemSearch, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, list[dict[str, Any]]]:
+    items = await _answer(
+        store_items.search_items(
+            db=svc.system.db,
+            tenant=principal.tenant,
+            namespace_prefix=body.namespace_prefix,
+            filter=body.filter,
+            limit=body.limit,
+            offset=body.offset,
+            query=body.query,
+            refresh_ttl=body.refresh_ttl is not False,
+        )
+    )
+    return {"items": items}
+
+
+@router.post("/namespaces")
+async def list_namespaces(
+    body: StoreNamespaceSearch, principal: CurrentPrincipal, svc: ServicesDep
+) -> dict[str, list[list[str]]]:
+    namespaces = await _answer(
+        store_items.list_namespaces(
+            db=svc.system.db,
+            tenant=principal.tenant,
+            prefix=body.prefix,
+            suffix=body.suffix,
+            max_depth=body.max_depth,
+            limit=body.limit,
+            offset=body.offset,
+        )
+    )
+    return {"namespaces": namespaces}
