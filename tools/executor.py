@@ -76,7 +76,8 @@ class ToolExecutor:
 
     async def _invoke(self, tool: ToolSpec, ctx: ToolContext, args: BaseModel) -> dict:
         try:
-            output = await asyncio.wait_for(tool.handler(ctx, args), tool.timeout_seconds)
+            async with asyncio.timeout(tool.timeout_seconds):  # no extra task, unlike wait_for
+                output = await tool.handler(ctx, args)
         except ToolError:
             raise
         except TimeoutError as exc:
