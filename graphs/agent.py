@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -23,14 +23,13 @@ from tools import CallContext, CallKey, ToolCall, ToolError
 from tools.policy import PolicyDecision
 
 GRAPH_ID = "agent"
+NOT_EXECUTED = "Error (not_executed)"
 GRAPH_VERSION = "1"
 PROMPT = "agent"
 
 
 class AgentState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
-    steps: NotRequired[int]
-    tool_calls: NotRequired[int]
     approved: NotRequired[list[dict[str, Any]]]
     """Calls cleared by the gate for ``act``: {id, name, args, approved_by}."""
     stop_reason: NotRequired[str | None]
@@ -42,8 +41,6 @@ class AgentState(TypedDict):
 def fresh_turn() -> dict[str, Any]:
     """State reset that goes with new user input: counters are per run."""
     return {
-        "steps": 0,
-        "tool_calls": 0,
         "approved": [],
         "stop_reason": None,
         "final_message": None,
@@ -51,37 +48,57 @@ def fresh_turn() -> dict[str, Any]:
     }
 
 
+def turn_counts(state: AgentState) -> tuple[int, int]:
+    """Model steps and tool calls of the current turn (since the last user message),
+    counted from the messages themselves: no counter channels to checkpoint each step."""
+    steps = tool_calls = 0
+    for message in reversed(state.get("messages") or []):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, AIMessage):
+            steps += 1
+        elif isinstance(message, ToolMessage):
+            tool_calls += 1
+    return steps, tool_calls
+
+
 def _last_ai(state: AgentState) -> AIMessage | None:
-    for message in reversed(state["messages"]):
+    for message in reversed(state.get("messages") or []):
         if isinstance(message, AIMessage):
             return message
     return None
 
 
-def _dangling_tool_calls(messages: list[AnyMessage]) -> list[ToolMessage]:
-    """Answer tool calls a stopped run never executed, so the conversation stays valid."""
-    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
-    return [
-        ToolMessage(
-            content="Error (not_executed): the run stopped before this call was made",
-            tool_call_id=call["id"],
-            name=call["name"],
-            status="error",
-        )
-        for message in messages
-        if isinstance(message, AIMessage)
-        for call in message.tool_calls
-        if call["id"] not in answered
-    ]
+def model_view(messages: list[AnyMessage]) -> list[AnyMessage]:
+    """The conversation as providers require it: every tool call answered right after the
+    message that made it. Calls a stopped run never made get a ``not_executed`` answer
+    (not stored), and answers stored later (after new user input) move up to their call."""
+    answers = {m.tool_call_id: m for m in messages if isinstance(m, ToolMessage)}
+    view: list[AnyMessage] = []
+    for message in messages:
+        if isinstance(message, ToolMessage):
+            continue
+        view.append(message)
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                view.append(
+                    answers.get(call["id"] or "")
+                    or ToolMessage(
+                        content=f"{NOT_EXECUTED}: the run stopped before this call was made",
+                        tool_call_id=call["id"] or "",
+                        name=call["name"],
+                        status="error",
+                    )
+                )
+    return view
 
 
 async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    repairs = _dangling_tool_calls(state["messages"])
-    history = [*state["messages"], *repairs]
+    history = model_view(state["messages"])
     prompt = [SystemMessage(ctx.prompt.text)] if ctx.prompt else []
     reply = await ctx.model.ainvoke([*prompt, *history])
-    return {"messages": [*repairs, reply], "steps": state.get("steps", 0) + 1}
+    return {"messages": [reply]}
 
 
 async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -202,10 +219,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 status="success" if outcome.ok else "error",
             )
         )
-    update: dict[str, Any] = {
-        "messages": results,
-        "tool_calls": state.get("tool_calls", 0) + len(cleared),
-    }
+    update: dict[str, Any] = {"messages": results}
     if state.get("approved"):  # writing an unchanged channel still costs a checkpoint write
         update["approved"] = []
     return update
@@ -244,8 +258,8 @@ def _pending_calls(state: AgentState) -> int:
 def _limit_hit(state: AgentState, ctx: RunContext) -> lim.LimitHit | None:
     proposed = _pending_calls(state)
     if proposed:
-        return lim.before_tools(state.get("tool_calls", 0), proposed, ctx.limits, ctx.deadline)
-    return lim.before_model(state.get("steps", 0), ctx.limits, ctx.deadline)
+        return lim.before_tools(turn_counts(state)[1], proposed, ctx.limits, ctx.deadline)
+    return lim.before_model(turn_counts(state)[0], ctx.limits, ctx.deadline)
 
 
 def route_after_model(
@@ -255,7 +269,7 @@ def route_after_model(
     if ai is None or not ai.tool_calls:
         return "finish"
     ctx = runtime.context
-    if lim.before_tools(state.get("tool_calls", 0), len(ai.tool_calls), ctx.limits, ctx.deadline):
+    if lim.before_tools(turn_counts(state)[1], len(ai.tool_calls), ctx.limits, ctx.deadline):
         return "stop"
     # Calls the policy allows outright go straight to act (whose executor checks them
     # again); the gate step runs only when a call is refused or needs a human.
@@ -278,7 +292,7 @@ def route_after_gate(
 
 def route_to_model(state: AgentState, runtime: Runtime[RunContext]) -> Literal["model", "stop"]:
     ctx = runtime.context
-    if lim.before_model(state.get("steps", 0), ctx.limits, ctx.deadline):
+    if lim.before_model(turn_counts(state)[0], ctx.limits, ctx.deadline):
         return "stop"
     return "model"
 

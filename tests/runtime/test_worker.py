@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from graphs.agent import turn_counts
 from identity import local_principal
 from runtime.runs import Runner, RunRequest
 from runtime.settings import Settings
@@ -93,7 +94,7 @@ async def test_shutdown_hands_runs_back_and_another_worker_resumes_them(data_dir
             state = await runner.graph(system.graphs.get("agent")).aget_state(
                 {"configurable": {"thread_id": run.thread_id}}
             )
-            return bool(state.values.get("steps", 0) >= 2)
+            return turn_counts(state.values)[0] >= 2
 
         await _wait_for(two_steps_done)
         await first.stop(grace_seconds=0)
