@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import Database
@@ -98,15 +98,15 @@ class EventBus:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._live: dict[str, _Live] = {}
-        self._opened: dict[str, asyncio.Event] = {}
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._poller: asyncio.Task[None] | None = None
 
     async def open(self, run_id: str, *, fresh: bool = False) -> EventLog:
         """Start (or, for a reclaimed run, continue) a run's event log. ``fresh``: the run
         has never executed, so it has no events yet."""
         if fresh:
             self._live[run_id] = _Live(first_seq=0)
-            if (opened := self._opened.pop(run_id, None)) is not None:
-                opened.set()
+            self._wake(run_id)
             return EventLog(self, run_id, first_seq=0)
         async with self.db.session() as session:
             last = (
@@ -118,8 +118,7 @@ class EventBus:
                 )
             ).scalar_one_or_none()
         self._live[run_id] = _Live(first_seq=last or 0)
-        if (opened := self._opened.pop(run_id, None)) is not None:
-            opened.set()
+        self._wake(run_id)
         return EventLog(self, run_id, first_seq=last or 0)
 
     def _deliver(self, run_id: str, item: Event) -> None:
@@ -154,18 +153,71 @@ class EventBus:
                 if live.ended:
                     return
                 # Handed back to the queue: follow it wherever it continues.
-            # Not executing here (yet): read the database until the run ends or starts here.
-            finished = await self._finished(run_id)
-            for item in await self._stored(run_id, last):
-                last = item.seq
-                yield item
-            if finished:
-                return
-            opened = self._opened.setdefault(run_id, asyncio.Event())
+            # Not executing here (yet): one shared poller watches every such run, and
+            # wakes this follower when the run starts here, gains events or ends.
+            news = asyncio.Event()
+            self._watchers.setdefault(run_id, set()).add(news)
+            self._ensure_poller()
             try:
-                await asyncio.wait_for(opened.wait(), POLL_SECONDS)
-            except TimeoutError:
-                pass
+                if run_id in self._live:
+                    continue
+                finished = await self._finished(run_id)
+                for item in await self._stored(run_id, last):
+                    last = item.seq
+                    yield item
+                if finished:
+                    return
+                if run_id not in self._live:
+                    await news.wait()
+            finally:
+                watchers = self._watchers.get(run_id)
+                if watchers is not None:
+                    watchers.discard(news)
+                    if not watchers:
+                        del self._watchers[run_id]
+
+    def _wake(self, run_id: str) -> None:
+        for news in self._watchers.get(run_id, ()):
+            news.set()
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="run event poller")
+
+    async def _poll(self) -> None:
+        """One query per interval for all followed runs that execute elsewhere."""
+        seen: dict[str, tuple[str | None, int]] = {}
+        while self._watchers:
+            await asyncio.sleep(POLL_SECONDS)
+            ids = [run_id for run_id in self._watchers if run_id not in self._live]
+            if not ids:
+                continue
+            try:
+                async with self.db.session() as session:
+                    statuses = dict(
+                        (
+                            await session.execute(
+                                select(Run.run_id, Run.status).where(Run.run_id.in_(ids))
+                            )
+                        ).all()
+                    )
+                    latest = dict(
+                        (
+                            await session.execute(
+                                select(RunEvent.run_id, func.max(RunEvent.seq))
+                                .where(RunEvent.run_id.in_(ids))
+                                .group_by(RunEvent.run_id)
+                            )
+                        ).all()
+                    )
+            except Exception:  # a busy or unreachable store: try again next interval
+                continue
+            for run_id in ids:
+                state = (statuses.get(run_id), latest.get(run_id) or 0)
+                if seen.get(run_id) != state or state[0] is None or state[0] in TERMINAL:
+                    seen[run_id] = state
+                    self._wake(run_id)
+        self._poller = None
 
     async def _follow_live(self, run_id: str, live: _Live, after: int) -> AsyncIterator[Event]:
         queue: asyncio.Queue[Event | None] = asyncio.Queue()

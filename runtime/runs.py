@@ -536,52 +536,70 @@ class Runner:
             return True
 
     async def claim_next(self, owner: str) -> str | None:
-        """Claim the oldest runnable run: pending with no other run of its thread running,
-        or running with a lapsed lease (its worker died). Never two owners at once."""
+        """Claim the oldest runnable run (see ``claim_batch``)."""
+        claimed = await self.claim_batch(owner, 1)
+        return claimed[0] if claimed else None
+
+    async def claim_batch(self, owner: str, limit: int) -> list[str]:
+        """Claim up to ``limit`` runnable runs in one transaction, oldest first: runs whose
+        lease lapsed (their worker died), then pending runs of threads with nothing
+        running (one run per thread). A lease has one owner, so no run executes twice."""
         now = utcnow()
+        claimed: list[str] = []
         async with self.system.db.transaction() as session:
             lapsed = (
                 await session.execute(
                     select(Run)
                     .where(Run.status == "running", Run.lease_expires_at < now)
                     .order_by(Run.created_at)
-                    .limit(1)
+                    .limit(limit)
                 )
-            ).scalar_one_or_none()
-            if lapsed is not None:
-                _lease(lapsed, owner)
-                return lapsed.run_id
-            running_threads = select(Run.thread_id).where(Run.status == "running")
-            candidate = (
-                await session.execute(
-                    select(Run)
-                    .where(Run.status == "pending", Run.thread_id.not_in(running_threads))
-                    .order_by(Run.created_at)
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-            if candidate is None:
-                return None
-            _lease(candidate, owner)
-            return candidate.run_id
+            ).scalars()
+            busy_threads: set[str] = set()
+            for run in lapsed:
+                _lease(run, owner)
+                claimed.append(run.run_id)
+                busy_threads.add(run.thread_id)
+            if len(claimed) < limit:
+                running_threads = select(Run.thread_id).where(Run.status == "running")
+                candidates = (
+                    await session.execute(
+                        select(Run)
+                        .where(Run.status == "pending", Run.thread_id.not_in(running_threads))
+                        .order_by(Run.created_at)
+                        .limit(4 * limit)
+                    )
+                ).scalars()
+                for run in candidates:
+                    if len(claimed) >= limit:
+                        break
+                    if run.thread_id in busy_threads:
+                        continue  # an older run of the same thread goes first
+                    busy_threads.add(run.thread_id)
+                    _lease(run, owner)
+                    claimed.append(run.run_id)
+        return claimed
 
-    async def heartbeat(self, run_id: str, owner: str) -> str | None:
-        """Extend the lease; return a requested cancel action, if any.
-
-        Raises:
-            LookupError: the lease was lost (another owner, or the run ended).
-        """
+    async def renew_leases(self, owner: str) -> set[str]:
+        """Extend every lease ``owner`` holds, in one statement; return the runs still held."""
         async with self.system.db.transaction() as session:
             result = await session.execute(
                 update(Run)
-                .where(Run.run_id == run_id, Run.lease_owner == owner, Run.status == "running")
+                .where(Run.lease_owner == owner, Run.status == "running")
                 .values(lease_expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS))
-                .returning(Run.cancel_requested)
+                .returning(Run.run_id)
             )
-            row = result.first()
-        if row is None:
-            raise LookupError(f"run {run_id} is no longer leased by {owner}")
-        return row[0]
+            return {row[0] for row in result}
+
+    async def cancels_for(self, owner: str) -> dict[str, str]:
+        """Cancel actions asked for the runs ``owner`` holds, in one query."""
+        async with self.system.db.session() as session:
+            rows = await session.execute(
+                select(Run.run_id, Run.cancel_requested).where(
+                    Run.lease_owner == owner, Run.cancel_requested.is_not(None)
+                )
+            )
+            return {run_id: action or "interrupt" for run_id, action in rows}
 
     async def release(self, run_id: str, owner: str) -> None:
         """Hand an in-flight run back to the queue (graceful shutdown)."""

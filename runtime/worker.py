@@ -54,26 +54,29 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            claimed = False
-            if len(self._active) < self.concurrency:
-                try:
-                    run_id = await self.runner.claim_next(self.owner)
-                except Exception:  # a locked or unreachable store: retry after the poll
-                    log.exception("claiming a run failed")
-                    run_id = None
-                if run_id is not None:
-                    claimed = True
+        watcher = asyncio.create_task(self._watch(), name=f"watch {self.owner}")
+        try:
+            while not self._stopping.is_set():
+                free = self.concurrency - len(self._active)
+                claimed: list[str] = []
+                if free > 0:
+                    try:
+                        claimed = await self.runner.claim_batch(self.owner, free)
+                    except Exception:  # a locked or unreachable store: retry after the poll
+                        log.exception("claiming runs failed")
+                for run_id in claimed:
                     task = asyncio.create_task(self._execute(run_id), name=f"run {run_id}")
                     self._active[run_id] = task
-            if claimed:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                if claimed and len(claimed) == free:
+                    continue  # maybe more waiting
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     async def _execute(self, run_id: str) -> None:
-        watcher = asyncio.create_task(self._watch(run_id))
         try:
             await self.runner.execute(run_id, self.owner)
         except asyncio.CancelledError:
@@ -81,28 +84,27 @@ class Worker:
         except Exception:
             log.exception("run %s failed outside the graph", run_id)
         finally:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
             self._active.pop(run_id, None)
             self._wake.set()
 
-    async def _watch(self, run_id: str) -> None:
-        """Renew the lease, and cancel the run when another process asks for it."""
+    async def _watch(self) -> None:
+        """For all of this worker's runs at once: renew the leases, and cancel runs that
+        another process asked to stop (one query per interval, not one per run)."""
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + LEASE_SECONDS / 3
         while True:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
+            if not self._active:
+                continue
             try:
                 if loop.time() >= renew_at:
-                    action = await self.runner.heartbeat(run_id, self.owner)
+                    held = await self.runner.renew_leases(self.owner)
                     renew_at = loop.time() + LEASE_SECONDS / 3
-                else:
-                    action = await self.runner.cancel_requested(run_id)
-            except LookupError:
-                log.warning("lost the lease of run %s; stopping it here", run_id)
-                self.runner.hand_back(run_id)
-                self.runner.cancel_local(run_id)
-                return
-            if action:
-                self.runner.cancel_local(run_id)
-                return
+                    for run_id in [r for r in self._active if r not in held]:
+                        log.warning("lost the lease of run %s; stopping it here", run_id)
+                        self.runner.hand_back(run_id)
+                        self.runner.cancel_local(run_id)
+                for run_id in await self.runner.cancels_for(self.owner):
+                    self.runner.cancel_local(run_id)
+            except Exception:  # the store is busy: try again next interval
+                log.exception("watching runs failed")
