@@ -1,0 +1,243 @@
+"""Server subprocesses for the API benchmarks: free ports, start, wait ready, always stop.
+
+Every server runs in its own session (process group) on 127.0.0.1, so stopping it
+also stops whatever it spawned (``langgraph dev`` starts helpers). ``Servers`` is an
+async context manager that stops everything it started, on errors and Ctrl-C too;
+an ``atexit`` hook catches the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL it after ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: pgid == pid
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+
+
+@atexit.register
+def _stop_all() -> None:
+    while _STARTED:
+        _stop(_STARTED.pop())
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that the servers are stopped then too."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server: ours, the repo importable, no proxies for loopback."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env.update(extra or {})
+    return env
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class Server:
+    """One server subprocess with its log file."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        port: int,
+        ready_path: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        cwd: Path = REPO_ROOT,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ready_url = f"{self.base_url}{ready_path}"
+        self.env = dict(env)
+        self.cwd = cwd
+        self.log_path = log_dir / f"{name.replace(' ', '_').replace('/', '_')}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_in = 0.0
+
+    def start(self) -> None:
+        log = self.log_path.open("wb")
+        try:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        _STARTED.append(self.process)
+
+    async def wait_ready(self, ready_timeout: float = 60.0) -> None:
+        """Poll ``ready_path`` until it answers 200 (bounded by ``ready_timeout``).
+
+        Raises:
+            ServerError: the process exited or did not answer in time (log tail included).
+        """
+        assert self.process is not None
+        started = time.monotonic()
+        deadline = started + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            if await asyncio.to_thread(self._probe):
+                self.started_in = time.monotonic() - started
+                return
+            await asyncio.sleep(0.1)
+        raise ServerError(
+            f"{self.name} did not answer {self.ready_url} in {ready_timeout:.0f} s:\n"
+            f"{self.log_tail()}"
+        )
+
+    def _probe(self) -> bool:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        try:
+            with opener.open(self.ready_url, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(f"    | {line}" for line in text.splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            with contextlib.suppress(ValueError):
+                _STARTED.remove(self.process)
+
+
+class Servers:
+    """Starts servers and stops every one of them on exit (also on errors)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._servers: list[Server] = []
+
+    async def start(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        port: int,
+        ready_path: str,
+        env: Mapping[str, str],
+        cwd: Path = REPO_ROOT,
+        ready_timeout: float = 60.0,
+    ) -> Server:
+        server = Server(
+            name, command, port=port, ready_path=ready_path, env=env, log_dir=self.log_dir, cwd=cwd
+        )
+        self._servers.append(server)
+        server.start()
+        await server.wait_ready(ready_timeout)
+        return server
+
+    def stop(self, server: Server) -> None:
+        server.stop()
+        with contextlib.suppress(ValueError):
+            self._servers.remove(server)
+
+    def stop_all(self) -> None:
+        while self._servers:
+            self._servers.pop().stop()
+
+    async def __aenter__(self) -> Servers:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """``python -m module args...`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def run_quiet(command: Sequence[str], *, env: Mapping[str, str], timeout: float) -> str:
+    """Run a short command; its stdout.
+
+    Raises:
+        ServerError: it failed or timed out (stderr included).
+    """
+    try:
+        done = subprocess.run(
+            list(command),
+            cwd=REPO_ROOT,
+            env=dict(env),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ServerError(f"{' '.join(command[:4])}... timed out after {timeout:.0f} s") from exc
+    if done.returncode != 0:
+        raise ServerError(
+            f"{' '.join(command[:4])}... exited {done.returncode}: "
+            f"{done.stderr.decode(errors='replace')[-2000:]}"
+        )
+    return done.stdout.decode()
