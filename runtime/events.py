@@ -101,13 +101,16 @@ class EventBus:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._poller: asyncio.Task[None] | None = None
 
+    def open_fresh(self, run_id: str) -> EventLog:
+        """Start the event log of a run that has never executed (it has no events yet)."""
+        self._live[run_id] = _Live(first_seq=0)
+        self._wake(run_id)
+        return EventLog(self, run_id, first_seq=0)
+
     async def open(self, run_id: str, *, fresh: bool = False) -> EventLog:
-        """Start (or, for a reclaimed run, continue) a run's event log. ``fresh``: the run
-        has never executed, so it has no events yet."""
+        """Start (or, for a reclaimed run, continue) a run's event log."""
         if fresh:
-            self._live[run_id] = _Live(first_seq=0)
-            self._wake(run_id)
-            return EventLog(self, run_id, first_seq=0)
+            return self.open_fresh(run_id)
         async with self.db.session() as session:
             last = (
                 await session.execute(

@@ -204,7 +204,7 @@ class Runner:
             RunRequestError: the request is invalid; nothing was written.
         """
         owner = lease_owner()
-        run = await self.submit(request, claim_for=owner)
+        run = await self.submit(request, claim_for=owner, must_claim=True)
         yield {"event": "metadata", "thread_id": run.thread_id, "run_id": run.run_id}
         log = await self.events.open(run.run_id, fresh=True)
         task = asyncio.create_task(self.execute(run.run_id, owner, log=log))
@@ -222,9 +222,13 @@ class Runner:
 
     # --- submission -----------------------------------------------------------------------
 
-    async def submit(self, request: RunRequest, *, claim_for: str | None = None) -> Run:
+    async def submit(
+        self, request: RunRequest, *, claim_for: str | None = None, must_claim: bool = False
+    ) -> Run:
         """Validate ``request`` and write a ``pending`` run (and the thread, if new);
-        with ``claim_for``, the run is leased to that owner in the same transaction.
+        with ``claim_for``, the run is leased to that owner in the same transaction when
+        its thread has nothing running (else it stays queued, or with ``must_claim`` the
+        submission fails).
 
         Raises:
             RunNotFound: the thread does not exist (or is not visible to the caller).
@@ -314,9 +318,10 @@ class Runner:
                 idempotency_key=request.idempotency_key,
             )
             if claim_for is not None:
-                if await _thread_running(session, thread_id):
+                if not await _thread_running(session, thread_id):
+                    _lease(run, claim_for)
+                elif must_claim:
                     raise RunConflict(f"thread {thread_id} is busy with another run")
-                _lease(run, claim_for)
             session.add(run)
         for run_id in to_cancel:  # after the commit, so the run sees why it is cancelled
             self.cancel_local(run_id)

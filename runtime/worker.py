@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 
+from runtime.events import EventLog
 from runtime.runs import LEASE_SECONDS, Runner, lease_owner
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,18 @@ class Worker:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
-    async def _execute(self, run_id: str) -> None:
+    def has_room(self) -> bool:
+        return not self._stopping.is_set() and len(self._active) < self.concurrency
+
+    def adopt(self, run_id: str) -> None:
+        """Execute a run this worker leased at submission (no claim round trip)."""
+        events = self.runner.events.open_fresh(run_id)
+        task = asyncio.create_task(self._execute(run_id, events), name=f"run {run_id}")
+        self._active[run_id] = task
+
+    async def _execute(self, run_id: str, events: EventLog | None = None) -> None:
         try:
-            await self.runner.execute(run_id, self.owner)
+            await self.runner.execute(run_id, self.owner, events)
         except asyncio.CancelledError:
             pass
         except Exception:

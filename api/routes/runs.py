@@ -72,9 +72,18 @@ async def _submit(
         on_completion=body.on_completion or ("delete" if stateless else "keep"),
         webhook=body.webhook,
     )
-    run = await svc.runner.submit(request)
-    if svc.worker is not None:
-        svc.worker.wake()
+    worker = svc.worker
+    if worker is not None and worker.has_room():
+        # Lease it to this process's worker in the submit transaction and start it now.
+        run = await svc.runner.submit(request, claim_for=worker.owner)
+        if run.lease_owner == worker.owner and run.status == "running" and run.attempt == 1:
+            if not svc.runner.events.is_live(run.run_id):
+                worker.adopt(run.run_id)
+            return run
+    else:
+        run = await svc.runner.submit(request)
+    if worker is not None:
+        worker.wake()
     return run
 
 
