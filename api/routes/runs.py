@@ -103,8 +103,17 @@ async def _final_values(svc: Services, run: Run) -> Any:
     return end.get("values", {})
 
 
-def _stream(svc: Services, run: Run, body: RunCreate) -> Response:
-    modes = {"messages" if mode == "messages-tuple" else mode for mode in body.modes()}
+def _sse(
+    svc: Services,
+    run: Run,
+    modes: list[str] | tuple[str, ...] | None,
+    *,
+    after: int = 0,
+    cancel_on_disconnect: bool,
+    headers: dict[str, str],
+) -> Response:
+    """The run's events as SSE from ``after``; ``messages-tuple`` names the ``messages``
+    events; the run is cancelled if asked and the client leaves before it ended."""
 
     async def cancel() -> None:
         await _cancel(svc, run.run_id, "interrupt")
@@ -112,13 +121,26 @@ def _stream(svc: Services, run: Run, body: RunCreate) -> Response:
     return run_event_stream(
         svc.runner.events,
         run.run_id,
-        modes=modes,
+        after=after,
+        modes={"messages" if mode == "messages-tuple" else mode for mode in modes}
+        if modes
+        else None,
         heartbeat_seconds=svc.system.settings.sse_heartbeat_seconds,
+        headers=headers,
+        on_disconnect=cancel if cancel_on_disconnect else None,
+    )
+
+
+def _stream(svc: Services, run: Run, body: RunCreate) -> Response:
+    return _sse(
+        svc,
+        run,
+        body.modes(),
+        cancel_on_disconnect=body.on_disconnect == "cancel",
         headers={
             **_location(run),
             "Location": f"/threads/{run.thread_id}/runs/{run.run_id}/stream",
         },
-        on_disconnect=cancel if body.on_disconnect == "cancel" else None,
     )
 
 
@@ -239,23 +261,13 @@ async def join_stream(
 ) -> Response:
     run = await _visible_run(svc, principal, thread_id, run_id)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    modes = (
-        {"messages" if mode == "messages-tuple" else mode for mode in stream_mode}
-        if stream_mode
-        else None
-    )
-
-    async def cancel() -> None:
-        await _cancel(svc, run.run_id, "interrupt")
-
-    return run_event_stream(
-        svc.runner.events,
-        run.run_id,
+    return _sse(
+        svc,
+        run,
+        stream_mode,
         after=after,
-        heartbeat_seconds=svc.system.settings.sse_heartbeat_seconds,
-        modes=modes,
+        cancel_on_disconnect=cancel_on_disconnect,
         headers=_location(run),
-        on_disconnect=cancel if cancel_on_disconnect else None,
     )
 
 
