@@ -61,6 +61,11 @@ class RunNotFound(RunRequestError):
     code = "not_found"
 
 
+class RunForbidden(RunRequestError):
+    status = 403
+    code = "forbidden"
+
+
 class RunConflict(RunRequestError):
     status = 409
     code = "conflict"
@@ -161,6 +166,14 @@ def _owner_dead(owner: str | None) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def may_change_thread(principal: Principal, thread: Thread) -> bool:
+    """Owners and admins change a thread (new input, state, metadata, deletion); a
+    reviewer of the tenant may only answer its interrupts."""
+    return thread.tenant == principal.tenant and (
+        thread.owner == principal.user or principal.has_scope("tenant:read")
+    )
 
 
 def may_read_thread(principal: Principal, thread: Thread) -> bool:
@@ -269,6 +282,12 @@ class Runner:
                 )
         thread_id = request.thread_id or str(uuid.uuid4())
         requester = principal
+        answers = request.decisions is not None or "resume" in (request.command or {})
+        if thread is not None and not answers and not may_change_thread(principal, thread):
+            raise RunForbidden(
+                f"thread {thread_id} belongs to {thread.owner!r}: as a reviewer you may answer "
+                "its interrupts (a run with command.resume), not send it input"
+            )
         kwargs = await self._kwargs(request, entry, thread_id, thread)
         if thread is not None and kwargs["kind"] != "input":
             requester = await self._requester(thread, principal)
@@ -974,11 +993,13 @@ async def _delete_checkpoints_of_run(system: System, thread_id: str, run_id: str
 
 __all__ = [
     "RunConflict",
+    "RunForbidden",
     "RunNotFound",
     "RunRequest",
     "RunRequestError",
     "RunSummary",
     "Runner",
     "lease_owner",
+    "may_change_thread",
     "may_read_thread",
 ]

@@ -12,7 +12,16 @@ from sqlalchemy import Select, select
 
 from graphs.serialization import to_jsonable
 from identity import Principal
-from runtime.runs import ACTIVE, RunConflict, Runner, RunNotFound, RunRequestError, may_read_thread
+from runtime.runs import (
+    ACTIVE,
+    RunConflict,
+    RunForbidden,
+    Runner,
+    RunNotFound,
+    RunRequestError,
+    may_change_thread,
+    may_read_thread,
+)
 from store.models import Run, Thread, utcnow
 
 THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
@@ -97,13 +106,28 @@ class ThreadService:
             raise RunNotFound(f"there is no thread {thread_id!r}")
         return thread
 
+    async def changeable_row(
+        self, principal: Principal, thread_id: str, *, reviewer_ok: bool = False
+    ) -> Thread:
+        """Raises: RunNotFound (not visible), RunForbidden (a reviewer changing someone
+        else's thread, unless ``reviewer_ok`` and it waits for a decision)."""
+        thread = await self.get_row(principal, thread_id)
+        if may_change_thread(principal, thread):
+            return thread
+        if reviewer_ok and thread.status == "interrupted":
+            return thread
+        raise RunForbidden(
+            f"thread {thread_id} belongs to {thread.owner!r}; only its owner or an admin "
+            "may change it"
+        )
+
     async def get(self, principal: Principal, thread_id: str) -> dict[str, Any]:
         return await self._public(await self.get_row(principal, thread_id))
 
     async def patch(
         self, principal: Principal, thread_id: str, metadata: Mapping[str, Any]
     ) -> dict[str, Any]:
-        await self.get_row(principal, thread_id)
+        await self.changeable_row(principal, thread_id)
         async with self.system.db.transaction() as session:
             thread = await session.get(Thread, thread_id)
             assert thread is not None
@@ -112,7 +136,7 @@ class ThreadService:
         return await self._public(thread)
 
     async def delete(self, principal: Principal, thread_id: str) -> None:
-        thread = await self.get_row(principal, thread_id)
+        thread = await self.changeable_row(principal, thread_id)
         async with self.system.db.transaction() as session:
             for run in (
                 await session.execute(
@@ -266,8 +290,10 @@ class ThreadService:
         as_node: str | None = None,
         checkpoint: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Raises: RunConflict while a run is in flight; RunRequestError for a bad update."""
-        thread = await self.get_row(principal, thread_id)
+        """Raises: RunConflict while a run is in flight; RunRequestError for a bad update;
+        RunForbidden for a reviewer, unless the thread waits for a decision (Agent Inbox
+        answers "ignore" with a state update)."""
+        thread = await self.changeable_row(principal, thread_id, reviewer_ok=True)
         if thread.status == "busy":
             raise RunConflict(f"thread {thread_id} is busy; wait for its run or cancel it")
         if thread.graph_id is None:
