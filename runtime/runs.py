@@ -700,11 +700,14 @@ class Runner:
             ("messages" if m == "messages-tuple" else m)
             for m in kwargs.get("stream_mode", ["updates"])
         ]
-        modes = sorted({*requested, "updates"})
+        # values and updates are always read: the final state and its interrupts come from
+        # the stream, so finishing the run needs no extra state read.
+        modes = sorted({*requested, "updates", "values"})
         error: str | None = None
         forced: str | None = None
         steps = 0
         last_values: Any = None
+        interrupts: list[dict[str, Any]] = []
         hard_timeout = plan.limits.max_wall_seconds + (
             HARD_TIMEOUT_GRACE_SECONDS if plan.entry.builtin else 0
         )
@@ -729,6 +732,11 @@ class Runner:
                         name = "|".join([mode, *namespace])
                         await log.add(name, _chunk_data(mode, chunk))
                     if mode == "updates" and not namespace:
+                        if isinstance(chunk, dict) and "__interrupt__" in chunk:
+                            interrupts = [
+                                {"value": to_jsonable(i.value), "id": i.id}
+                                for i in chunk["__interrupt__"]
+                            ]
                         steps += 1
                         if not plan.entry.builtin and steps >= plan.limits.max_steps:
                             forced = lim.STEP_LIMIT
@@ -748,7 +756,11 @@ class Runner:
             raise
         except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
             error = f"{type(exc).__name__}: {exc}"
-        return await self._finish(plan, run, error, forced, log)
+        observed = None
+        if error is None and forced is None and isinstance(last_values, dict):
+            values = {k: v for k, v in last_values.items() if k != "__interrupt__"}
+            observed = (values, interrupts)
+        return await self._finish(plan, run, error, forced, log, observed=observed)
 
     async def _plan(self, run: Run, thread: Thread) -> _Plan:
         assistant, entry = await self._resolve(run.tenant, run.assistant_id, thread)
@@ -834,18 +846,24 @@ class Runner:
         log: EventLog,
         *,
         rollback: bool = False,
+        observed: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
     ) -> RunSummary:
+        """Record how the run ended. ``observed``: the final values and interrupts as the
+        stream showed them; without it (errors, stops, cancels) the state is read."""
         config: RunnableConfig = {"configurable": {"thread_id": plan.thread_id}}
         if rollback:
             await _delete_checkpoints_of_run(self.system, plan.thread_id, run.run_id)
         interrupts: list[dict[str, Any]] = []
         values: dict[str, Any] = {}
-        try:
-            state = await plan.graph.aget_state(config)
-            interrupts = [{"value": to_jsonable(i.value), "id": i.id} for i in state.interrupts]
-            values = state.values if isinstance(state.values, dict) else {}
-        except Exception as exc:  # state unreadable: report the run as failed
-            error = error or f"cannot read the thread's state: {exc}"
+        if observed is not None:
+            values, interrupts = observed
+        else:
+            try:
+                state = await plan.graph.aget_state(config)
+                interrupts = [{"value": to_jsonable(i.value), "id": i.id} for i in state.interrupts]
+                values = state.values if isinstance(state.values, dict) else {}
+            except Exception as exc:  # state unreadable: report the run as failed
+                error = error or f"cannot read the thread's state: {exc}"
         if error:
             reason = lim.ERROR
         elif forced:
