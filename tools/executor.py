@@ -12,8 +12,10 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 
 from identity import Principal
 from store import Database
@@ -114,37 +116,43 @@ class ToolExecutor:
         principal: Principal,
         context: CallContext,
     ) -> ToolOutcome:
-        assert context.key is not None
-        error: ToolError | None = None
-        output = None
-        async with self.db.transaction() as session:
-            recorded = await ledger.find(session, context.key)
-            if recorded is not None:
-                return _replayed(call, principal, recorded)
-            row = ledger.new_row(
-                context.key,
-                call,
-                principal,
-                args=args.model_dump(mode="json"),
-                status="started",
-                run_id=context.run_id,
-                approved_by=context.approved_by,
-            )
-            try:
-                # A failing tool's partial effects roll back; its failure is still recorded.
-                async with session.begin_nested():
-                    output = await self._invoke(
-                        tool, self._context(principal, session, context), args
-                    )
-            except ToolError as exc:
-                error = exc
-                ledger.complete(row, error=f"{exc.code}: {exc.message}")
-            else:
+        """Effect and ledger row in one transaction: a replay finds the row and returns
+        the recorded outcome without running the tool again. A failing tool's effects
+        roll back with its transaction; the failure is then recorded on its own."""
+        key = context.key
+        assert key is not None
+        record: dict[str, Any] = {
+            "args": args.model_dump(mode="json"),
+            "run_id": context.run_id,
+            "approved_by": context.approved_by,
+        }
+        try:
+            async with self.db.transaction() as session:
+                recorded = await ledger.find(session, key)
+                if recorded is not None:
+                    return _replayed(call, principal, recorded)
+                output = await self._invoke(tool, self._context(principal, session, context), args)
+                row = ledger.new_row(key, call, principal, status="started", **record)
                 ledger.complete(row, result=output)
-            session.add(row)
-        if error is not None:
+                session.add(row)
+        except ToolError as error:
+            try:
+                async with self.db.transaction() as session:
+                    row = ledger.new_row(key, call, principal, status="started", **record)
+                    ledger.complete(row, error=f"{error.code}: {error.message}")
+                    session.add(row)
+            except IntegrityError:  # recorded meanwhile by another attempt
+                return await self._recorded(call, principal, key)
             return ToolOutcome(call, ok=False, error=error)
+        except IntegrityError:
+            return await self._recorded(call, principal, key)
         return ToolOutcome(call, ok=True, output=output)
+
+    async def _recorded(self, call: ToolCall, principal: Principal, key: CallKey) -> ToolOutcome:
+        async with self.db.session() as session:
+            recorded = await ledger.find(session, key)
+        assert recorded is not None, "the ledger key conflicted but no row exists"
+        return _replayed(call, principal, recorded)
 
     async def _run_at_least_once(
         self,
