@@ -1,4 +1,4 @@
-"""Run events: appended to ``run_events`` in batches and pushed to live subscribers.
+"""Run events: written to ``run_events`` by group commit and pushed to live subscribers.
 
 Every event has a per-run sequence number (the SSE ``id``). A subscriber first
 reads what the database holds after its ``Last-Event-ID``, then what this process
@@ -9,7 +9,7 @@ Runs executing in another process are followed by polling the database.
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import Database
 from store.models import Run, RunEvent, utcnow
 
-EVENT_BATCH = 64
+logger = logging.getLogger(__name__)
 EVENT_FLUSH_SECONDS = 0.25
 POLL_SECONDS = 0.2
 TERMINAL = frozenset({"success", "error", "timeout", "interrupted"})
@@ -44,16 +44,19 @@ class _Live:
 
 
 class EventLog:
-    """One run's event writer: numbering, batching and live delivery."""
+    """One run's event writer: numbering and live delivery. Rows are written by the
+    bus's group commit (one transaction for every run's new events per interval), or
+    with the run's final status by ``flush(session)``."""
 
     def __init__(self, bus: EventBus, run_id: str, first_seq: int = 0) -> None:
         self.bus = bus
         self.run_id = run_id
         self.seq = first_seq
         self.pending: list[dict[str, Any]] = []
-        self.last_flush = time.monotonic()
 
     async def add(self, event: str, data: Any, *, flush: bool = True) -> Event:
+        """Number, deliver and queue an event; ``flush=False`` keeps it for the caller's
+        own transaction (the final events commit with the run's status)."""
         self.seq += 1
         item = Event(self.seq, event, data)
         self.pending.append(
@@ -66,24 +69,24 @@ class EventLog:
             }
         )
         self.bus._deliver(self.run_id, item)
-        if flush and (
-            len(self.pending) >= EVENT_BATCH
-            or time.monotonic() - self.last_flush >= EVENT_FLUSH_SECONDS
-        ):
-            await self.flush()
+        if flush:
+            self.bus._schedule(self)
         return item
 
-    async def flush(self, session: AsyncSession | None = None) -> None:
-        """Write the pending events (in ``session``'s transaction when given)."""
-        if not self.pending:
-            return
+    def take(self) -> list[dict[str, Any]]:
         batch, self.pending = self.pending, []
+        return batch
+
+    async def flush(self, session: AsyncSession | None = None) -> None:
+        """Write this run's pending events now (in ``session``'s transaction if given)."""
+        batch = self.take()
+        if not batch:
+            return
         if session is not None:
             await session.execute(insert(RunEvent), batch)  # one executemany, no RETURNING
         else:
             async with self.bus.db.transaction() as own:
                 await own.execute(insert(RunEvent), batch)
-        self.last_flush = time.monotonic()
 
     async def close(self, *, ended: bool = True) -> None:
         """Flush what is left and tell subscribers this process is done with the run:
@@ -99,6 +102,11 @@ class EventBus:
         self.db = db
         self._live: dict[str, _Live] = {}
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._dirty: set[EventLog] = set()
+        self.write_lock = asyncio.Lock()
+        """Held while events are written: a run's final transaction takes it too, so no
+        earlier event of the run can commit after the run is seen to have ended."""
+        self._writer: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
 
     def open_fresh(self, run_id: str) -> EventLog:
@@ -123,6 +131,30 @@ class EventBus:
         self._live[run_id] = _Live(first_seq=last or 0)
         self._wake(run_id)
         return EventLog(self, run_id, first_seq=last or 0)
+
+    def _schedule(self, log: EventLog) -> None:
+        self._dirty.add(log)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_events(), name="run event writer")
+
+    async def _write_events(self) -> None:
+        """Group commit: every interval, one transaction writes all runs' new events
+        (with a thousand runs in flight, one write instead of a thousand)."""
+        while self._dirty:
+            await asyncio.sleep(EVENT_FLUSH_SECONDS)
+            logs, self._dirty = self._dirty, set()
+            taken = [(event_log, event_log.take()) for event_log in logs]
+            rows = [row for _, batch in taken for row in batch]
+            if not rows:
+                continue
+            try:
+                async with self.write_lock, self.db.transaction() as session:
+                    await session.execute(insert(RunEvent), rows)
+            except Exception:  # the store is busy: put them back and try next interval
+                logger.exception("writing run events failed; retrying")
+                for event_log, batch in taken:
+                    event_log.pending[:0] = batch
+                    self._dirty.add(event_log)
 
     def _deliver(self, run_id: str, item: Event) -> None:
         live = self._live.get(run_id)

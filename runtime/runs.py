@@ -903,7 +903,7 @@ class Runner:
         )
         # The last events commit with the final status: whoever sees the run ended (by
         # polling the database) also sees every event.
-        async with self.system.db.transaction() as session:
+        async with self.events.write_lock, self.system.db.transaction() as session:
             row = await session.get(Run, run.run_id)
             thread = await session.get(Thread, plan.thread_id)
             assert row is not None and thread is not None
