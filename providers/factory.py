@@ -17,6 +17,9 @@ class ProviderSettings:
     openai_base_url: str | None = None
     compatible_api_key: str | None = None
     """Key for ``openai-compatible:`` endpoints (never the OpenAI key)."""
+    google_api_key: str | None = None
+    google_base_url: str | None = None
+    """Gemini API endpoint; default: Google's public one."""
     timeout_seconds: float = 60.0
     max_retries: int = 2
 
@@ -32,6 +35,10 @@ def build_chat_model(spec: str, settings: ProviderSettings) -> BaseChatModel:
         from providers.scripted import build_scripted_model
 
         return build_scripted_model(parsed.target)
+    if parsed.kind == "google":
+        from providers.google import build_google_model
+
+        return build_google_model(parsed, settings)
     from providers.openai import build_openai_model
 
     return build_openai_model(parsed, settings)

@@ -1,4 +1,4 @@
-"""Model specs: ``openai:MODEL``, ``openai-compatible:MODEL@BASE_URL``,
+"""Model specs: ``openai:MODEL``, ``google:MODEL``, ``openai-compatible:MODEL@BASE_URL``,
 ``scripted:PATH.json``, ``scripted:module:function``, ``scripted:/path/file.py:function``."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Literal
 
 from providers.errors import ModelSpecError
 
-ProviderKind = Literal["openai", "openai-compatible", "scripted"]
-KINDS: tuple[str, ...] = ("openai", "openai-compatible", "scripted")
+ProviderKind = Literal["openai", "google", "openai-compatible", "scripted"]
+KINDS: tuple[str, ...] = ("openai", "google", "openai-compatible", "scripted")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def parse_spec(spec: str) -> ModelSpec:
     kind, sep, rest = spec.strip().partition(":")
     if not sep or kind not in KINDS or not rest:
         raise ModelSpecError(
-            f"model spec {spec!r} is not understood; use one of: openai:MODEL, "
+            f"model spec {spec!r} is not understood; use one of: openai:MODEL, google:MODEL, "
             "openai-compatible:MODEL@BASE_URL, scripted:PATH.json, scripted:module:function"
         )
     if kind == "openai-compatible":

@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     model: str | None = Field(
         default=None,
         description=(
-            "Default model spec (openai:MODEL, openai-compatible:MODEL@URL, scripted:PATH.json, "
-            "scripted:module:function). Unset: OpenAI if OPENAI_API_KEY is set, else the "
+            "Default model spec (openai:MODEL, google:MODEL, openai-compatible:MODEL@URL, "
+            "scripted:PATH.json, scripted:module:function). Unset: OpenAI if OPENAI_API_KEY "
+            "is set, else the "
             "offline demo model."
         ),
     )
@@ -62,6 +63,18 @@ class Settings(BaseSettings):
     )
     compatible_api_key: SecretStr | None = Field(
         default=None, description="Key sent to openai-compatible:MODEL@URL endpoints."
+    )
+    google_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "RELAYGRAPH_GOOGLE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"
+        ),
+        description="Gemini API key for google:MODEL specs.",
+    )
+    google_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RELAYGRAPH_GOOGLE_BASE_URL"),
+        description="Gemini API endpoint; default: Google's public one.",
     )
     default_openai_model: str = "gpt-4o-mini"
     model_timeout_seconds: float = 60.0

@@ -34,10 +34,13 @@ class System:
     def provider_settings(self) -> ProviderSettings:
         key = self.settings.openai_api_key
         compatible = self.settings.compatible_api_key
+        google = self.settings.google_api_key
         return ProviderSettings(
             openai_api_key=key.get_secret_value() if key else None,
             compatible_api_key=compatible.get_secret_value() if compatible else None,
             openai_base_url=self.settings.openai_base_url,
+            google_api_key=google.get_secret_value() if google else None,
+            google_base_url=self.settings.google_base_url,
             timeout_seconds=self.settings.model_timeout_seconds,
             max_retries=self.settings.model_max_retries,
         )
@@ -55,10 +58,12 @@ class System:
 
     async def aclose(self) -> None:
         """Release the models' HTTP clients."""
+        from providers.google import aclose_google_model
         from providers.openai import aclose_openai_model
 
         for model in self._models.values():
             await aclose_openai_model(model)
+            await aclose_google_model(model)
         self._models.clear()
 
 

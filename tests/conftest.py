@@ -9,7 +9,12 @@ import os
 os.environ["LANGGRAPH_STRICT_MSGPACK"] = "true"
 # Tests must not pick up a developer's real keys or settings.
 for _name in list(os.environ):
-    if _name.startswith("RELAYGRAPH_") or _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    if _name.startswith(("RELAYGRAPH_", "GOOGLE_GENAI_", "GOOGLE_GEMINI_")) or _name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "GOOGLE_API_KEY",
+        "GEMINI_API_KEY",
+    ):
         del os.environ[_name]
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402

@@ -1,0 +1,288 @@
+"""A local Gemini-compatible (Gemini Developer API) server for tests.
+
+Replies are scripted: queue them with ``reply(...)`` or ``fail(...)`` and every
+``POST /v1beta/models/MODEL:generateContent`` takes the next one as JSON, and every
+``POST /v1beta/models/MODEL:streamGenerateContent?alt=sse`` as SSE ``data:`` events (text
+in word pieces, each function call whole in its own part, ``usageMetadata`` and
+``finishReason`` on the last event), as the real API sends them. Errors use Google's
+format (``{"error": {"code", "message", "status"}}``). Request bodies, headers (the key
+arrives in ``x-goog-api-key``), paths and models are recorded.
+
+    with GeminiStub() as stub:
+        stub.reply("hi")
+        model = ChatGoogleGenerativeAI(model="m", google_api_key="k", base_url=stub.base_url)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.stubs.openai_stub import _Server
+
+DEFAULT_USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 5}
+MODEL_VERSION = "gemini-stub-001"
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    text: str = ""
+    function_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
+    finish_reason: str = "STOP"
+
+
+@dataclass(frozen=True)
+class ScriptedFailure:
+    status: int = 500
+    message: str = "gemini stub: scripted failure"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    model: str
+    method: str
+    """``generateContent`` or ``streamGenerateContent``."""
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def error_response(status: int, message: str) -> Response:
+    """An error in Google's format: ``{"error": {"code", "message", "status"}}``."""
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
+    return JSONResponse(body, status_code=status)
+
+
+class GeminiStub:
+    """A Gemini API server on 127.0.0.1 with a free port, run in a background thread."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._queue: deque[ScriptedReply | ScriptedFailure] = deque()
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/v1beta/models/{call:path}", self._models_call, methods=["POST"]),
+                Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
+            ]
+        )
+
+    # --- scripting ------------------------------------------------------------------
+
+    def reply(
+        self,
+        text: str = "",
+        *,
+        function_calls: list[dict[str, Any]] | None = None,
+        usage: dict[str, int] | None = None,
+        finish_reason: str = "STOP",
+    ) -> None:
+        """Queue a reply. ``function_calls`` items are ``{"name", "args"}`` with an optional
+        ``id`` (the public API leaves it out, so langchain makes one up).
+
+        ``usage`` is ``{"promptTokenCount", "candidatesTokenCount"}`` (``DEFAULT_USAGE`` if
+        omitted); ``totalTokenCount`` is added.
+        """
+        with self._lock:
+            self._queue.append(
+                ScriptedReply(
+                    text=text,
+                    function_calls=list(function_calls or []),
+                    usage=dict(usage or DEFAULT_USAGE),
+                    finish_reason=finish_reason,
+                )
+            )
+
+    def fail(self, status: int = 500, message: str = "gemini stub: scripted failure") -> None:
+        """Queue an error response in Google's format."""
+        with self._lock:
+            self._queue.append(ScriptedFailure(status, message))
+
+    def reset(self) -> None:
+        """Forget queued replies and recorded requests (for a stub shared between tests)."""
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+
+    @property
+    def pending(self) -> int:
+        """How many queued replies have not been served yet."""
+        with self._lock:
+            return len(self._queue)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The root URL (no ``/v1beta``): what ``base_url`` of the client takes."""
+        if self._socket is None:
+            raise RuntimeError("gemini stub: call start() before reading base_url")
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start(self, timeout: float = 10.0) -> GeminiStub:
+        """Serve in a background thread; returns once the server accepts connections.
+
+        Raises:
+            RuntimeError: the server did not start within ``timeout`` seconds.
+        """
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", ws="none"
+        )
+        self._server = _Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        if not self._server.ready.wait(timeout) or not self._server.started:
+            self.stop()
+            raise RuntimeError(f"gemini stub: server did not start within {timeout} s")
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> GeminiStub:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- HTTP -----------------------------------------------------------------------
+
+    async def _unknown(self, request: Request) -> Response:
+        return error_response(404, f"gemini stub: no route {request.method} {request.url.path}")
+
+    async def _models_call(self, request: Request) -> Response:
+        model, _, method = request.path_params["call"].rpartition(":")
+        if method not in ("generateContent", "streamGenerateContent") or not model:
+            return await self._unknown(request)
+        body = await request.json()
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    model=model,
+                    method=method,
+                    query=dict(request.query_params),
+                    headers=dict(request.headers),
+                    body=body,
+                )
+            )
+            number = len(self.requests)
+            scripted = self._queue.popleft() if self._queue else None
+        if scripted is None:
+            return error_response(
+                500,
+                f"gemini stub: no scripted reply left for request {number}; "
+                "queue one with stub.reply(...) or stub.fail(...)",
+            )
+        if isinstance(scripted, ScriptedFailure):
+            return error_response(scripted.status, scripted.message)
+        response_id = f"stub-response-{number}"
+        if method == "streamGenerateContent":
+            if request.query_params.get("alt") != "sse":
+                return error_response(400, "gemini stub: streaming is served only with alt=sse")
+            events = stream_events(scripted, response_id)
+            return StreamingResponse(sse(events), media_type="text/event-stream")
+        parts: list[dict[str, Any]] = [{"text": scripted.text}] if scripted.text else []
+        parts += [function_call_part(call) for call in scripted.function_calls]
+        return JSONResponse(
+            {
+                "candidates": [candidate(parts, scripted.finish_reason)],
+                "usageMetadata": usage_metadata(scripted.usage),
+                "modelVersion": MODEL_VERSION,
+                "responseId": response_id,
+            }
+        )
+
+
+def function_call_part(call: dict[str, Any]) -> dict[str, Any]:
+    function_call: dict[str, Any] = {"name": call["name"], "args": call.get("args", {})}
+    if call.get("id"):
+        function_call["id"] = call["id"]
+    return {"functionCall": function_call}
+
+
+def candidate(parts: list[dict[str, Any]], finish_reason: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish_reason:
+        body["finishReason"] = finish_reason
+    return body
+
+
+def usage_metadata(usage: dict[str, int]) -> dict[str, int]:
+    total = usage.get("promptTokenCount", 0) + usage.get("candidatesTokenCount", 0)
+    return {**usage, "totalTokenCount": total}
+
+
+def stream_events(scripted: ScriptedReply, response_id: str) -> list[dict[str, Any]]:
+    """The SSE event bodies of a streamed reply; the last carries finish reason and usage."""
+    pieces = re.findall(r"\s*\S+|\s+", scripted.text)  # words; they join back exactly
+    part_lists: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in pieces]
+    part_lists += [[function_call_part(call)] for call in scripted.function_calls]
+    if not part_lists:
+        part_lists = [[{"text": ""}]]
+    events = []
+    for position, parts in enumerate(part_lists):
+        last = position == len(part_lists) - 1
+        event: dict[str, Any] = {
+            "candidates": [candidate(parts, scripted.finish_reason if last else None)],
+            "modelVersion": MODEL_VERSION,
+            "responseId": response_id,
+        }
+        if last:
+            event["usageMetadata"] = usage_metadata(scripted.usage)
+        events.append(event)
+    return events
+
+
+async def sse(events: list[dict[str, Any]]) -> AsyncIterator[str]:
+    for event in events:
+        yield f"data: {json.dumps(event)}\r\n\r\n"
