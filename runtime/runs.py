@@ -294,6 +294,7 @@ class Runner:
         run_id = str(uuid.uuid4())
         async with self.system.db.transaction() as session:
             row = await session.get(Thread, thread_id)
+            created = row is None
             if row is None:
                 row = Thread(
                     thread_id=thread_id,
@@ -315,7 +316,12 @@ class Runner:
                 "assistant_id": assistant.assistant_id,
             }
             await session.flush()
-            to_cancel = await self._apply_multitask(session, row, request.multitask_strategy)
+            # A thread created just now has no runs: nothing to reject, queue behind or cancel.
+            to_cancel = (
+                []
+                if created
+                else await self._apply_multitask(session, row, request.multitask_strategy)
+            )
             row.status = "busy"
             run = Run(
                 run_id=run_id,
@@ -337,7 +343,7 @@ class Runner:
                 idempotency_key=request.idempotency_key,
             )
             if claim_for is not None:
-                if not await _thread_running(session, thread_id):
+                if created or not await _thread_running(session, thread_id):
                     _lease(run, claim_for)
                 elif must_claim:
                     raise RunConflict(f"thread {thread_id} is busy with another run")
