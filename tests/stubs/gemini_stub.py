@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.stubs.openai_stub import _Server
+from tests.stubs.server import LocalServer
 
 DEFAULT_USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 5}
 MODEL_VERSION = "gemini-stub-001"
@@ -83,16 +80,16 @@ def error_response(status: int, message: str) -> Response:
     return JSONResponse(body, status_code=status)
 
 
-class GeminiStub:
+class GeminiStub(LocalServer):
     """A Gemini API server on 127.0.0.1 with a free port, run in a background thread."""
+
+    name = "gemini stub"
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._queue: deque[ScriptedReply | ScriptedFailure] = deque()
         self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.app = Starlette(
             routes=[
                 Route("/v1beta/models/{call:path}", self._models_call, methods=["POST"]),
@@ -143,57 +140,13 @@ class GeminiStub:
         with self._lock:
             return len(self._queue)
 
-    # --- lifecycle ------------------------------------------------------------------
+    # --- lifecycle (start, stop, context manager: tests.stubs.server) --------------
 
     @property
     def base_url(self) -> str:
         """The root URL (no ``/v1beta``): what ``base_url`` of the client takes."""
-        if self._socket is None:
-            raise RuntimeError("gemini stub: call start() before reading base_url")
-        host, port = self._socket.getsockname()[:2]
+        host, port = self.address
         return f"http://{host}:{port}"
-
-    def start(self, timeout: float = 10.0) -> GeminiStub:
-        """Serve in a background thread; returns once the server accepts connections.
-
-        Raises:
-            RuntimeError: the server did not start within ``timeout`` seconds.
-        """
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", ws="none"
-        )
-        self._server = _Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        if not self._server.ready.wait(timeout) or not self._server.started:
-            self.stop()
-            raise RuntimeError(f"gemini stub: server did not start within {timeout} s")
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = None
-
-    def __enter__(self) -> GeminiStub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- HTTP -----------------------------------------------------------------------
 
