@@ -677,10 +677,12 @@ class Runner:
     async def _execute(self, run_id: str, owner: str, log: EventLog) -> RunSummary:
         async with self.system.db.session() as session:
             run = await session.get(Run, run_id)
-            thread = await session.get(Thread, run.thread_id) if run else None
-        assert run is not None and thread is not None
+        assert run is not None
         kwargs = run.kwargs or {}
-        plan = await self._plan(run, thread)
+        try:
+            plan = await self._plan(run)
+        except RunRequestError as exc:  # e.g. its graph version is gone: fail, not hang
+            return await self._fail_before_start(run, str(exc), log)
         await log.add(
             "metadata", {"run_id": run_id, "thread_id": run.thread_id, "attempt": run.attempt}
         )
@@ -768,8 +770,38 @@ class Runner:
             observed = (values, interrupts)
         return await self._finish(plan, run, error, forced, log, observed=observed)
 
-    async def _plan(self, run: Run, thread: Thread) -> _Plan:
-        assistant, entry = await self._resolve(run.tenant, run.assistant_id, thread)
+    async def _fail_before_start(self, run: Run, error: str, log: EventLog) -> RunSummary:
+        summary = RunSummary(
+            thread_id=run.thread_id,
+            run_id=run.run_id,
+            status="error",
+            run_status="error",
+            stop_reason=lim.ERROR,
+            interrupt=None,
+            final_message=error,
+            error=error,
+        )
+        await log.add("error", {"error": "run_failed", "message": error}, flush=False)
+        await log.add(
+            "end", {**summary.to_dict(), "run_status": "error", "values": {}}, flush=False
+        )
+        async with self.events.write_lock, self.system.db.transaction() as session:
+            row = await session.get(Run, run.run_id)
+            thread = await session.get(Thread, run.thread_id)
+            if row is not None:
+                _end_run(row, "error", lim.ERROR, error)
+            if thread is not None:
+                thread.status = "error"
+            await log.flush(session)
+        return summary
+
+    async def _plan(self, run: Run) -> _Plan:
+        """What the run needs, from its own row: it pinned the graph version at submission."""
+        try:
+            assistant = await self.assistants.resolve(run.tenant, run.assistant_id)
+            entry = self.system.graphs.get(run.graph_id, run.graph_version)
+        except (AssistantNotFound, GraphNotFound) as exc:
+            raise RunNotFound(str(exc)) from exc
         return _Plan(
             thread_id=run.thread_id,
             assistant=assistant,

@@ -117,3 +117,26 @@ async def test_shutdown_hands_runs_back_and_another_worker_resumes_them(data_dir
         humans = [m for m in state.values["messages"] if m.type == "human"]
         assert len(humans) == 1, "the resumed run started over instead of continuing"
         assert state.values["messages"][-1].content == "finished: go"
+
+
+async def test_a_run_whose_graph_version_is_gone_fails_instead_of_hanging(data_dir: Path) -> None:
+    async with open_system(Settings(data_dir=data_dir, model=SLOW_MODEL)) as system:
+        runner = Runner(system)
+        run = await runner.submit(RunRequest(principal=PRINCIPAL, input=HELLO))
+        async with system.db.transaction() as session:  # an upgrade removed its version
+            row = await session.get(Run, run.run_id)
+            assert row is not None
+            row.graph_version = "999"
+        worker = Worker(runner, concurrency=1)
+        worker.start()
+        try:
+
+            async def ended() -> bool:
+                return (await _runs(system))[0].status not in ("pending", "running")
+
+            await _wait_for(ended)
+        finally:
+            await worker.stop()
+        (final,) = await _runs(system)
+        assert (final.status, final.stop_reason) == ("error", "error")
+        assert "version" in (final.error or "") and final.lease_owner is None
