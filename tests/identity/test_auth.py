@@ -17,7 +17,8 @@ SECRET = "k" * 48
 
 
 def _token(**overrides: Any) -> str:
-    claims = {"sub": "jo", "tenant": "acme", "roles": "user", "exp": int(time.time()) + 60}
+    # Tokens are built at collection time: valid for long enough for the whole suite.
+    claims = {"sub": "jo", "tenant": "acme", "roles": "user", "exp": int(time.time()) + 3600}
     claims.update(overrides)
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
