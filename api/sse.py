@@ -27,12 +27,14 @@ def run_event_stream(
     modes: set[str] | None = None,
     headers: dict[str, str] | None = None,
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    on_complete: Callable[[], Awaitable[None]] | None = None,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> EventSourceResponse:
     """Stream a run's events from ``after`` (a ``Last-Event-ID``) until it ends.
 
     ``modes`` filters by stream mode (``metadata`` and ``error`` always pass).
-    ``on_disconnect`` runs when the client goes away before the run ended.
+    ``on_disconnect`` runs when the client goes away before the run ended,
+    ``on_complete`` once the stream delivered the run's last event.
     """
 
     async def events() -> AsyncIterator[ServerSentEvent]:
@@ -47,9 +49,10 @@ def run_event_stream(
                 yield ServerSentEvent(data=_encode(item.data), event=item.event, id=str(item.seq))
             finished = True
         finally:
-            if not finished and on_disconnect is not None:
+            callback = on_complete if finished else on_disconnect
+            if callback is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(on_disconnect())
+                    await asyncio.shield(callback())
 
     return EventSourceResponse(
         events(),

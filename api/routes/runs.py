@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -49,6 +50,7 @@ async def _submit(
     idempotency_key: str | None,
     *,
     stateless: bool = False,
+    on_completion: Literal["delete", "keep"] | None = None,
 ) -> Run:
     command = body.command.model_dump(exclude_none=True) if body.command else None
     request = RunRequest(
@@ -69,7 +71,7 @@ async def _submit(
         multitask_strategy=body.multitask_strategy,
         if_not_exists="create" if stateless else body.if_not_exists,
         idempotency_key=idempotency_key,
-        on_completion=body.on_completion or ("delete" if stateless else "keep"),
+        on_completion=on_completion or body.on_completion or ("delete" if stateless else "keep"),
         webhook=body.webhook,
     )
     worker = svc.worker
@@ -111,6 +113,7 @@ def _sse(
     after: int = 0,
     cancel_on_disconnect: bool,
     headers: dict[str, str],
+    on_complete: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """The run's events as SSE from ``after``; ``messages-tuple`` names the ``messages``
     events; the run is cancelled if asked and the client leaves before it ended."""
@@ -128,14 +131,21 @@ def _sse(
         heartbeat_seconds=svc.system.settings.sse_heartbeat_seconds,
         headers=headers,
         on_disconnect=cancel if cancel_on_disconnect else None,
+        on_complete=on_complete,
     )
 
 
-def _stream(svc: Services, run: Run, body: RunCreate) -> Response:
+def _stream(
+    svc: Services,
+    run: Run,
+    body: RunCreate,
+    on_complete: Callable[[], Awaitable[None]] | None = None,
+) -> Response:
     return _sse(
         svc,
         run,
         body.modes(),
+        on_complete=on_complete,
         cancel_on_disconnect=body.on_disconnect == "cancel",
         headers={
             **_location(run),
@@ -353,8 +363,17 @@ async def stream_stateless_run(
     svc: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    run = await _submit(svc, principal, None, body, idempotency_key, stateless=True)
-    return _stream(svc, run, body)
+    # The waiting request deletes the thread once it has the result: a worker in another
+    # process deleting it would take the result with it.
+    run = await _submit(
+        svc, principal, None, body, idempotency_key, stateless=True, on_completion="keep"
+    )
+
+    async def delete() -> None:
+        if body.on_completion != "keep":
+            await svc.runner.delete_thread(run.thread_id)
+
+    return _stream(svc, run, body, on_complete=delete)
 
 
 @router.post("/runs/wait")
@@ -364,8 +383,13 @@ async def wait_stateless_run(
     svc: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    run = await _submit(svc, principal, None, body, idempotency_key, stateless=True)
-    return JSONResponse(_jsonable(await _final_values(svc, run)), headers=_location(run))
+    run = await _submit(
+        svc, principal, None, body, idempotency_key, stateless=True, on_completion="keep"
+    )
+    values = await _final_values(svc, run)
+    if body.on_completion != "keep":
+        await svc.runner.delete_thread(run.thread_id)
+    return JSONResponse(_jsonable(values), headers=_location(run))
 
 
 def _jsonable(value: Any) -> Any:

@@ -4,6 +4,9 @@ disconnects, stateless runs."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -175,3 +178,45 @@ async def test_webhook_is_posted_on_completion_with_retries(serve) -> None:  # t
     delivered = receiver.bodies[-1]
     assert (delivered["run_id"], delivered["status"]) == (run["run_id"], "success")
     assert delivered["values"]["messages"][-1]["content"] == "hooked"
+
+
+REPO = HERE.parents[1]
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "relaygraph", "worker", "--concurrency", "2"],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_runs_executed_by_a_separate_worker_process(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`serve --no-workers` + `relaygraph worker`: results and streams reach the API
+    process through the database (and a stateless run's thread is still deleted)."""
+    server = serve([{"content": "from the worker"}], workers=0)
+    env = {
+        **os.environ,
+        "RELAYGRAPH_DATA_DIR": str(server.settings.data_dir),
+        "RELAYGRAPH_MODEL": str(server.settings.model),
+    }
+    worker = _start_worker(env)
+    try:
+        async with _client(server) as http:
+            answer = await http.post("/runs/wait", json={"assistant_id": "agent", "input": HELLO})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["messages"][-1]["content"] == "from the worker"
+            thread_id = answer.headers["content-location"].split("/")[2]
+            assert (await http.get(f"/threads/{thread_id}")).status_code == 404
+
+            tid = (await http.post("/threads", json={})).json()["thread_id"]
+            body = {"assistant_id": "agent", "input": HELLO, "stream_mode": ["values"]}
+            async with http.stream("POST", f"/threads/{tid}/runs/stream", json=body) as response:
+                lines = await _sse(response)
+        events = [text for kind, text in lines if kind == "event"]
+        assert events[0] == "metadata" and events.count("values") >= 2
+        assert "from the worker" in [text for kind, text in lines if kind == "data"][-1]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
