@@ -19,9 +19,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _STARTED: list[subprocess.Popen[bytes]] = []
@@ -241,3 +242,13 @@ def run_quiet(command: Sequence[str], *, env: Mapping[str, str], timeout: float)
             f"{done.stderr.decode(errors='replace')[-2000:]}"
         )
     return done.stdout.decode()
+
+
+def run_main(args: Any, benchmark: Callable[[Any], Awaitable[None]]) -> int:
+    """The benchmarks' entry point: stop cleanly on SIGTERM or Ctrl-C; always exit 0."""
+    stop_on_sigterm()
+    try:
+        asyncio.run(benchmark(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    return 0

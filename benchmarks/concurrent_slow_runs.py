@@ -60,7 +60,7 @@ from benchmarks._api_proc import (
     base_env,
     free_port,
     python_module,
-    stop_on_sigterm,
+    run_main,
 )
 from benchmarks._api_relay import cpu_count_note, print_breakdown, run_times, start_relay
 
@@ -449,13 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    stop_on_sigterm()
-    try:
-        asyncio.run(run_benchmark(args))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-    return 0
+    return run_main(parse_args(argv), run_benchmark)
 
 
 if __name__ == "__main__":

@@ -369,11 +369,7 @@ async def stream_stateless_run(
         svc, principal, None, body, idempotency_key, stateless=True, on_completion="keep"
     )
 
-    async def delete() -> None:
-        if body.on_completion != "keep":
-            await svc.runner.delete_thread(run.thread_id)
-
-    return _stream(svc, run, body, on_complete=delete)
+    return _stream(svc, run, body, on_complete=lambda: _discard_stateless(svc, run, body))
 
 
 @router.post("/runs/wait")
@@ -387,9 +383,14 @@ async def wait_stateless_run(
         svc, principal, None, body, idempotency_key, stateless=True, on_completion="keep"
     )
     values = await _final_values(svc, run)
+    await _discard_stateless(svc, run, body)
+    return JSONResponse(_jsonable(values), headers=_location(run))
+
+
+async def _discard_stateless(svc: Services, run: Run, body: RunCreate) -> None:
+    """A stateless run's thread goes once its result is out (unless ``on_completion: keep``)."""
     if body.on_completion != "keep":
         await svc.runner.delete_thread(run.thread_id)
-    return JSONResponse(_jsonable(values), headers=_location(run))
 
 
 def _jsonable(value: Any) -> Any:
