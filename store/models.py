@@ -204,3 +204,12 @@ class StoreItem(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- tools: audit chain, approvals, tickets, outbox (issue 4; migration 0005) ---
+
+
+# --- providers: usage, response cache, tenant credentials (issue 6; migration 0006) ---
+
+
+# --- memory, documents, privacy (issue 5; migration 0007) ---

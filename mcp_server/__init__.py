@@ -1,0 +1,1 @@
+"""Our tool registry served over MCP (stdio and Streamable HTTP)."""

@@ -1,0 +1,1 @@
+"""Long-term memory and documents: embeddings, memories, chunks, ingestion, retrieval."""

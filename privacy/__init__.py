@@ -1,0 +1,1 @@
+"""PII and special-category detection, sensitivity, redaction: pure functions, no I/O."""
