@@ -11,9 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.body_limit import BodySizeLimit
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.routes import assistants, meta, runs, store, threads
+from api.routes import assistants, meta, metrics, runs, store, threads
 from identity.auth import AuthConfig, Authenticator
 from identity.ratelimit import RateLimiter
+from runtime.observability import tracing_enabled
 from runtime.runs import Runner
 from runtime.settings import Settings
 from runtime.system import open_system
@@ -87,4 +88,9 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
     install_error_handlers(app)
     for module in (meta, assistants, threads, runs, store):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(metrics.router)
+    if tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/api/v1/ok")
     return app

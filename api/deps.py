@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from structlog.contextvars import bind_contextvars
 
 from api.errors import ApiError
 from identity import Principal
@@ -44,6 +45,7 @@ async def current_caller(request: Request, svc: ServicesDep) -> Caller:
         caller = await svc.authenticator.identify(request.headers)
     except AuthError as exc:
         raise ApiError(exc.status, exc.code, exc.message, exc.headers) from None
+    bind_contextvars(tenant=caller.principal.tenant, user=caller.principal.user)
     decision = await svc.limiter.check(caller.principal, caller.key_id)
     if not decision.allowed:
         raise ApiError(

@@ -11,6 +11,7 @@ from typing import Any
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from runtime.events import EventBus
+from runtime.metrics import SSE_CONNECTIONS
 
 HEARTBEAT_SECONDS = 10.0
 
@@ -39,6 +40,7 @@ def run_event_stream(
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         finished = False
+        SSE_CONNECTIONS.inc()
         try:
             async for item in bus.follow(run_id, after=after):
                 if item.event == "end":
@@ -49,6 +51,7 @@ def run_event_stream(
                 yield ServerSentEvent(data=_encode(item.data), event=item.event, id=str(item.seq))
             finished = True
         finally:
+            SSE_CONNECTIONS.dec()
             callback = on_complete if finished else on_disconnect
             if callback is not None:
                 with contextlib.suppress(Exception):

@@ -62,12 +62,15 @@ class CliError(Exception):
 def _settings() -> Settings:
     from pydantic import ValidationError
 
+    from runtime.observability import configure_observability
     from runtime.settings import Settings
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         raise CliError(f"invalid configuration: {exc}") from exc
+    configure_observability(settings)
+    return settings
 
 
 def _principal(tenant: str, user: str) -> Principal:
@@ -468,7 +471,15 @@ def serve(
         settings = _settings()
         application = create_app(settings, workers=0 if no_workers else workers)
         err.print(f"relaygraph API on http://{host}:{port}/api/v1 (docs: /api/v1/docs)")
-        uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+        # log_config=None: uvicorn's records go through our structured logging.
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            lifespan="on",
+        )
         return EXIT_OK
 
     _guarded(body)
@@ -477,6 +488,10 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 4,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT."),
+    ] = None,
 ) -> None:
     """Execute queued runs (for `relaygraph serve --no-workers` or more capacity)."""
 
@@ -488,6 +503,10 @@ def worker(
         from runtime.worker import Worker
 
         settings = _settings()
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr="127.0.0.1")
 
         async def work() -> None:
             async with open_system(settings) as system:
@@ -511,6 +530,9 @@ def _register_subcommands() -> None:
     from relaygraph.keys_cli import keys_app
 
     app.add_typer(keys_app, name="keys")
+    from relaygraph.webhooks_cli import webhooks_app
+
+    app.add_typer(webhooks_app, name="webhooks")
 
 
 _register_subcommands()

@@ -22,7 +22,10 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Status, StatusCode
 from sqlalchemy import delete, select, update
+from structlog.contextvars import bound_contextvars
 
 from graphs import limits as lim
 from graphs.agent import fresh_turn
@@ -35,10 +38,19 @@ from graphs.serialization import message_to_dict, to_jsonable
 from graphs.tool_schemas import tool_definitions
 from identity import Principal
 from providers import ModelSpecError
+from runtime import metrics
 from runtime.assistants import AssistantService
 from runtime.events import EventBus, EventLog
+from runtime.observability import tracing_enabled
 from runtime.system import System
-from runtime.webhooks import WebhookError, check_webhook_url, deliver
+from runtime.tracing import RunTracer
+from runtime.webhooks import (
+    WebhookError,
+    check_webhook_url,
+    deliver,
+    deployment_secret,
+    tenant_secret,
+)
 from store.models import Run, Thread, utcnow
 
 CliStatus = Literal["success", "interrupted", "limit", "error", "cancelled"]
@@ -197,6 +209,10 @@ class Runner:
         self._handing_back: set[str] = set()
         self._handed_back: set[str] = set()
         self._background: set[asyncio.Task[bool]] = set()
+        configured = system.settings.webhook_secret
+        self._webhook_secret = deployment_secret(
+            configured.get_secret_value() if configured else None, system.settings.data_dir
+        )
 
     # --- the CLI's inline path ------------------------------------------------------------
 
@@ -477,6 +493,7 @@ class Runner:
             "interrupt_after": request.interrupt_after,
             "durability": request.durability,
             "on_completion": request.on_completion,
+            "trace_context": _trace_carrier(),
         }
 
     @staticmethod
@@ -665,7 +682,8 @@ class Runner:
         log = log or await self.events.open(run_id)
         handed_back = False
         try:
-            return await self._execute(run_id, owner, log)
+            with bound_contextvars(run_id=run_id):
+                return await self._execute(run_id, owner, log)
         except asyncio.CancelledError:
             handed_back = run_id in self._handed_back
             self._handed_back.discard(run_id)
@@ -678,6 +696,32 @@ class Runner:
         async with self.system.db.session() as session:
             run = await session.get(Run, run_id)
         assert run is not None
+        # The run's span continues the trace of the request that submitted it, which may
+        # have been served by another process.
+        parent = propagate.extract((run.kwargs or {}).get("trace_context") or {})
+        attributes: dict[str, str | int] = {
+            "relaygraph.run_id": run_id,
+            "relaygraph.thread_id": run.thread_id,
+            "relaygraph.assistant_id": run.assistant_id,
+            "relaygraph.graph_id": run.graph_id,
+            "relaygraph.tenant": run.tenant,
+            "relaygraph.attempt": run.attempt,
+        }
+        with (
+            bound_contextvars(tenant=run.tenant, user=run.requester, thread_id=run.thread_id),
+            _tracer.start_as_current_span("run", context=parent, attributes=attributes) as span,
+        ):
+            summary = await self._execute_run(run, owner, log, span)
+            span.set_attribute("relaygraph.stop_reason", summary.stop_reason)
+            span.set_attribute("relaygraph.status", summary.run_status)
+            if summary.error:
+                span.set_status(Status(StatusCode.ERROR, summary.error[:200]))
+            return summary
+
+    async def _execute_run(
+        self, run: Run, owner: str, log: EventLog, span: trace.Span
+    ) -> RunSummary:
+        run_id = run.run_id
         kwargs = run.kwargs or {}
         try:
             plan = await self._plan(run)
@@ -699,6 +743,9 @@ class Runner:
             "run_id": uuid.UUID(run_id),
             "recursion_limit": 10_000,
         }
+        tracer = RunTracer(span) if tracing_enabled() else None
+        if tracer is not None:
+            config["callbacks"] = [tracer]
         graph_input = await self._graph_input(plan, kwargs, run, config)
         if kwargs.get("checkpoint_id"):
             config["configurable"]["checkpoint_id"] = kwargs["checkpoint_id"]
@@ -719,6 +766,7 @@ class Runner:
         hard_timeout = plan.limits.max_wall_seconds + (
             HARD_TIMEOUT_GRACE_SECONDS if plan.entry.builtin else 0
         )
+        step_started = time.perf_counter()
         try:
             async with asyncio.timeout(hard_timeout):
                 async for part in plan.graph.astream(  # type: ignore[call-overload]
@@ -740,6 +788,11 @@ class Runner:
                         name = "|".join([mode, *namespace])
                         await log.add(name, _chunk_data(mode, chunk))
                     if mode == "updates" and not namespace:
+                        now = time.perf_counter()
+                        for node in chunk if isinstance(chunk, dict) else ():
+                            if node != "__interrupt__":
+                                metrics.STEP_SECONDS.labels(node=node).observe(now - step_started)
+                        step_started = now
                         if isinstance(chunk, dict) and "__interrupt__" in chunk:
                             interrupts = [
                                 {"value": to_jsonable(i.value), "id": i.id}
@@ -764,6 +817,9 @@ class Runner:
             raise
         except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
             error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if tracer is not None:
+                tracer.close_all()
         observed = None
         if error is None and forced is None and isinstance(last_values, dict):
             values = {k: v for k, v in last_values.items() if k != "__interrupt__"}
@@ -793,6 +849,7 @@ class Runner:
             if thread is not None:
                 thread.status = "error"
             await log.flush(session)
+        _count_run(run, summary)
         return summary
 
     async def _plan(self, run: Run) -> _Plan:
@@ -961,6 +1018,7 @@ class Runner:
                 log.pending.clear()
             else:
                 await log.flush(session)
+        _count_run(run, summary)
         if webhook := (run.kwargs or {}).get("webhook"):
             payload = {
                 "run_id": run.run_id,
@@ -972,7 +1030,10 @@ class Runner:
                 "metadata": run.metadata_ or {},
                 "values": final_values,
             }
-            task = asyncio.create_task(deliver(webhook, payload))
+            secret = tenant_secret(self._webhook_secret, run.tenant)
+            task = asyncio.create_task(
+                deliver(webhook, payload, secret=secret, message_id=f"run_{run.run_id}")
+            )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         if (run.kwargs or {}).get("on_completion") == "delete" and not interrupts:
@@ -985,6 +1046,25 @@ class Runner:
             await session.execute(delete(Run).where(Run.thread_id == thread_id))
             await session.execute(delete(Thread).where(Thread.thread_id == thread_id))
         await self.system.checkpointer.adelete_thread(thread_id)
+
+
+_tracer = trace.get_tracer("relaygraph.runtime")
+
+
+def _trace_carrier() -> dict[str, str] | None:
+    """The current trace context as W3C headers, for the run to continue it (None: none)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier or None
+
+
+def _count_run(run: Run, summary: RunSummary) -> None:
+    metrics.RUNS.labels(
+        assistant=run.assistant_id, status=summary.run_status, stop_reason=summary.stop_reason
+    ).inc()
+    if run.started_at is not None:
+        elapsed = (utcnow() - run.started_at).total_seconds()
+        metrics.RUN_SECONDS.labels(assistant=run.assistant_id).observe(max(elapsed, 0.0))
 
 
 def _chunk_data(mode: str, chunk: Any) -> Any:

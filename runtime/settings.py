@@ -99,7 +99,27 @@ class Settings(BaseSettings):
     durability: Literal["sync", "async", "exit"] = "async"
 
     sqlite_busy_timeout_ms: int = 30_000
-    log_level: str = "WARNING"
+    log_level: str = Field(default="WARNING", description="Level of the structured logs.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines on stderr: JSON, or human-readable; auto: JSON unless a terminal.",
+    )
+    tracing_exporter: Literal["off", "console", "otlp"] = Field(
+        default="off", description="Where OpenTelemetry spans go (otlp: OTLP over gRPC)."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP collector endpoint, e.g. http://127.0.0.1:4317."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Deployment secret from which each tenant's webhook signing secret is "
+        "derived; default: generated once into the data dir.",
+    )
+    metrics_public: bool = Field(
+        default=True,
+        description="Serve /metrics without authentication (else admins only). Keep the "
+        "port private when true.",
+    )
 
     auth_disabled: bool = Field(
         default=False,

@@ -1,21 +1,38 @@
 """Run-completion webhooks: POST the finished run to the URL given at creation.
 
-Delivery is at-least-once with retries (tenacity); a receiver that keeps failing is
-logged and given up on, never blocking the run or the worker.
+Deliveries are signed the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``,
+``webhook-signature: v1,<base64 HMAC-SHA256>``; the ``standardwebhooks`` package, or any
+of its ports, verifies them) with a secret per tenant. Tenant secrets are derived from one
+deployment secret, so nothing per tenant needs storing and rotating the deployment secret
+rotates them all; ``relaygraph webhooks secret --tenant T`` prints a tenant's.
+
+Delivery is at-least-once with retries (tenacity), with the same ``webhook-id`` on every
+attempt so receivers can drop duplicates; a receiver that keeps failing is logged and
+given up on, never blocking the run or the worker.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import logging
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+from standardwebhooks import Webhook
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10.0
+SECRET_FILE = "webhook-secret"
 
 
 class WebhookError(ValueError):
@@ -30,8 +47,46 @@ def check_webhook_url(url: str) -> str:
     return url
 
 
-async def deliver(url: str, payload: dict[str, Any]) -> bool:
-    """POST ``payload`` as JSON; True once the receiver answered 2xx."""
+def deployment_secret(configured: str | None, data_dir: Path) -> bytes:
+    """The deployment's webhook secret: configured, else generated once into the data dir."""
+    if configured:
+        return configured.encode()
+    path = data_dir / SECRET_FILE
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_bytes().strip()
+    try:
+        os.write(fd, value)
+    finally:
+        os.close(fd)
+    return value
+
+
+def tenant_secret(deployment: bytes, tenant: str) -> str:
+    """The tenant's signing secret, in Standard Webhooks' ``whsec_<base64>`` form."""
+    digest = hmac.new(deployment, f"relaygraph-webhook:{tenant}".encode(), hashlib.sha256)
+    return "whsec_" + base64.b64encode(digest.digest()).decode()
+
+
+def signed_headers(secret: str, message_id: str, body: str) -> dict[str, str]:
+    now = datetime.now(UTC)
+    return {
+        "content-type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, now, body),
+    }
+
+
+async def deliver(url: str, payload: dict[str, Any], *, secret: str, message_id: str) -> bool:
+    """POST ``payload`` as signed JSON; True once the receiver answered 2xx."""
+    body = json.dumps(payload, separators=(",", ":"), default=str)
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
             async for attempt in AsyncRetrying(
@@ -41,9 +96,12 @@ async def deliver(url: str, payload: dict[str, Any]) -> bool:
                 reraise=True,
             ):
                 with attempt:
-                    response = await client.post(url, json=payload)
+                    headers = signed_headers(secret, message_id, body)  # fresh timestamp
+                    response = await client.post(url, content=body, headers=headers)
                     response.raise_for_status()
         return True
     except httpx.HTTPError as exc:
-        log.warning("webhook %s failed after %d attempts: %s", url, ATTEMPTS, exc)
+        log.warning(
+            "webhook delivery failed", extra={"attempts": ATTEMPTS, "error": type(exc).__name__}
+        )
         return False

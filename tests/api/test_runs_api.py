@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
+from runtime.webhooks import deployment_secret, tenant_secret
 from tests.api.conftest import ApiServer
 
 HERE = Path(__file__).parent
@@ -131,6 +135,7 @@ class _Receiver:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.bodies: list[dict[str, Any]] = []
+        self.raw: list[tuple[bytes, dict[str, str]]] = []
         self.received = threading.Event()
         receiver = self
 
@@ -138,8 +143,9 @@ class _Receiver:
             def do_POST(self) -> None:
                 import json
 
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                receiver.bodies.append(body)
+                raw = self.rfile.read(int(self.headers["content-length"]))
+                receiver.raw.append((raw, {k.lower(): v for k, v in self.headers.items()}))
+                receiver.bodies.append(json.loads(raw))
                 first = len(receiver.bodies) == 1
                 self.send_response(503 if first else 204)
                 self.end_headers()
@@ -178,6 +184,14 @@ async def test_webhook_is_posted_on_completion_with_retries(serve) -> None:  # t
     delivered = receiver.bodies[-1]
     assert (delivered["run_id"], delivered["status"]) == (run["run_id"], "success")
     assert delivered["values"]["messages"][-1]["content"] == "hooked"
+    # Signed the Standard Webhooks way with tenant a's secret, the same id on each attempt.
+    secret = tenant_secret(deployment_secret(None, server.settings.data_dir), "a")
+    raw, headers = receiver.raw[-1]
+    assert Webhook(secret).verify(raw, headers)["run_id"] == run["run_id"]
+    assert receiver.raw[0][1]["webhook-id"] == headers["webhook-id"] == f"run_{run['run_id']}"
+    other = tenant_secret(deployment_secret(None, server.settings.data_dir), "b")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other).verify(raw, headers)
 
 
 REPO = HERE.parents[1]
