@@ -11,9 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.body_limit import BodySizeLimit
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.routes import assistants, meta, metrics, runs, store, threads
+from api.routes import assistants, feedback, meta, metrics, runs, store, threads
 from identity.auth import AuthConfig, Authenticator
 from identity.ratelimit import RateLimiter
+from runtime.feedback import FeedbackService
 from runtime.observability import tracing_enabled
 from runtime.runs import Runner
 from runtime.settings import Settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
                     storage_uri=settings.rate_limit_storage_uri,
                 ),
                 worker=worker,
+                feedback=FeedbackService(system.db),
             )
             if worker is not None:
                 worker.start()
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
     install_error_handlers(app)
     for module in (meta, assistants, threads, runs, store):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(feedback.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

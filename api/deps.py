@@ -12,6 +12,7 @@ from api.errors import ApiError
 from identity import Principal
 from identity.auth import Authenticator, AuthError, Caller
 from identity.ratelimit import RateLimiter
+from runtime.feedback import FeedbackService
 from runtime.runs import Runner
 from runtime.system import System
 from runtime.threads import ThreadService
@@ -26,6 +27,7 @@ class Services:
     authenticator: Authenticator
     limiter: RateLimiter
     worker: Worker | None
+    feedback: FeedbackService
 
 
 def services(request: Request) -> Services:

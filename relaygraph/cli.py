@@ -533,6 +533,9 @@ def _register_subcommands() -> None:
     from relaygraph.webhooks_cli import webhooks_app
 
     app.add_typer(webhooks_app, name="webhooks")
+    from relaygraph.feedback_cli import feedback_app
+
+    app.add_typer(feedback_app, name="feedback")
 
 
 _register_subcommands()

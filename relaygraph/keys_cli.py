@@ -6,7 +6,6 @@ A new key is printed once and never again (only a hash is stored). Exit codes: 0
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from relaygraph.store_cli import with_store
 
 if TYPE_CHECKING:
     from store import Database
@@ -36,31 +36,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _with_store(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``work`` against the migrated store of the configured data directory; known
-    errors become one line on stderr and exit code 2."""
-    from pydantic import ValidationError
-
     from identity.apikeys import ApiKeyError
-    from runtime.settings import Settings
-    from store import Database, StoreError, migrate
 
-    async def main() -> T:
-        settings = Settings()
-        migrate(settings.store_url)
-        db = Database(settings.store_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ValidationError as exc:
-        message = f"invalid configuration: {exc}"
-    except (ApiKeyError, StoreError) as exc:
-        message = str(exc)
-    _err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
+    return with_store(work, (ApiKeyError,))
 
 
 def _emit_json(payload: Any) -> None:

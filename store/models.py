@@ -213,3 +213,25 @@ class StoreItem(Base):
 
 
 # --- memory, documents, privacy (issue 5; migration 0007) ---
+
+
+# --- feedback on runs (issue 8; migration 0008) ---
+
+
+class Feedback(Base):
+    """A user's or reviewer's judgement of a run: one row per (run, author, key)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("run_id", "author", "key", name="uq_feedback_author_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    thread_id: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(256))
+    author_roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    key: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float | None] = mapped_column(Float)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -216,7 +216,7 @@ async def _load_run(svc: Services, run_id: str) -> Run | None:
         return await session.get(Run, run_id)
 
 
-async def _visible_run(svc: Services, principal: Principal, thread_id: str, run_id: str) -> Run:
+async def visible_run(svc: Services, principal: Principal, thread_id: str, run_id: str) -> Run:
     await svc.threads.get_row(principal, thread_id)
     run = await _load_run(svc, run_id)
     if run is None or run.thread_id != thread_id:
@@ -228,14 +228,14 @@ async def _visible_run(svc: Services, principal: Principal, thread_id: str, run_
 async def get_run(
     thread_id: str, run_id: str, principal: CurrentPrincipal, svc: ServicesDep
 ) -> dict[str, Any]:
-    return run_dict(await _visible_run(svc, principal, thread_id, run_id))
+    return run_dict(await visible_run(svc, principal, thread_id, run_id))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
 async def delete_run(
     thread_id: str, run_id: str, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Response:
-    run = await _visible_run(svc, principal, thread_id, run_id)
+    run = await visible_run(svc, principal, thread_id, run_id)
     if run.status not in TERMINAL:
         raise ApiError(409, "conflict", f"run {run_id} is {run.status}; cancel it first")
     async with svc.system.db.transaction() as session:
@@ -249,7 +249,7 @@ async def delete_run(
 async def join_run(
     thread_id: str, run_id: str, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Any:
-    run = await _visible_run(svc, principal, thread_id, run_id)
+    run = await visible_run(svc, principal, thread_id, run_id)
     if run.status in TERMINAL:
         state = await svc.threads.state(principal, thread_id)
         values = state["values"]
@@ -269,7 +269,7 @@ async def join_stream(
     stream_mode: Annotated[list[str] | None, Query()] = None,
     cancel_on_disconnect: bool = False,
 ) -> Response:
-    run = await _visible_run(svc, principal, thread_id, run_id)
+    run = await visible_run(svc, principal, thread_id, run_id)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     return _sse(
         svc,
@@ -309,7 +309,7 @@ async def cancel_run(
     wait: bool = False,
     action: Annotated[str, Query(pattern="^(interrupt|rollback)$")] = "interrupt",
 ) -> Response:
-    run = await _visible_run(svc, principal, thread_id, run_id)
+    run = await visible_run(svc, principal, thread_id, run_id)
     await _cancel(svc, run.run_id, action)
     if wait:
         async for _ in svc.runner.events.follow(run.run_id):
