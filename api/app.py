@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.body_limit import BodySizeLimit
 from api.deps import Services
-from api.errors import install_error_handlers
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.routes import assistants, feedback, meta, metrics, runs, store, threads
 from identity.auth import AuthConfig, Authenticator
 from identity.ratelimit import RateLimiter
@@ -88,9 +88,9 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
-    for module in (meta, assistants, threads, runs, store):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(feedback.router, prefix=API_PREFIX)
+    app.include_router(meta.router, prefix=API_PREFIX)
+    for module in (assistants, threads, runs, store, feedback):
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(metrics.router)
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -3,15 +3,33 @@ SDKs send options relaygraph does not use (feedback_keys, langsmith_tracer, ...)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+MAX_OFFSET = 1_000_000
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON has one number type: 10.0 is the integer 10 (JSON Schema agrees), true is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON means it: integral floats accepted, booleans and strings refused.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom", "debug", "events"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class RequestBody(BaseModel):
+    """Base of every JSON body: unknown fields ignored, types strict (JSON ``false`` is not
+    the integer 0, ``"10"`` is not a number)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+_Body = RequestBody
 
 
 class ThreadCreate(_Body):
@@ -30,8 +48,8 @@ class ThreadSearch(_Body):
     metadata: dict[str, Any] | None = None
     values: dict[str, Any] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: JsonInt = Field(default=10, ge=1, le=1000)
+    offset: JsonInt = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     select: list[str] | None = None
@@ -54,7 +72,7 @@ class StateUpdate(_Body):
     values: Any = None
     checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = None
-    as_node: str | None = None
+    as_node: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class StateCheckpointQuery(_Body):
@@ -63,7 +81,7 @@ class StateCheckpointQuery(_Body):
 
 
 class HistoryQuery(_Body):
-    limit: int = Field(default=10, ge=1, le=1000)
+    limit: JsonInt = Field(default=10, ge=1, le=1000)
     before: CheckpointRef | str | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None
@@ -108,8 +126,8 @@ class RunCreate(_Body):
 
 
 class AssistantCreate(_Body):
-    graph_id: str
-    assistant_id: str | None = Field(default=None, max_length=128)
+    graph_id: str = Field(min_length=1, max_length=128)
+    assistant_id: str | None = Field(default=None, min_length=1, max_length=128)
     config: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -119,7 +137,7 @@ class AssistantCreate(_Body):
 
 
 class AssistantPatch(_Body):
-    graph_id: str | None = None
+    graph_id: str | None = Field(default=None, min_length=1, max_length=128)
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -131,8 +149,8 @@ class AssistantSearch(_Body):
     metadata: dict[str, Any] | None = None
     graph_id: str | None = None
     name: str | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: JsonInt = Field(default=10, ge=1, le=1000)
+    offset: JsonInt = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None

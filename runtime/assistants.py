@@ -25,6 +25,11 @@ class AssistantError(ValueError):
     code = "invalid_request"
 
 
+class UnknownGraph(AssistantError):
+    status = 404
+    code = "not_found"
+
+
 class AssistantConflict(AssistantError):
     status = 409
     code = "conflict"
@@ -152,7 +157,7 @@ class AssistantService:
     ) -> dict[str, Any]:
         """Raises: AssistantError (unknown graph, bad config), AssistantConflict."""
         if graph_id not in self.system.graphs.ids():
-            raise AssistantError(
+            raise UnknownGraph(
                 f"there is no graph {graph_id!r}; graphs: {', '.join(self.system.graphs.ids())}"
             )
         assistant_id = assistant_id or str(uuid.uuid4())
@@ -193,7 +198,7 @@ class AssistantService:
                 if value is None:
                     continue
                 if key == "graph_id" and value not in self.system.graphs.ids():
-                    raise AssistantError(f"there is no graph {value!r}")
+                    raise UnknownGraph(f"there is no graph {value!r}")
                 setattr(row, "metadata_" if key == "metadata" else key, value)
             row.version += 1
             row.updated_at = utcnow()

@@ -297,7 +297,7 @@ class ThreadService:
         if thread.status == "busy":
             raise RunConflict(f"thread {thread_id} is busy; wait for its run or cancel it")
         if thread.graph_id is None:
-            raise RunRequestError(f"thread {thread_id} has no graph yet: run it first")
+            raise RunConflict(f"thread {thread_id} has no graph yet: run it first")
         graph = self.runner.graph(self.system.graphs.get(thread.graph_id))
         config: RunnableConfig = {"configurable": {"thread_id": thread_id, **_clean(checkpoint)}}
         try:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api.deps import CurrentPrincipal, Services, ServicesDep
 from api.errors import ApiError
-from api.schemas import RunCreate, RunsCancel
+from api.schemas import MAX_OFFSET, RunCreate, RunsCancel
 from api.sse import run_event_stream
 from identity import Principal
 from runtime.events import TERMINAL
@@ -199,7 +199,7 @@ async def list_runs(
     principal: CurrentPrincipal,
     svc: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
     await svc.threads.get_row(principal, thread_id)

@@ -7,13 +7,15 @@ with ``query`` is refused with 422 until the memory feature provides one.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Response
+from pydantic import Field
 
 from api.deps import CurrentPrincipal, ServicesDep
 from api.errors import ApiError
+from api.schemas import MAX_OFFSET, JsonInt
+from api.schemas import RequestBody as _Body
 from runtime import store_items
 from runtime.store_items import StoreItemError, StoreItemNotFound
 
@@ -22,39 +24,43 @@ router = APIRouter(prefix="/store", tags=["store"])
 T = TypeVar("T")
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# A namespace is a path of non-empty labels without ".", which joins them in URLs. The
+# schema says so; runtime.store_items checks it, with messages that say what is wrong.
+Label = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"^[^.]+$"})]
+Namespace = Annotated[list[Label], Field(json_schema_extra={"minItems": 1, "maxItems": 20})]
+Key = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 class StoreItemPut(_Body):
-    namespace: list[str]
-    key: str
+    namespace: Namespace
+    key: Key
     value: dict[str, Any]
-    index: Literal[False] | list[str] | None = None
-    ttl: float | None = None
+    index: bool | list[str] | None = None
+    """Fields to index for semantic search; false: none; true or null: the default."""
+    ttl: float | None = Field(default=None, gt=0, le=store_items.MAX_TTL_MINUTES)
     """Minutes until the item expires; None keeps it."""
 
 
 class StoreItemDelete(_Body):
-    namespace: list[str]
-    key: str
+    namespace: Namespace
+    key: Key
 
 
 class StoreItemSearch(_Body):
-    namespace_prefix: list[str] = Field(default_factory=list)
+    namespace_prefix: list[Label] = Field(default_factory=list, json_schema_extra={"maxItems": 20})
     filter: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: JsonInt = Field(default=10, ge=1, le=1000)
+    offset: JsonInt = Field(default=0, ge=0, le=MAX_OFFSET)
     query: str | None = None
     refresh_ttl: bool | None = None
 
 
 class StoreNamespaceSearch(_Body):
-    prefix: list[str] | None = None
-    suffix: list[str] | None = None
-    max_depth: int | None = Field(default=None, ge=1)
-    limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    prefix: list[Label] | None = None
+    suffix: list[Label] | None = None
+    max_depth: Annotated[JsonInt, Field(ge=1, le=20)] | None = None
+    limit: JsonInt = Field(default=100, ge=1, le=1000)
+    offset: JsonInt = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 async def _answer(call: Awaitable[T]) -> T:
@@ -84,8 +90,10 @@ async def put_item(body: StoreItemPut, principal: CurrentPrincipal, svc: Service
 
 @router.get("/items")
 async def get_item(
-    namespace: str,
-    key: str,
+    namespace: Annotated[
+        str, Query(max_length=4200, json_schema_extra={"pattern": r"^[^.]+(\.[^.]+)*$"})
+    ],
+    key: Annotated[str, Query(min_length=1, max_length=1000)],
     principal: CurrentPrincipal,
     svc: ServicesDep,
     refresh_ttl: bool | None = None,
@@ -95,7 +103,7 @@ async def get_item(
         store_items.get_item(
             db=svc.system.db,
             tenant=principal.tenant,
-            namespace=namespace.split(".") if namespace else [],
+            namespace=namespace.split("."),
             key=key,
             refresh_ttl=refresh_ttl is not False,
         )

@@ -204,6 +204,8 @@ PROBES = [
     Probe("cancel run", "POST", "/threads/{tid}/runs/{rid}/cancel"),
     Probe("cancel run rollback", "POST", "/threads/{tid}/runs/{rid}/cancel?wait=1&action=rollback"),
     Probe("delete run", "DELETE", "/threads/{tid}/runs/{rid}"),
+    Probe("give feedback", "POST", "/threads/{tid}/runs/{rid}/feedback", {"score": -1}),
+    Probe("list feedback", "GET", "/threads/{tid}/runs/{rid}/feedback"),
     Probe("create run", "POST", "/threads/{tid}/runs", INPUT),
     Probe(
         "create run if_not_exists",
