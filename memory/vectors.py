@@ -1,0 +1,577 @@
+"""The vector index: Chroma holds vectors and opaque ids, one collection per scope.
+
+Why this shape:
+
+- **Privacy.** Chroma keeps deleted documents' text and metadata in its SQLite files, so
+  it gets no text and no metadata at all: only ids that mean nothing outside our SQL
+  tables, and vectors. Even collection names carry no identifiers: they are an HMAC of
+  (namespace, tenant, user) under a key kept outside Chroma, so its files cannot be
+  linked to a person once the key is gone or the collection deleted.
+- **Speed.** A ``where`` filter selecting one user of 100 in a 100k-vector collection
+  takes ~51 ms in Chroma 1.5; a collection of one user's ~1k vectors answers in ~1.3 ms.
+  So every (tenant, user) scope is its own collection. With the embedded client this
+  process is the only writer (a file lock guarantees it), so each partition is also held
+  in memory as a numpy matrix, loaded lazily and bounded by an LRU: exact search over
+  1k vectors takes ~0.04 ms and is exact (recall 1.0). Chroma stays the durable copy.
+  With a Chroma server (``connect``) other processes write too, so queries go to Chroma.
+- **Erasure.** ``delete`` removes ids; ``delete_scope`` drops a scope's collection.
+
+All vectors are stored L2-normalised and compared by cosine similarity; ``VectorHit.score``
+is that similarity (1.0 = same direction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Collection as AbstractCollection
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from memory.types import Scope, VectorHit, VectorIndexError, VectorIndexLockedError
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+_NAMESPACE = re.compile(r"^[a-z0-9]{1,32}$")
+_MAX_ID_LENGTH = 256
+_LOCK_FILE = "relaygraph.lock"
+_OWNER_FILE = "relaygraph.owner"
+_SCOPE_KEY_FILE = "relaygraph-scope.key"
+DEFAULT_CACHE_MAX_VECTORS = 250_000  # ~384 MB of 384-d float32
+
+
+def load_or_create_scope_key(path: Path) -> bytes:
+    """The secret that turns scopes into collection names, created (0600) on first use.
+
+    Several processes or machines sharing one Chroma server must share this key.
+    """
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+    if len(key) < 16:
+        raise VectorIndexError(
+            f"the scope key in {path} is shorter than 16 bytes",
+            hint="restore it from a backup; a new key orphans every stored vector",
+        )
+    return key
+
+
+def open_vector_store(
+    *,
+    path: Path,
+    url: str | None = None,
+    scope_key: bytes | None = None,
+    cache_max_vectors: int = DEFAULT_CACHE_MAX_VECTORS,
+) -> VectorStore:
+    """The configured store: a Chroma server when ``url`` is set, else embedded in ``path``.
+
+    Without an explicit ``scope_key`` the key file in ``path`` is used (created once), so
+    processes of one machine sharing a server agree; several machines need the same key.
+
+    Raises:
+        VectorIndexLockedError: embedded, and another process owns ``path``.
+        VectorIndexError: bad URL or unreachable server.
+    """
+    if url:
+        key = scope_key or load_or_create_scope_key(Path(path) / _SCOPE_KEY_FILE)
+        return VectorStore.connect(url, scope_key=key)
+    return VectorStore.open_local(path, scope_key=scope_key, cache_max_vectors=cache_max_vectors)
+
+
+class _Partition:
+    """One scope's vectors in memory for exact search."""
+
+    __slots__ = ("ids", "matrix", "positions")
+
+    def __init__(self, ids: list[str], matrix: np.ndarray) -> None:
+        self.ids = ids
+        self.matrix = matrix
+        self.positions = {item: row for row, item in enumerate(ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def upsert(self, ids: list[str], vectors: np.ndarray) -> None:
+        new_rows = []
+        for item, vector in zip(ids, vectors, strict=True):
+            row = self.positions.get(item)
+            if row is None:
+                new_rows.append((item, vector))
+            else:
+                self.matrix[row] = vector
+        if new_rows:
+            start = len(self.ids)
+            added = np.stack([vector for _, vector in new_rows])
+            self.matrix = added if start == 0 else np.concatenate([self.matrix, added])
+            for offset, (item, _) in enumerate(new_rows):
+                self.ids.append(item)
+                self.positions[item] = start + offset
+
+    def remove(self, ids: Sequence[str]) -> None:
+        doomed = {self.positions[item] for item in ids if item in self.positions}
+        if not doomed:
+            return
+        keep = [row for row in range(len(self.ids)) if row not in doomed]
+        self.ids = [self.ids[row] for row in keep]
+        self.matrix = self.matrix[keep]
+        self.positions = {item: row for row, item in enumerate(self.ids)}
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: AbstractCollection[str] | None
+    ) -> list[VectorHit]:
+        if allowed is None:
+            rows = None
+            scores = self.matrix @ query if len(self.ids) else np.zeros(0, dtype=np.float32)
+        else:
+            rows = np.fromiter(
+                (self.positions[item] for item in allowed if item in self.positions), dtype=np.intp
+            )
+            scores = self.matrix[rows] @ query if len(rows) else np.zeros(0, dtype=np.float32)
+        if len(scores) == 0:
+            return []
+        if k < len(scores):
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top], kind="stable")]
+        else:
+            top = np.argsort(-scores, kind="stable")
+        chosen = top if rows is None else rows[top]
+        return [
+            VectorHit(self.ids[row], float(score))
+            for row, score in zip(chosen, scores[top], strict=True)
+        ]
+
+
+class VectorStore:
+    """Owns the Chroma client (and, when embedded, the data directory lock).
+
+    Open with ``open_local`` (embedded ``PersistentClient``, one owning process) or
+    ``connect`` (``HttpClient`` to a Chroma server); get per-namespace views with
+    ``index("memories")``. Methods are synchronous (Chroma's client is); call them through
+    ``asyncio.to_thread`` from async code, except cached queries, which take microseconds.
+    """
+
+    def __init__(
+        self,
+        client: ClientAPI,
+        *,
+        scope_key: bytes,
+        cache_max_vectors: int | None,
+        lock: FileLock | None = None,
+        location: str,
+    ) -> None:
+        self._client = client
+        self._scope_key = scope_key
+        self._cache_max_vectors = cache_max_vectors
+        self._lock = lock
+        self.location = location
+        self._mutex = threading.RLock()
+        self._collections: dict[str, Collection] = {}
+        self._cache: OrderedDict[str, _Partition] = OrderedDict()
+        self._cached_vectors = 0
+        self._max_batch = client.get_max_batch_size()
+        self._closed = False
+
+    # --- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open_local(
+        cls,
+        path: Path,
+        *,
+        scope_key: bytes | None = None,
+        cache_max_vectors: int = DEFAULT_CACHE_MAX_VECTORS,
+    ) -> VectorStore:
+        """Open (creating) the embedded Chroma directory ``path``, owned by this process.
+
+        Raises:
+            VectorIndexLockedError: another process has it open.
+        """
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        path = Path(path).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path / _LOCK_FILE, timeout=0, is_singleton=False)
+        owner_file = path / _OWNER_FILE
+        try:
+            lock.acquire()
+        except Timeout:
+            try:
+                owner = owner_file.read_text().strip() or "unknown"
+            except OSError:
+                owner = "unknown"
+            raise VectorIndexLockedError(
+                f"the vector index at {path} is open in another process (pid {owner})",
+                hint="embedded Chroma is owned by one process: stop that process, or run "
+                f"a Chroma server (chroma run --path {path}) and set RELAYGRAPH_CHROMA_URL "
+                "so every process connects to it",
+            ) from None
+        try:
+            owner_file.write_text(str(os.getpid()))
+            key = scope_key or load_or_create_scope_key(path / _SCOPE_KEY_FILE)
+            client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
+            )
+            return cls(
+                client,
+                scope_key=key,
+                cache_max_vectors=cache_max_vectors,
+                lock=lock,
+                location=str(path),
+            )
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def connect(
+        cls, url: str, *, scope_key: bytes, headers: dict[str, str] | None = None
+    ) -> VectorStore:
+        """Connect to a Chroma server at ``url`` (``http://host:port``); no local cache.
+
+        Raises:
+            VectorIndexError: the URL is malformed or the server does not answer.
+        """
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise VectorIndexError(
+                f"bad Chroma URL {url!r}", hint="use http://host:port or https://host:port"
+            )
+        if len(scope_key) < 16:
+            raise VectorIndexError("the scope key must be at least 16 bytes")
+        ssl = parts.scheme == "https"
+        try:
+            client = chromadb.HttpClient(
+                host=parts.hostname,
+                port=parts.port or (443 if ssl else 8000),
+                ssl=ssl,
+                headers=headers,
+                settings=ChromaSettings(anonymized_telemetry=False),
+            )
+        except Exception as exc:
+            raise VectorIndexError(
+                f"cannot reach the Chroma server at {url}: {exc}",
+                hint="start it (chroma run --path DIR --port PORT) or unset RELAYGRAPH_CHROMA_URL",
+            ) from exc
+        return cls(client, scope_key=scope_key, cache_max_vectors=None, location=url)
+
+    def close(self) -> None:
+        """Release the directory lock; the store is unusable afterwards."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            self._collections.clear()
+            self._cache.clear()
+            if self._lock is not None:
+                # Chroma caches one system per path; drop it so a reopen reads the disk.
+                self._client.clear_system_cache()
+                self._lock.release()
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def index(self, namespace: str) -> VectorIndex:
+        """The index for one kind of vector (``memories``, ``chunks``): ``[a-z0-9]{1,32}``."""
+        if not _NAMESPACE.match(namespace):
+            raise VectorIndexError(
+                f"bad vector namespace {namespace!r}", hint="use 1-32 of [a-z0-9]"
+            )
+        return VectorIndex(self, namespace)
+
+    # --- internals shared by the views ----------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise VectorIndexError(f"the vector store at {self.location} is closed")
+
+    def collection_name(self, namespace: str, scope: Scope) -> str:
+        """The opaque collection name of a scope (an HMAC; no identifier in clear)."""
+        kind = "u" if scope.user else "t"
+        message = "\x1f".join((namespace, scope.tenant, scope.user or "", kind))
+        digest = hmac.new(self._scope_key, message.encode(), hashlib.sha256).hexdigest()
+        return f"rg-{namespace}-{digest[:40]}"
+
+    def _collection(self, name: str, *, create: bool) -> Collection | None:
+        from chromadb.errors import NotFoundError
+
+        found = self._collections.get(name)
+        if found is not None:
+            return found
+        try:
+            if create:
+                found = self._client.get_or_create_collection(
+                    name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                )
+            else:
+                found = self._client.get_collection(name, embedding_function=None)
+        except NotFoundError:
+            return None
+        self._collections[name] = found
+        return found
+
+    def _cached_partition(self, name: str) -> _Partition | None:
+        """The in-memory copy of a partition, loaded from Chroma on a miss (local only)."""
+        if self._cache_max_vectors is None:
+            return None
+        partition = self._cache.get(name)
+        if partition is not None:
+            self._cache.move_to_end(name)
+            return partition
+        collection = self._collection(name, create=False)
+        ids: list[str] = []
+        rows: list[np.ndarray] = []
+        if collection is not None:
+            # One page per max batch; counting first spares Chroma an empty last page.
+            for offset in range(0, collection.count(), self._max_batch):
+                page = collection.get(include=["embeddings"], limit=self._max_batch, offset=offset)
+                ids.extend(page["ids"])
+                rows.append(np.asarray(page["embeddings"], dtype=np.float32))
+        matrix = np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+        partition = _Partition(ids, matrix)
+        self._cache[name] = partition
+        self._cached_vectors += len(partition)
+        self._evict(keep=name)
+        return partition
+
+    def _evict(self, keep: str) -> None:
+        assert self._cache_max_vectors is not None
+        while self._cached_vectors > self._cache_max_vectors and len(self._cache) > 1:
+            oldest = next(iter(self._cache))
+            if oldest == keep:
+                self._cache.move_to_end(oldest)
+                continue
+            self._cached_vectors -= len(self._cache.pop(oldest))
+
+    def _note_resize(self, name: str, before: int) -> None:
+        partition = self._cache.get(name)
+        if partition is not None:
+            self._cached_vectors += len(partition) - before
+            self._evict(keep=name)
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise VectorIndexError("ids must be a sequence of strings, not one string")
+    items = list(ids)
+    for item in items:
+        if not isinstance(item, str) or not item or len(item) > _MAX_ID_LENGTH:
+            raise VectorIndexError(
+                f"bad vector id {item!r}",
+                hint=f"ids are non-empty strings of at most {_MAX_ID_LENGTH} characters",
+            )
+    if len(set(items)) != len(items):
+        raise VectorIndexError("duplicate ids in one call")
+    return items
+
+
+def _unit_rows(vectors: Any, expected_rows: int) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] != expected_rows or array.shape[1] == 0:
+        raise VectorIndexError(
+            f"vectors must be a 2-d array with one row per id ({expected_rows}), "
+            f"got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise VectorIndexError("vectors contain NaN or infinity")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise VectorIndexError("a zero vector has no direction and cannot be indexed")
+    return array / norms
+
+
+class VectorIndex:
+    """One namespace of a ``VectorStore``: add, query and delete vectors per scope."""
+
+    def __init__(self, store: VectorStore, namespace: str) -> None:
+        self._store = store
+        self.namespace = namespace
+
+    def add(self, scope: Scope, ids: Sequence[str], vectors: Any) -> None:
+        """Insert or replace (idempotent on retry) the vectors of ``ids`` in ``scope``.
+
+        Raises:
+            VectorIndexError: bad ids or vectors, or a dimension that differs from the
+                scope's existing vectors (the embedding model changed: re-embed).
+        """
+        from chromadb.errors import ChromaError
+
+        items = _check_ids(ids)
+        matrix = _unit_rows(vectors, len(items))
+        if not items:
+            return
+        store = self._store
+        name = store.collection_name(self.namespace, scope)
+        with store._mutex:
+            store._check_open()
+            partition = store._cached_partition(name)
+            if partition is not None and len(partition):
+                if partition.matrix.shape[1] != matrix.shape[1]:
+                    raise self._dimension_error(partition.matrix.shape[1], matrix.shape[1])
+            collection = store._collection(name, create=True)
+            assert collection is not None
+            try:
+                for start in range(0, len(items), store._max_batch):
+                    stop = start + store._max_batch
+                    collection.upsert(ids=items[start:stop], embeddings=matrix[start:stop])
+            except (ChromaError, ValueError) as exc:
+                # Some batches may have landed: let the cache reload from Chroma.
+                if store._cache.pop(name, None) is not None and partition is not None:
+                    store._cached_vectors -= len(partition)
+                if "dimension" in str(exc).lower():
+                    raise self._dimension_error(None, matrix.shape[1]) from exc
+                raise VectorIndexError(f"Chroma refused the vectors: {exc}") from exc
+            if partition is not None:
+                before = len(partition)
+                partition.upsert(items, matrix)
+                store._note_resize(name, before)
+
+    def query(
+        self,
+        scope: Scope,
+        vector: Any,
+        k: int = 5,
+        *,
+        ids: AbstractCollection[str] | None = None,
+    ) -> list[VectorHit]:
+        """The ``k`` nearest vectors in ``scope``, best first.
+
+        ``ids`` restricts the search to those ids (e.g. what the SQL layer says this
+        principal may see in this thread); ``None`` searches the whole scope.
+
+        Raises:
+            VectorIndexError: bad vector or ``k``.
+        """
+        if not isinstance(k, int) or k < 1:
+            raise VectorIndexError(f"k must be a positive integer, got {k!r}")
+        query = _unit_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1)[0]
+        if ids is not None and not ids:
+            return []
+        store = self._store
+        name = store.collection_name(self.namespace, scope)
+        with store._mutex:
+            store._check_open()
+            partition = store._cached_partition(name)
+            if partition is not None:
+                if len(partition) and partition.matrix.shape[1] != len(query):
+                    raise self._dimension_error(partition.matrix.shape[1], len(query))
+                return partition.search(query, k, ids)
+            return self._query_chroma(name, query, k, ids)
+
+    def _query_chroma(
+        self, name: str, query: np.ndarray, k: int, ids: AbstractCollection[str] | None
+    ) -> list[VectorHit]:
+        from chromadb.errors import ChromaError, NotFoundError
+
+        store = self._store
+        for attempt in range(2):
+            collection = store._collection(name, create=False)
+            if collection is None:
+                return []
+            try:
+                size = collection.count()
+                if size == 0:
+                    return []
+                result = collection.query(
+                    query_embeddings=[query],
+                    n_results=min(k, size),
+                    ids=list(ids) if ids is not None else None,
+                    include=["distances"],
+                )
+            except NotFoundError:  # deleted by another process: forget the handle, retry
+                store._collections.pop(name, None)
+                if attempt:
+                    return []
+                continue
+            except ChromaError as exc:
+                raise VectorIndexError(f"Chroma query failed: {exc}") from exc
+            distances = (result["distances"] or [[]])[0]
+            return [
+                VectorHit(item, 1.0 - float(distance))
+                for item, distance in zip(result["ids"][0], distances, strict=True)
+            ]
+        return []
+
+    def delete(self, scope: Scope, ids: Sequence[str]) -> None:
+        """Remove ``ids`` from ``scope`` (missing ids are ignored)."""
+        items = _check_ids(ids)
+        if not items:
+            return
+        store = self._store
+        name = store.collection_name(self.namespace, scope)
+        with store._mutex:
+            store._check_open()
+            collection = store._collection(name, create=False)
+            if collection is not None:
+                for start in range(0, len(items), store._max_batch):
+                    collection.delete(ids=items[start : start + store._max_batch])
+            partition = store._cache.get(name)
+            if partition is not None:
+                before = len(partition)
+                partition.remove(items)
+                store._note_resize(name, before)
+
+    def delete_scope(self, scope: Scope) -> None:
+        """Drop every vector of ``scope`` (erasure): its collection is deleted."""
+        from chromadb.errors import NotFoundError
+
+        store = self._store
+        name = store.collection_name(self.namespace, scope)
+        with store._mutex:
+            store._check_open()
+            store._collections.pop(name, None)
+            partition = store._cache.pop(name, None)
+            if partition is not None:
+                store._cached_vectors -= len(partition)
+            try:
+                store._client.delete_collection(name)
+            except (NotFoundError, ValueError):
+                pass
+
+    def count(self, scope: Scope) -> int:
+        """How many vectors ``scope`` holds."""
+        store = self._store
+        name = store.collection_name(self.namespace, scope)
+        with store._mutex:
+            store._check_open()
+            collection = store._collection(name, create=False)
+            return 0 if collection is None else collection.count()
+
+    def _dimension_error(self, existing: int | None, given: int) -> VectorIndexError:
+        have = f"{existing}-d" if existing else "differently sized"
+        return VectorIndexError(
+            f"{self.namespace} vectors in this scope are {have}, got {given}-d",
+            hint="the embedding model changed: re-embed the stored texts into a new namespace",
+        )

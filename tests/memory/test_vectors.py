@@ -1,0 +1,349 @@
+"""memory/vectors.py with real Chroma collections in tmp dirs (and a real Chroma server)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from memory.types import Scope, VectorIndexError, VectorIndexLockedError
+from memory.vectors import (
+    VectorIndex,
+    VectorStore,
+    load_or_create_scope_key,
+    open_vector_store,
+)
+
+ALICE = Scope("acme", "alice@example.com")
+BOB = Scope("acme", "bob")
+ALICE_ELSEWHERE = Scope("globex", "alice@example.com")
+ACME_SHARED = Scope("acme")
+DIM = 16
+
+
+def vectors(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(count, DIM)).astype(np.float32)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[VectorStore]:
+    with VectorStore.open_local(tmp_path / "chroma") as opened:
+        yield opened
+
+
+@pytest.fixture
+def memories(store: VectorStore) -> VectorIndex:
+    return store.index("memories")
+
+
+def test_query_returns_nearest_first_with_cosine_scores(memories: VectorIndex) -> None:
+    data = vectors(40, seed=1)
+    memories.add(ALICE, [f"m{i}" for i in range(40)], data)
+    hits = memories.query(ALICE, data[7] * 3.0, k=5)  # scale does not matter: cosine
+    assert hits[0].id == "m7"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(hits) == 5
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    unit = data / np.linalg.norm(data, axis=1, keepdims=True)
+    expected = np.argsort(-(unit @ unit[7]))[:5]
+    assert [hit.id for hit in hits] == [f"m{i}" for i in expected]
+
+
+def test_users_and_tenants_are_isolated(memories: VectorIndex) -> None:
+    shared_ids = ["x1", "x2", "x3"]
+    memories.add(ALICE, shared_ids, vectors(3, seed=2))
+    memories.add(BOB, shared_ids, vectors(3, seed=3))
+    memories.add(ALICE_ELSEWHERE, ["g1"], vectors(1, seed=4))
+    memories.add(ACME_SHARED, ["doc1"], vectors(1, seed=5))
+    probe = vectors(1, seed=3)[0]  # Bob's x1 exactly
+    assert memories.query(BOB, probe, k=1)[0].score == pytest.approx(1.0, abs=1e-5)
+    assert memories.query(ALICE, probe, k=1)[0].score < 0.99
+    assert {hit.id for hit in memories.query(ALICE_ELSEWHERE, probe, k=10)} == {"g1"}
+    assert {hit.id for hit in memories.query(ACME_SHARED, probe, k=10)} == {"doc1"}
+    assert memories.query(Scope("acme", "carol"), probe, k=10) == []
+
+    memories.delete(ALICE, ["x1"])
+    assert memories.count(ALICE) == 2
+    assert memories.count(BOB) == 3
+    memories.delete_scope(BOB)
+    assert memories.count(BOB) == 0
+    assert memories.count(ALICE) == 2
+    assert memories.count(ALICE_ELSEWHERE) == 1
+
+
+def test_namespaces_are_separate(store: VectorStore) -> None:
+    store.index("memories").add(ALICE, ["same-id"], vectors(1, seed=6))
+    chunks = store.index("chunks")
+    assert chunks.count(ALICE) == 0
+    assert chunks.query(ALICE, vectors(1, seed=6)[0]) == []
+
+
+def test_delete_by_id_and_by_scope(memories: VectorIndex) -> None:
+    data = vectors(10, seed=7)
+    memories.add(ALICE, [f"m{i}" for i in range(10)], data)
+    memories.delete(ALICE, ["m0", "m5", "not-there"])
+    remaining = {hit.id for hit in memories.query(ALICE, data[0], k=20)}
+    assert remaining == {f"m{i}" for i in range(10)} - {"m0", "m5"}
+    assert memories.count(ALICE) == 8
+    memories.delete_scope(ALICE)
+    assert memories.query(ALICE, data[0], k=20) == []
+    assert memories.count(ALICE) == 0
+    memories.delete_scope(ALICE)  # erasing twice is fine
+    memories.add(ALICE, ["fresh"], data[:1])  # and the scope can be used again
+    assert [hit.id for hit in memories.query(ALICE, data[0])] == ["fresh"]
+
+
+def test_add_is_idempotent_and_replaces_vectors(memories: VectorIndex) -> None:
+    data = vectors(3, seed=8)
+    memories.add(ALICE, ["a", "b", "c"], data)
+    memories.add(ALICE, ["a", "b", "c"], data)  # a retried write
+    assert memories.count(ALICE) == 3
+    replacement = vectors(1, seed=9)
+    memories.add(ALICE, ["a"], replacement)
+    assert memories.count(ALICE) == 3
+    hit = memories.query(ALICE, replacement[0], k=1)[0]
+    assert (hit.id, round(hit.score, 4)) == ("a", 1.0)
+
+
+def test_query_can_be_restricted_to_allowed_ids(memories: VectorIndex) -> None:
+    data = vectors(20, seed=10)
+    memories.add(ALICE, [f"m{i}" for i in range(20)], data)
+    hits = memories.query(ALICE, data[3], k=5, ids={"m10", "m11", "m3", "elsewhere"})
+    assert {hit.id for hit in hits} == {"m10", "m11", "m3"}
+    assert hits[0].id == "m3"
+    assert memories.query(ALICE, data[3], k=5, ids=set()) == []
+
+
+def test_vectors_persist_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "chroma"
+    data = vectors(30, seed=11)
+    with VectorStore.open_local(path) as first:
+        first.index("memories").add(ALICE, [f"m{i}" for i in range(30)], data)
+        before = first.index("memories").query(ALICE, data[2], k=5)
+    with VectorStore.open_local(path) as second:
+        index = second.index("memories")
+        assert index.count(ALICE) == 30
+        after = index.query(ALICE, data[2], k=5)
+    assert [hit.id for hit in after] == [hit.id for hit in before]
+    np.testing.assert_allclose([h.score for h in after], [h.score for h in before], atol=1e-6)
+
+
+def test_a_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
+    path = tmp_path / "chroma"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from memory.vectors import VectorStore\n"
+            f"store = VectorStore.open_local(Path({str(path)!r}))\n"
+            "print('ready', flush=True); sys.stdin.readline(); store.close()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(VectorIndexLockedError) as caught:
+            VectorStore.open_local(path)
+        message = str(caught.value)
+        assert f"pid {holder.pid}" in message
+        assert "RELAYGRAPH_CHROMA_URL" in message
+        assert caught.value.code == "vector_index_locked"
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=60) == 0
+    with VectorStore.open_local(path) as reopened:  # released when its owner closed
+        assert reopened.index("memories").count(ALICE) == 0
+
+
+def test_a_second_store_in_the_same_process_is_refused_too(store: VectorStore) -> None:
+    with pytest.raises(VectorIndexLockedError):
+        VectorStore.open_local(Path(store.location))
+
+
+def test_chroma_files_hold_no_identifiers(tmp_path: Path) -> None:
+    path = tmp_path / "chroma"
+    with VectorStore.open_local(path) as opened:
+        index = opened.index("memories")
+        index.add(Scope("tenant-zeta-9", "alice@example.com"), ["opaque-1"], vectors(1, 12))
+        index.add(Scope("tenant-zeta-9"), ["opaque-2"], vectors(1, 13))
+    leaked = [
+        str(file)
+        for file in path.rglob("*")
+        if file.is_file()
+        and (b"alice@example.com" in file.read_bytes() or b"tenant-zeta-9" in file.read_bytes())
+    ]
+    assert leaked == []
+    assert any(b"opaque-1" in f.read_bytes() for f in path.rglob("*") if f.is_file())
+
+
+def test_partitions_stay_correct_when_the_cache_evicts(tmp_path: Path) -> None:
+    with VectorStore.open_local(tmp_path / "chroma", cache_max_vectors=10) as small:
+        index = small.index("memories")
+        users = [Scope("acme", f"user{i}") for i in range(4)]
+        for number, scope in enumerate(users):
+            index.add(scope, [f"{number}-{i}" for i in range(8)], vectors(8, seed=20 + number))
+        for number, scope in enumerate(users):
+            probe = vectors(8, seed=20 + number)[5]
+            assert index.query(scope, probe, k=1)[0].id == f"{number}-5"
+        assert small._cached_vectors <= 10 + 8
+
+
+@pytest.mark.parametrize(
+    ("ids", "data", "message"),
+    [
+        (["a"], np.zeros((1, DIM)), "zero vector"),
+        (["a"], np.full((1, DIM), np.nan), "NaN"),
+        (["a", "b"], np.ones((1, DIM)), "one row per id"),
+        (["a", "a"], np.ones((2, DIM)), "duplicate ids"),
+        ([""], np.ones((1, DIM)), "bad vector id"),
+        ("abc", np.ones((3, DIM)), "not one string"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(
+    memories: VectorIndex, ids: list[str], data: np.ndarray, message: str
+) -> None:
+    with pytest.raises(VectorIndexError, match=message):
+        memories.add(ALICE, ids, data)
+    assert memories.count(ALICE) == 0
+
+
+def test_dimension_change_and_bad_queries_are_refused(store: VectorStore) -> None:
+    memories = store.index("memories")
+    memories.add(ALICE, ["a"], vectors(1, seed=14))
+    with pytest.raises(VectorIndexError, match="re-embed"):
+        memories.add(ALICE, ["b"], np.ones((1, DIM + 1)))
+    with pytest.raises(VectorIndexError, match="re-embed"):
+        memories.query(ALICE, np.ones(DIM + 1))
+    with pytest.raises(VectorIndexError, match="k must be"):
+        memories.query(ALICE, np.ones(DIM), k=0)
+    with pytest.raises(VectorIndexError, match="namespace"):
+        store.index("Memories!")
+    with pytest.raises(VectorIndexError, match="tenant"):
+        Scope("")
+    assert memories.count(ALICE) == 1
+
+
+def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    opened = VectorStore.open_local(tmp_path / "chroma")
+    index = opened.index("memories")
+    opened.close()
+    with pytest.raises(VectorIndexError, match="closed"):
+        index.count(ALICE)
+
+
+def test_scope_key_is_created_private_and_reused(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "scope.key"
+    key = load_or_create_scope_key(key_file)
+    assert len(key) == 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert load_or_create_scope_key(key_file) == key
+
+
+# --- a real Chroma server (HttpClient) ---------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    chroma = shutil.which("chroma", path=os.path.dirname(sys.executable))
+    if chroma is None:
+        pytest.skip("the chroma CLI is not installed beside this Python")
+    port = _free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    server = subprocess.Popen(
+        [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "chroma run exited early"
+            assert time.monotonic() < deadline, "chroma run did not start within 60 s"
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_http_client_mode_against_a_chroma_server(chroma_url: str) -> None:
+    key = b"k" * 32
+    data = vectors(25, seed=15)
+    with VectorStore.connect(chroma_url, scope_key=key) as first:
+        index = first.index("memories")
+        index.add(ALICE, [f"m{i}" for i in range(25)], data)
+        index.add(BOB, ["b"], data[:1])
+        hits = index.query(ALICE, data[4], k=3)
+        assert hits[0].id == "m4" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert {h.id for h in index.query(ALICE, data[4], k=3, ids=["m1", "m2"])} == {"m1", "m2"}
+    # A second client (another process would do the same) sees the same partitions.
+    with VectorStore.connect(chroma_url, scope_key=key) as second:
+        index = second.index("memories")
+        assert index.count(ALICE) == 25
+        index.delete(ALICE, ["m4"])
+        assert index.query(ALICE, data[4], k=1)[0].id != "m4"
+        index.delete_scope(ALICE)
+        assert index.query(ALICE, data[4], k=1) == []
+        assert index.count(BOB) == 1
+
+
+def test_bad_chroma_urls_are_refused() -> None:
+    with pytest.raises(VectorIndexError, match="bad Chroma URL"):
+        VectorStore.connect("localhost:8000", scope_key=b"k" * 32)
+    with pytest.raises(VectorIndexError, match="16 bytes"):
+        VectorStore.connect("http://127.0.0.1:9", scope_key=b"short")
+
+
+def test_settings_choose_the_embedded_store_or_a_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chroma_url: str
+) -> None:
+    from runtime.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.embedding_model == "local:all-MiniLM-L6-v2"
+    assert settings.chroma_url is None
+    assert settings.chroma_dir == (tmp_path / "data" / "chroma").resolve()
+    assert settings.models_dir == settings.data_dir / "models"
+    with open_vector_store(
+        path=settings.chroma_dir, url=settings.chroma_url, cache_max_vectors=5
+    ) as embedded:
+        assert embedded.location == str(settings.chroma_dir)
+        embedded.index("memories").add(ALICE, ["e"], vectors(1, seed=30))
+
+    monkeypatch.setenv("RELAYGRAPH_CHROMA_URL", chroma_url)
+    monkeypatch.setenv("RELAYGRAPH_EMBEDDING_MODEL", "openai:text-embedding-3-small")
+    served = Settings(data_dir=tmp_path / "data")
+    assert served.embedding_model == "openai:text-embedding-3-small"
+    with open_vector_store(path=served.chroma_dir, url=served.chroma_url) as remote:
+        assert remote.location == chroma_url
+        index = remote.index("memories")
+        assert index.count(ALICE) == 0  # the server's data, not the embedded directory's
+        index.add(ALICE, ["s"], vectors(1, seed=31))
+        assert index.count(ALICE) == 1
+        index.delete_scope(ALICE)
