@@ -19,6 +19,12 @@ USER_SCOPES: frozenset[str] = frozenset(
         "memory:write",
         "documents:read",
         "documents:write",
+        "tickets:read",
+        "tickets:write",
+        "files:read",
+        "files:write",
+        "web:fetch",
+        "email:send",
     }
 )
 REVIEWER_SCOPES: frozenset[str] = USER_SCOPES | {"reviews:decide"}

@@ -1,15 +1,19 @@
-"""Every tool call, from graphs and (later) MCP clients: gate → ledger → run.
+"""Every tool call, from graphs and MCP clients: gate → (approval) → ledger → run → audit.
 
 Transactional (SQL) tools run inside the transaction that writes their ledger
 row, so an effect and its record commit together: exactly once. Other
 side-effecting tools record ``started`` first; a replay that finds a call
 started but never finished reports it as in doubt instead of repeating it.
+Every attempt, refused ones included, appends one entry to the audit chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +24,26 @@ from sqlalchemy.exc import IntegrityError
 from identity import Principal
 from store import Database
 from tools import ledger
-from tools.policy import ToolPolicy
-from tools.types import CallKey, ToolCall, ToolContext, ToolError, ToolOutcome, ToolSpec
+from tools.approvals import ApprovalError, ApprovalPolicy, ApprovalService
+from tools.audit import AuditLog, AuditRecord
+from tools.metrics import record_attempt
+from tools.policy import PolicyDecision, ToolPolicy
+from tools.registry import ToolRegistry
+from tools.trust import TrustConfig
+from tools.types import (
+    ApprovalTicket,
+    CallKey,
+    ProgressCallback,
+    ToolCall,
+    ToolContext,
+    ToolError,
+    ToolOutcome,
+    ToolSpec,
+    args_hash,
+)
 
 log = logging.getLogger(__name__)
+TRUNCATION_NOTE = "[truncated: {omitted} characters omitted; ask for less]"
 
 
 @dataclass(frozen=True)
@@ -35,48 +55,327 @@ class CallContext:
     approved_by: str | None = None
     allowed_scopes: frozenset[str] | None = None
     tainted: bool = False
+    via: str = "graph"
+    approval_id: str | None = None
+    progress: ProgressCallback | None = None
 
 
 class ToolExecutor:
-    def __init__(self, db: Database, policy: ToolPolicy) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: ToolPolicy,
+        *,
+        audit: AuditLog | None = None,
+        approvals: ApprovalService | None = None,
+        approval_policy: ApprovalPolicy | None = None,
+        trust: TrustConfig | None = None,
+    ) -> None:
         self.db = db
         self.policy = policy
+        self.audit = audit or AuditLog(db)
+        self.approvals = approvals or ApprovalService(db, self.audit, approval_policy)
+        self.trust = trust or TrustConfig()
 
     @property
-    def registry(self):  # type: ignore[no-untyped-def]
+    def registry(self) -> ToolRegistry:
         return self.policy.registry
+
+    def is_trusted(self, tool: ToolSpec) -> bool:
+        """Whether output of ``tool`` is trusted in this deployment."""
+        return self.trust.is_trusted(tool.source)
+
+    def tools_for(
+        self, principal: Principal, *, allowed_scopes: Iterable[str] | None = None
+    ) -> list[ToolSpec]:
+        """The tools ``principal`` may use (principal scopes ∩ ``allowed_scopes``)."""
+        return self.policy.visible_tools(principal, allowed_scopes=allowed_scopes)
 
     async def execute(
         self, call: ToolCall, principal: Principal, context: CallContext
     ) -> ToolOutcome:
-        """Gate, record and run one call. Never raises for tool failures: the outcome
-        carries the error for the caller to show the model or the user."""
+        """Gate, record, run and audit one call. Never raises for tool failures: the
+        outcome carries the error for the caller to show the model or the user."""
+        started = time.perf_counter()
         decision = self.policy.check(
             call, principal, allowed_scopes=context.allowed_scopes, tainted=context.tainted
         )
         if decision.verdict == "deny":
-            assert decision.error is not None
-            return ToolOutcome(call, ok=False, error=decision.error)
+            return await self._refused(call, principal, context, decision, started)
         if decision.verdict == "approve" and context.approved_by is None:
-            return ToolOutcome(
-                call,
-                ok=False,
-                error=ToolError("approval_required", f"{decision.reason}; ask a reviewer"),
+            error = ToolError("approval_required", f"{decision.reason}; ask a reviewer")
+            outcome = ToolOutcome(call, ok=False, error=error, status="approval_required")
+            await self._audit(
+                call, principal, context, outcome, started, decision="approval_required"
             )
-        assert decision.tool is not None and decision.args is not None
-        tool, args = decision.tool, decision.args
-        if not tool.side_effecting or context.key is None:
-            return await self._run_unrecorded(call, tool, args, principal, context)
-        if tool.transactional:
-            return await self._run_transactional(call, tool, args, principal, context)
-        return await self._run_at_least_once(call, tool, args, principal, context)
+            return outcome
+        return await self._run(call, principal, context, decision, started)
 
     async def execute_many(
         self, calls: Iterable[ToolCall], principal: Principal, context_for: dict[str, CallContext]
     ) -> list[ToolOutcome]:
         return [await self.execute(call, principal, context_for[call.id]) for call in calls]
 
-    async def _invoke(self, tool: ToolSpec, ctx: ToolContext, args: BaseModel) -> dict:
+    async def call_external(
+        self,
+        principal: Principal,
+        name: str,
+        args: dict[str, Any],
+        *,
+        approval_id: str | None = None,
+        allowed_scopes: Iterable[str] | None = None,
+        tainted: bool = False,
+        via: str = "mcp",
+        idempotency_key: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ToolOutcome:
+        """One call by a caller outside a graph (an MCP client, the API, the CLI).
+
+        A call that needs approval comes back ``approval_required`` with a pending
+        approval (id and dry-run preview); repeating it with ``approval_id`` once a
+        reviewer approved runs it, once. ``idempotency_key`` makes a repeat by the same
+        principal return the recorded result of a side-effecting call.
+        """
+        started = time.perf_counter()
+        call = ToolCall(name, args, idempotency_key or f"ext_{secrets.token_hex(8)}")
+        scopes = frozenset(allowed_scopes) if allowed_scopes is not None else None
+        key = (
+            CallKey(f"ext:{principal.tenant}:{principal.user}", "external", idempotency_key)
+            if idempotency_key
+            else None
+        )
+        context = CallContext(
+            key=key,
+            allowed_scopes=scopes,
+            tainted=tainted,
+            via=via,
+            approval_id=approval_id,
+            progress=progress,
+        )
+        decision = self.policy.check(call, principal, allowed_scopes=scopes, tainted=tainted)
+        if decision.verdict == "deny":
+            return await self._refused(call, principal, context, decision, started)
+        if decision.verdict == "approve":
+            assert decision.tool is not None and decision.args is not None
+            digest = args_hash(decision.tool.name, decision.args)
+            if approval_id is None:
+                return await self._ask_approval(call, principal, context, decision, digest, started)
+            try:
+                approval = await self.approvals.consume(
+                    approval_id, principal=principal, tool=decision.tool.name, args_hash=digest
+                )
+            except ApprovalError as error:
+                outcome = ToolOutcome(call, ok=False, error=error, status="denied")
+                await self._audit(call, principal, context, outcome, started, decision="deny")
+                return outcome
+            context = CallContext(
+                key=key or CallKey(f"approval:{approval_id}", "external", approval_id),
+                allowed_scopes=scopes,
+                tainted=tainted,
+                via=via,
+                approval_id=approval_id,
+                approved_by=approval.decided_by,
+                progress=progress,
+            )
+        return await self._run(call, principal, context, decision, started)
+
+    async def record_decision(
+        self,
+        call: ToolCall,
+        principal: Principal,
+        *,
+        decided_by: str,
+        decision: str,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Audit a reviewer's decision on a graph interrupt (approvals run the call)."""
+        await self.audit.append(
+            AuditRecord(
+                event="approval_decision",
+                tenant=principal.tenant,
+                actor=decided_by,
+                via="graph",
+                tool=call.name,
+                decision=decision,
+                status=decision,
+                approver=decided_by,
+                run_id=run_id,
+                thread_id=thread_id,
+                args=call.args,
+                result={"note": note} if note else None,
+            )
+        )
+
+    async def preview(
+        self, tool: ToolSpec, args: BaseModel, principal: Principal
+    ) -> dict[str, Any]:
+        """What a call would do, touching nothing: the tool's dry run in a session that
+        is rolled back, or a plain description when the tool has none."""
+        base = {"tool": tool.name, "risk": tool.risk, "args": args.model_dump(mode="json")}
+        if tool.dry_run is None:
+            return {**base, "would": tool.description}
+        try:
+            async with self.db.session() as session:
+                ctx = ToolContext(principal=principal, session=session)
+                async with asyncio.timeout(tool.timeout_seconds):
+                    detail = await tool.dry_run(ctx, args)
+                await session.rollback()
+        except ToolError as error:
+            return {**base, "would_fail": error.to_dict()}
+        except Exception as exc:  # a preview must never block the approval itself
+            log.warning("dry run of %s failed: %s", tool.name, exc)
+            return {**base, "would": tool.description, "preview_error": str(exc)}
+        return {**base, **detail}
+
+    async def _ask_approval(
+        self,
+        call: ToolCall,
+        principal: Principal,
+        context: CallContext,
+        decision: PolicyDecision,
+        digest: str,
+        started: float,
+    ) -> ToolOutcome:
+        tool, args = decision.tool, decision.args
+        assert tool is not None and args is not None
+        preview = await self.preview(tool, args, principal)
+        approval = await self.approvals.request(
+            principal=principal,
+            tool=tool,
+            args=args.model_dump(mode="json"),
+            args_hash=digest,
+            reason=decision.reason,
+            preview=preview,
+            via=context.via,
+        )
+        ticket = ApprovalTicket(
+            approval_id=approval.approval_id,
+            tool=tool.name,
+            risk=tool.risk,
+            reason=decision.reason,
+            args=approval.args,
+            args_hash=digest,
+            expires_at=approval.expires_at,
+            preview=preview,
+        )
+        error = ToolError(
+            "approval_required",
+            f"{decision.reason}. A reviewer must approve {approval.approval_id} "
+            f"(`relaygraph approvals approve {approval.approval_id}`); then repeat this call "
+            f"with the same arguments and approval_id={approval.approval_id!r}. "
+            f"It expires at {approval.expires_at:%Y-%m-%d %H:%M} UTC.",
+        )
+        outcome = ToolOutcome(
+            call, ok=False, error=error, status="approval_required", approval=ticket
+        )
+        context = CallContext(
+            allowed_scopes=context.allowed_scopes, via=context.via, approval_id=approval.approval_id
+        )
+        await self._audit(call, principal, context, outcome, started, decision="approval_required")
+        return outcome
+
+    async def _refused(
+        self,
+        call: ToolCall,
+        principal: Principal,
+        context: CallContext,
+        decision: PolicyDecision,
+        started: float,
+    ) -> ToolOutcome:
+        assert decision.error is not None
+        outcome = ToolOutcome(call, ok=False, error=decision.error, status="denied")
+        await self._audit(call, principal, context, outcome, started, decision="deny")
+        return outcome
+
+    async def _run(
+        self,
+        call: ToolCall,
+        principal: Principal,
+        context: CallContext,
+        decision: PolicyDecision,
+        started: float,
+    ) -> ToolOutcome:
+        assert decision.tool is not None and decision.args is not None
+        tool, args = decision.tool, decision.args
+        verdict = "approved" if context.approved_by else "allow"
+        try:
+            if not tool.side_effecting or context.key is None:
+                outcome = await self._run_unrecorded(call, tool, args, principal, context)
+            elif tool.transactional:
+                outcome = await self._run_transactional(call, tool, args, principal, context)
+            else:
+                outcome = await self._run_at_least_once(call, tool, args, principal, context)
+        except asyncio.CancelledError:
+            cancelled = ToolOutcome(
+                call, ok=False, error=ToolError("cancelled", "the caller cancelled the call")
+            )
+            await asyncio.shield(
+                self._audit(call, principal, context, cancelled, started, decision=verdict)
+            )
+            raise
+        if not self.is_trusted(tool):
+            outcome.trusted = False
+        if outcome.ok and outcome.output is not None:
+            _truncate_output(outcome, tool.max_output_chars)
+        await self._audit(call, principal, context, outcome, started, decision=verdict)
+        return outcome
+
+    async def _audit(
+        self,
+        call: ToolCall,
+        principal: Principal,
+        context: CallContext,
+        outcome: ToolOutcome,
+        started: float,
+        *,
+        decision: str,
+    ) -> None:
+        status: str = outcome.status or "failed"
+        if outcome.ok and outcome.replayed:
+            status = "replayed"
+        elif (
+            not outcome.ok
+            and outcome.error is not None
+            and outcome.error.code
+            in (
+                "timeout",
+                "cancelled",
+                "in_doubt",
+            )
+        ):
+            status = outcome.error.code
+        record_attempt(
+            # Names of unknown tools come from models and clients: keep them out of labels.
+            tool=call.name if self.registry.get(call.name) is not None else "(unknown)",
+            decision=decision,
+            status=status,
+            via=context.via,
+            started=started,
+            error=outcome.error.code if outcome.error else None,
+        )
+        await self.audit.append(
+            AuditRecord(
+                event="tool_call",
+                tenant=principal.tenant,
+                actor=principal.user,
+                via=context.via,
+                tool=call.name[:64],
+                decision=decision,
+                status=status,
+                approver=context.approved_by,
+                error_code=outcome.error.code if outcome.error else None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                run_id=context.run_id,
+                thread_id=context.key.thread_id if context.key else None,
+                approval_id=context.approval_id,
+                args=call.args,
+                result=outcome.output if outcome.ok else None,
+            )
+        )
+
+    async def _invoke(self, tool: ToolSpec, ctx: ToolContext, args: BaseModel) -> dict[str, Any]:
         try:
             async with asyncio.timeout(tool.timeout_seconds):  # no extra task, unlike wait_for
                 output = await tool.handler(ctx, args)
@@ -99,6 +398,7 @@ class ToolExecutor:
         principal: Principal,
         context: CallContext,
     ) -> ToolOutcome:
+        ctx: ToolContext | None = None
         try:
             opener = self.db.transaction() if tool.side_effecting else self.db.session()
             async with opener as session:
@@ -106,7 +406,7 @@ class ToolExecutor:
                 output = await self._invoke(tool, ctx, args)
         except ToolError as error:
             return ToolOutcome(call, ok=False, error=error)
-        return ToolOutcome(call, ok=True, output=output)
+        return _with_flags(ToolOutcome(call, ok=True, output=output), ctx)
 
     async def _run_transactional(
         self,
@@ -126,12 +426,14 @@ class ToolExecutor:
             "run_id": context.run_id,
             "approved_by": context.approved_by,
         }
+        ctx: ToolContext | None = None
         try:
             async with self.db.transaction() as session:
                 recorded = await ledger.find(session, key)
                 if recorded is not None:
                     return _replayed(call, principal, recorded)
-                output = await self._invoke(tool, self._context(principal, session, context), args)
+                ctx = self._context(principal, session, context)
+                output = await self._invoke(tool, ctx, args)
                 row = ledger.new_row(key, call, principal, status="started", **record)
                 ledger.complete(row, result=output)
                 session.add(row)
@@ -146,7 +448,7 @@ class ToolExecutor:
             return ToolOutcome(call, ok=False, error=error)
         except IntegrityError:
             return await self._recorded(call, principal, key)
-        return ToolOutcome(call, ok=True, output=output)
+        return _with_flags(ToolOutcome(call, ok=True, output=output), ctx)
 
     async def _recorded(self, call: ToolCall, principal: Principal, key: CallKey) -> ToolOutcome:
         async with self.db.session() as session:
@@ -180,9 +482,11 @@ class ToolExecutor:
             )
         error: ToolError | None = None
         output = None
+        ctx: ToolContext | None = None
         try:
             async with self.db.session() as session:
-                output = await self._invoke(tool, self._context(principal, session, context), args)
+                ctx = self._context(principal, session, context)
+                output = await self._invoke(tool, ctx, args)
         except ToolError as exc:
             error = exc
         async with self.db.transaction() as session:
@@ -194,16 +498,80 @@ class ToolExecutor:
                 ledger.complete(row, error=f"{error.code}: {error.message}")
         if error is not None:
             return ToolOutcome(call, ok=False, error=error)
-        return ToolOutcome(call, ok=True, output=output)
+        return _with_flags(ToolOutcome(call, ok=True, output=output), ctx)
 
     @staticmethod
-    def _context(principal: Principal, session, context: CallContext) -> ToolContext:  # type: ignore[no-untyped-def]
+    def _context(principal: Principal, session: Any, context: CallContext) -> ToolContext:
         return ToolContext(
             principal=principal,
             session=session,
             thread_id=context.key.thread_id if context.key else None,
             run_id=context.run_id,
+            tainted=context.tainted,
+            progress=context.progress,
         )
+
+
+def _with_flags(outcome: ToolOutcome, ctx: ToolContext | None) -> ToolOutcome:
+    if ctx is not None and ctx.flags.get("untrusted"):
+        outcome.trusted = False
+    return outcome
+
+
+def _truncate_output(outcome: ToolOutcome, limit: int) -> None:
+    """Cut the longest strings (then the longest lists) of an oversized output until it
+    fits ``limit`` characters of JSON, leaving a note where text was cut. The shape
+    stays the same, so the output still matches the tool's schema."""
+    output = outcome.output
+    assert output is not None
+    size = len(json.dumps(output, ensure_ascii=False, default=str))
+    if size <= limit:
+        return
+    omitted = 0
+    for _ in range(200):
+        if size <= limit:
+            break
+        path, longest = _longest(output, str)
+        if path is not None and isinstance(longest, str) and len(longest) > 200:
+            keep = max(100, len(longest) - (size - limit) - 100, len(longest) // 4)
+            cut = len(longest) - keep
+            omitted += cut
+            _set(output, path, longest[:keep] + " " + TRUNCATION_NOTE.format(omitted=cut))
+        else:
+            path, items = _longest(output, list)
+            if path is None or not isinstance(items, list) or len(items) <= 1:
+                break
+            _set(output, path, items[: len(items) // 2])
+            omitted += 1
+        size = len(json.dumps(output, ensure_ascii=False, default=str))
+    outcome.truncated = True
+    outcome.extra["truncated"] = f"output cut to about {limit} characters"
+
+
+def _longest(node: Any, kind: type) -> tuple[list[Any] | None, Any]:
+    best: tuple[list[Any] | None, Any, int] = (None, None, -1)
+
+    def walk(value: Any, path: list[Any]) -> None:
+        nonlocal best
+        if isinstance(value, kind):
+            length = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+            if length > best[2]:
+                best = (path, value, length)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, [*path, key])
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, [*path, index])
+
+    walk(node, [])
+    return best[0] if best[0] else None, best[1]
+
+
+def _set(node: Any, path: list[Any], value: Any) -> None:
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
 
 
 def _replayed(call: ToolCall, principal: Principal, row: ledger.LedgerRow) -> ToolOutcome:

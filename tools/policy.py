@@ -51,6 +51,13 @@ class ToolPolicy:
     def __init__(self, registry: ToolRegistry) -> None:
         self.registry = registry
 
+    def visible_tools(
+        self, principal: Principal, *, allowed_scopes: Iterable[str] | None = None
+    ) -> list[ToolSpec]:
+        """The tools ``principal`` may call here (others are not even listed)."""
+        scopes = effective_scopes(principal, allowed_scopes)
+        return [tool for tool in self.registry if tool.scope in scopes]
+
     def check(
         self,
         call: ToolCall,
@@ -92,11 +99,16 @@ class ToolPolicy:
 
 
 def approval_reason(tool: ToolSpec, args: BaseModel, *, tainted: bool) -> str:
-    """Why ``tool`` needs a human's approval for ``args``, or "" when it does not."""
+    """Why ``tool`` needs a human's approval for ``args``, or "" when it does not.
+
+    After the run read untrusted content, every write or destructive call needs
+    approval whatever its own rule, unless the tool is declared ``taint_exempt``:
+    a model that obeys instructions hidden in that content must not act unseen.
+    """
     rule: Any = tool.approval
     if rule == "always":
         return f"{tool.name} is a {tool.risk} tool that always needs approval"
-    if rule == "when_untrusted" and tainted:
+    if tainted and (rule == "when_untrusted" or (tool.side_effecting and not tool.taint_exempt)):
         return f"the run has read untrusted content and {tool.name} is a {tool.risk} tool"
     if callable(rule) and rule(args):
         return f"the approval rule of {tool.name} matched these arguments"

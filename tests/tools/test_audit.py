@@ -1,0 +1,160 @@
+"""tools/audit.py: every attempt is chained; tampering is detected; erasing payloads is not."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+
+from identity import Principal, local_principal
+from store.models import AuditEntry, AuditPayload
+from tools import AuditLog, AuditRecord
+
+ANN = Principal.with_roles("acme", "ann", ["user"])
+
+
+async def _entries(system) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+    async with system.db.session() as session:
+        return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all())
+
+
+async def _calls(system) -> None:  # type: ignore[no-untyped-def]
+    ex = system.executor
+    await ex.call_external(ANN, "notes_create", {"title": "a", "body": "secret body"}, via="api")
+    await ex.call_external(ANN, "notes_search", {"query": "a"}, via="api")
+    await ex.call_external(ANN, "notes_create", {"title": ""}, via="api")  # invalid
+    await ex.call_external(ANN, "notes_delete", {"note_id": 1}, via="api")  # needs approval
+    await ex.call_external(ANN, "audit_everything", {}, via="api")  # unknown
+
+
+async def test_every_attempt_appends_one_entry_with_its_decision(system) -> None:  # type: ignore[no-untyped-def]
+    await _calls(system)
+
+    rows = [(e.event, e.tool, e.decision, e.status, e.error_code) for e in await _entries(system)]
+
+    assert rows == [
+        ("tool_call", "notes_create", "allow", "ok", None),
+        ("tool_call", "notes_search", "allow", "ok", None),
+        ("tool_call", "notes_create", "deny", "denied", "invalid_arguments"),
+        ("approval_request", "notes_delete", "pending", "pending", None),
+        (
+            "tool_call",
+            "notes_delete",
+            "approval_required",
+            "approval_required",
+            "approval_required",
+        ),
+        ("tool_call", "audit_everything", "deny", "denied", "unknown_tool"),
+    ]
+    first = (await _entries(system))[0]
+    assert (first.tenant, first.actor, first.via) == ("acme", "ann", "api")
+    assert first.latency_ms is not None and first.latency_ms >= 0
+    assert first.args_digest and first.result_digest
+    assert (await system.executor.audit.verify()).ok
+
+
+async def test_entries_hold_digests_and_payloads_sit_beside_them(system) -> None:  # type: ignore[no-untyped-def]
+    await _calls(system)
+
+    async with system.db.session() as session:
+        raw = [tuple(row) for row in (await session.execute(select(AuditEntry))).all()]
+        payload = await session.get(AuditPayload, 1)
+
+    assert "secret body" not in repr(raw)
+    assert payload is not None and payload.args == {"title": "a", "body": "secret body"}
+
+
+async def test_editing_an_entry_breaks_the_chain(system) -> None:  # type: ignore[no-untyped-def]
+    await _calls(system)
+    async with system.db.transaction() as session:
+        await session.execute(
+            update(AuditEntry).where(AuditEntry.seq == 3).values(decision="allow")
+        )
+
+    report = await system.executor.audit.verify()
+
+    assert not report.ok
+    assert any("entry 3" in problem and "edited" in problem for problem in report.problems)
+
+
+async def test_rewriting_an_entry_and_its_hash_breaks_the_next_link(system) -> None:  # type: ignore[no-untyped-def]
+    from tools.audit import link_hash
+
+    await _calls(system)
+    async with system.db.transaction() as session:
+        entry = await session.get(AuditEntry, 2)
+        assert entry is not None
+        entry.status = "failed"
+        entry.hash = link_hash(entry.prev_hash, entry)
+
+    report = await system.executor.audit.verify()
+
+    assert any("entry 3" in problem and "prev_hash" in problem for problem in report.problems)
+
+
+async def test_deleting_an_entry_is_detected(system) -> None:  # type: ignore[no-untyped-def]
+    await _calls(system)
+    async with system.db.transaction() as session:
+        await session.execute(delete(AuditEntry).where(AuditEntry.seq == 2))
+
+    report = await system.executor.audit.verify()
+
+    assert not report.ok and any("sequence" in problem for problem in report.problems)
+
+
+async def test_changing_stored_arguments_is_detected(system) -> None:  # type: ignore[no-untyped-def]
+    await _calls(system)
+    async with system.db.transaction() as session:
+        await session.execute(
+            update(AuditPayload).where(AuditPayload.seq == 1).values(args={"title": "forged"})
+        )
+
+    report = await system.executor.audit.verify()
+
+    assert report.problems == ["entry 1: stored arguments do not match the digest"]
+
+
+async def test_erasing_payloads_keeps_the_chain_valid(system) -> None:  # type: ignore[no-untyped-def]
+    await _calls(system)
+    other = local_principal(tenant="other")
+    await system.executor.call_external(other, "notes_create", {"title": "o", "body": "keep"})
+
+    erased = await system.executor.audit.erase_payloads(tenant="acme", actor="ann")
+
+    assert erased == 6
+    report = await system.executor.audit.verify()
+    assert report.ok and report.erased_payloads == 6 and report.entries == 7
+    async with system.db.session() as session:
+        kept = await session.get(AuditPayload, 7)
+        gone = await session.get(AuditPayload, 1)
+    assert kept is not None and kept.args == {"title": "o", "body": "keep"}
+    assert gone is not None and (gone.args, gone.result, gone.salt) == (None, None, None)
+
+
+async def test_concurrent_appends_make_one_unbroken_chain(system) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    logs = [AuditLog(system.db), AuditLog(system.db)]  # two "processes": separate locks
+
+    async def write(log: AuditLog, index: int) -> int:
+        return await log.append(
+            AuditRecord(
+                "tool_call", "acme", "ann", "notes_search", "allow", "ok", args={"i": index}
+            )
+        )
+
+    seqs = await asyncio.gather(*(write(logs[i % 2], i) for i in range(20)))
+
+    assert sorted(seqs) == list(range(1, 21))
+    assert (await system.executor.audit.verify()).ok
+
+
+async def test_entries_are_listed_per_tenant_newest_first(system) -> None:  # type: ignore[no-untyped-def]
+    await _calls(system)
+    await system.executor.call_external(
+        local_principal(tenant="other"), "notes_search", {"query": ""}
+    )
+
+    acme = await system.executor.audit.entries(tenant="acme", limit=3, with_payloads=True)
+
+    assert [entry["seq"] for entry in acme] == [6, 5, 4]
+    assert all(entry["tenant"] == "acme" for entry in acme)
+    assert acme[0]["args"] == {}

@@ -1,0 +1,350 @@
+"""Approvals for calls made outside a graph (MCP clients, the API, the CLI).
+
+A call that needs a human gets a pending approval bound to its tenant, requester,
+tool and the hash of its validated arguments. A reviewer whose role may approve
+that risk level approves or rejects it; the caller then repeats the call with the
+approval's id, which :meth:`ApprovalService.consume` turns from ``approved`` into
+``used`` in one conditional update: single-use even under concurrent repeats.
+Approvals expire. Every request, decision and use is written to the audit chain.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+
+from identity import Principal
+from store import Database
+from store.models import Approval as ApprovalRow
+from store.models import utcnow
+from tools.audit import AuditLog, AuditRecord
+from tools.types import Risk, ToolError, ToolSpec
+
+ApprovalStatus = Literal["pending", "approved", "rejected", "used", "expired"]
+DEFAULT_APPROVER_ROLES: dict[str, frozenset[str]] = {
+    "read": frozenset({"reviewer", "admin"}),
+    "write": frozenset({"reviewer", "admin"}),
+    "destructive": frozenset({"reviewer", "admin"}),
+}
+
+
+class ApprovalError(ToolError):
+    """An approval cannot be used or decided. Codes: ``approval_not_found``,
+    ``approval_pending``, ``approval_rejected``, ``approval_expired``, ``approval_used``,
+    ``approval_mismatch``, ``approval_forbidden``, ``approval_decided``."""
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Who may approve which risk level, four-eyes, and how long an approval lives."""
+
+    approver_roles: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: dict(DEFAULT_APPROVER_ROLES)
+    )
+    four_eyes: bool = False
+    ttl_seconds: float = 3600.0
+
+    def may_approve(self, approver: Principal, risk: str) -> bool:
+        return bool(approver.roles & self.approver_roles.get(risk, frozenset()))
+
+
+@dataclass(frozen=True)
+class Approval:
+    approval_id: str
+    tenant: str
+    requester: str
+    via: str
+    tool: str
+    risk: Risk
+    args: dict[str, Any]
+    args_hash: str
+    reason: str
+    preview: dict[str, Any]
+    status: ApprovalStatus
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    used_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: ApprovalRow, now: datetime | None = None) -> Approval:
+        status = row.status
+        if status in ("pending", "approved") and row.expires_at <= (now or utcnow()):
+            status = "expired"
+        return cls(
+            approval_id=row.approval_id,
+            tenant=row.tenant,
+            requester=row.requester,
+            via=row.via,
+            tool=row.tool,
+            risk=row.risk,  # type: ignore[arg-type]
+            args=row.args,
+            args_hash=row.args_hash,
+            reason=row.reason,
+            preview=row.preview or {},
+            status=status,  # type: ignore[arg-type]
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+            decision_note=row.decision_note,
+            used_at=row.used_at,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "approval_id": self.approval_id,
+            "tenant": self.tenant,
+            "requester": self.requester,
+            "via": self.via,
+            "tool": self.tool,
+            "risk": self.risk,
+            "args": self.args,
+            "args_hash": self.args_hash,
+            "reason": self.reason,
+            "preview": self.preview,
+            "status": self.status,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "decided_by": self.decided_by,
+            "decided_at": iso(self.decided_at),
+            "decision_note": self.decision_note,
+            "used_at": iso(self.used_at),
+        }
+
+
+def _not_found(approval_id: str) -> ApprovalError:
+    return ApprovalError(
+        "approval_not_found",
+        f"there is no approval {approval_id!r} in your tenant; "
+        "`relaygraph approvals list` shows pending ones",
+    )
+
+
+class ApprovalService:
+    def __init__(self, db: Database, audit: AuditLog, policy: ApprovalPolicy | None = None) -> None:
+        self.db = db
+        self.audit = audit
+        self.policy = policy or ApprovalPolicy()
+
+    async def request(
+        self,
+        *,
+        principal: Principal,
+        tool: ToolSpec,
+        args: dict[str, Any],
+        args_hash: str,
+        reason: str,
+        preview: dict[str, Any],
+        via: str = "mcp",
+    ) -> Approval:
+        """Record a pending approval for ``principal``'s call of ``tool`` with ``args``."""
+        now = utcnow()
+        row = ApprovalRow(
+            approval_id=f"apr_{secrets.token_urlsafe(12)}",
+            tenant=principal.tenant,
+            requester=principal.user,
+            via=via,
+            tool=tool.name,
+            risk=tool.risk,
+            args=args,
+            args_hash=args_hash,
+            reason=reason,
+            preview=preview,
+            status="pending",
+            created_at=now,
+            expires_at=now + timedelta(seconds=self.policy.ttl_seconds),
+        )
+        async with self.db.transaction() as session:
+            session.add(row)
+        approval = Approval.from_row(row, now)
+        await self._audit(approval, "approval_request", principal.user, "pending", None)
+        return approval
+
+    async def get(self, approval_id: str, *, principal: Principal) -> Approval:
+        """Raises:
+        ApprovalError: ``approval_not_found`` (also for another tenant's approval)."""
+        async with self.db.session() as session:
+            row = await session.get(ApprovalRow, approval_id)
+        if row is None or row.tenant != principal.tenant:
+            raise _not_found(approval_id)
+        return Approval.from_row(row)
+
+    async def list_approvals(
+        self, *, principal: Principal, status: ApprovalStatus | None = "pending", limit: int = 50
+    ) -> list[Approval]:
+        """The tenant's approvals in ``status`` (None: all), newest first. Expired ones
+        show as ``expired`` whatever their stored status."""
+        now = utcnow()
+        statement = (
+            select(ApprovalRow)
+            .where(ApprovalRow.tenant == principal.tenant)
+            .order_by(ApprovalRow.created_at.desc())
+            .limit(limit)
+        )
+        if status in ("pending", "approved"):
+            statement = statement.where(ApprovalRow.status == status, ApprovalRow.expires_at > now)
+        elif status in ("rejected", "used"):
+            statement = statement.where(ApprovalRow.status == status)
+        elif status == "expired":
+            statement = statement.where(
+                ApprovalRow.status.in_(("pending", "approved")), ApprovalRow.expires_at <= now
+            )
+        async with self.db.session() as session:
+            rows = (await session.scalars(statement)).all()
+        return [Approval.from_row(row, now) for row in rows]
+
+    async def approve(
+        self, approval_id: str, *, approver: Principal, note: str | None = None
+    ) -> Approval:
+        """Raises:
+        ApprovalError: not found, forbidden (role, four-eyes), expired or decided."""
+        return await self._decide(approval_id, approver, "approved", note)
+
+    async def reject(
+        self, approval_id: str, *, approver: Principal, reason: str | None = None
+    ) -> Approval:
+        """Raises:
+        ApprovalError: not found, forbidden (role, four-eyes), expired or decided."""
+        return await self._decide(approval_id, approver, "rejected", reason)
+
+    async def _decide(
+        self, approval_id: str, approver: Principal, outcome: str, note: str | None
+    ) -> Approval:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            row = await session.get(ApprovalRow, approval_id)
+            if row is None or row.tenant != approver.tenant:
+                raise _not_found(approval_id)
+            if not self.policy.may_approve(approver, row.risk):
+                allowed = ", ".join(sorted(self.policy.approver_roles.get(row.risk, ()))) or "none"
+                raise ApprovalError(
+                    "approval_forbidden",
+                    f"{approver.user!r} may not decide {row.risk} calls; roles that may: {allowed}",
+                )
+            if self.policy.four_eyes and approver.user == row.requester:
+                raise ApprovalError(
+                    "approval_forbidden",
+                    "four-eyes policy: the requester cannot decide their own call; "
+                    "ask another reviewer",
+                )
+            current = Approval.from_row(row, now)
+            if current.status == "expired":
+                raise ApprovalError(
+                    "approval_expired",
+                    f"approval {approval_id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
+                    "the caller must ask again",
+                )
+            if current.status != "pending":
+                raise ApprovalError(
+                    "approval_decided",
+                    f"approval {approval_id} is already {current.status} "
+                    f"(by {row.decided_by or 'nobody'})",
+                )
+            row.status = outcome
+            row.decided_by = approver.user
+            row.decided_at = now
+            row.decision_note = note
+            approval = Approval.from_row(row, now)
+        await self._audit(approval, "approval_decision", approver.user, outcome, approver.user)
+        return approval
+
+    async def consume(
+        self, approval_id: str, *, principal: Principal, tool: str, args_hash: str
+    ) -> Approval:
+        """Use an approval for the call it was given for, once.
+
+        Raises:
+            ApprovalError: ``approval_not_found``, ``approval_mismatch`` (other requester,
+                tool or arguments), ``approval_pending``, ``approval_rejected``,
+                ``approval_expired``, ``approval_used``.
+        """
+        now = utcnow()
+        async with self.db.transaction() as session:
+            row = await session.get(ApprovalRow, approval_id)
+            if row is None or row.tenant != principal.tenant:
+                raise _not_found(approval_id)
+            if row.requester != principal.user or row.tool != tool:
+                raise ApprovalError(
+                    "approval_mismatch",
+                    f"approval {approval_id} was given for another call "
+                    f"({row.tool} by {row.requester}); ask for a new one",
+                )
+            if row.args_hash != args_hash:
+                raise ApprovalError(
+                    "approval_mismatch",
+                    f"approval {approval_id} was given for other arguments of {tool}; "
+                    "repeat the call with exactly the approved arguments, or ask again",
+                )
+            state = Approval.from_row(row, now).status
+            if state != "approved":
+                raise _unusable(approval_id, state, row)
+            used = await session.execute(
+                update(ApprovalRow)
+                .where(
+                    ApprovalRow.approval_id == approval_id,
+                    ApprovalRow.status == "approved",
+                    ApprovalRow.expires_at > now,
+                )
+                .values(status="used", used_at=now)
+            )
+            if used.rowcount != 1:  # type: ignore[attr-defined]
+                raise _unusable(approval_id, "used", row)
+            row.status, row.used_at = "used", now
+            return Approval.from_row(row, now)
+
+    async def _audit(
+        self, approval: Approval, event: str, actor: str, status: str, approver: str | None
+    ) -> None:
+        await self.audit.append(
+            AuditRecord(
+                event=event,
+                tenant=approval.tenant,
+                actor=actor,
+                via=approval.via,
+                tool=approval.tool,
+                decision=status,
+                status=status,
+                approver=approver,
+                approval_id=approval.approval_id,
+                args=approval.args,
+                result={"note": approval.decision_note} if approval.decision_note else None,
+            )
+        )
+
+
+def _unusable(approval_id: str, state: str, row: ApprovalRow) -> ApprovalError:
+    messages = {
+        "pending": (
+            "approval_pending",
+            f"approval {approval_id} has not been decided yet; ask a reviewer "
+            f"(`relaygraph approvals approve {approval_id}`), then repeat the call",
+        ),
+        "rejected": (
+            "approval_rejected",
+            f"approval {approval_id} was rejected by {row.decided_by}: "
+            f"{row.decision_note or 'no reason given'}",
+        ),
+        "expired": (
+            "approval_expired",
+            f"approval {approval_id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
+            "repeat the call without approval_id to ask again",
+        ),
+        "used": (
+            "approval_used",
+            f"approval {approval_id} was already used (approvals are single-use); "
+            "repeat the call without approval_id to ask again",
+        ),
+    }
+    code, message = messages.get(state, ("approval_mismatch", f"approval is {state}"))
+    return ApprovalError(code, message)
