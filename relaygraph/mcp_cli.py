@@ -1,0 +1,135 @@
+"""``relaygraph mcp``: serve relaygraph's tools to MCP clients.
+
+Default: stdio, as the owner of ``RELAYGRAPH_API_KEY`` (what desktop clients start).
+``--http``: a standalone Streamable HTTP endpoint at ``http://HOST:PORT/mcp`` with
+bearer authentication (``relaygraph serve`` also serves ``/mcp`` beside the API).
+Exit codes: 0 served until the client left, 2 configuration problem (message on stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def mcp_command(
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve Streamable HTTP instead of stdio.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (with --http).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (with --http).")] = 8765,
+) -> None:
+    """Serve relaygraph's tools over MCP: stdio (default) or Streamable HTTP (--http)."""
+    # stdout belongs to the protocol: logs and messages go to stderr, from the start.
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            settings = _load_settings()
+        if http:
+            asyncio.run(_serve_http(settings, host, port))
+        else:
+            asyncio.run(_serve_stdio(settings))
+    except _ConfigProblem as exc:
+        print(f"relaygraph mcp: error: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(EXIT_OK)
+
+
+class _ConfigProblem(Exception):
+    pass
+
+
+def _load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from runtime.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise _ConfigProblem(f"invalid configuration: {exc}") from None
+    logging.getLogger().setLevel(settings.log_level.upper())
+    return settings
+
+
+async def _serve_stdio(settings: Settings) -> None:
+    from mcp_server.config import McpConfig
+    from mcp_server.stdio import McpStartupError, serve_stdio, stdio_principal
+    from runtime.system import open_system
+    from store import StoreError
+
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            opened = open_system(settings)
+            system = await opened.__aenter__()
+    except StoreError as exc:
+        raise _ConfigProblem(str(exc)) from None
+    try:
+        try:
+            principal = await stdio_principal(
+                db=system.db, api_key=key, local_only=settings.mcp_local_only
+            )
+        except McpStartupError as exc:
+            raise _ConfigProblem(str(exc)) from None
+        logging.getLogger(__name__).info(
+            "serving MCP over stdio as %s/%s", principal.tenant, principal.user
+        )
+        await serve_stdio(system.executor, McpConfig.from_settings(settings), principal)
+    finally:
+        await opened.__aexit__(None, None, None)
+
+
+async def _serve_http(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from api.app import auth_config
+    from identity.ratelimit import RateLimiter
+    from mcp_server.config import McpConfig
+    from mcp_server.http import McpHttpEndpoint, standalone_app
+    from runtime.system import open_system
+    from store import StoreError
+
+    endpoint = McpHttpEndpoint(McpConfig.from_settings(settings))
+    limiter = RateLimiter(
+        per_key=settings.rate_limit_per_key,
+        per_tenant=settings.rate_limit_per_tenant,
+        storage_uri=settings.rate_limit_storage_uri,
+    )
+    try:
+        opened = open_system(settings)
+        system = await opened.__aenter__()
+    except StoreError as exc:
+        raise _ConfigProblem(str(exc)) from None
+    try:
+        async with endpoint.serving(
+            system.executor, auth_config(settings), system.db, limiter=limiter
+        ):
+            config = uvicorn.Config(
+                standalone_app(endpoint),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+            )
+            print(f"relaygraph MCP on http://{host}:{port}/mcp", file=sys.stderr)
+            await uvicorn.Server(config).serve()
+    finally:
+        await opened.__aexit__(None, None, None)
