@@ -29,6 +29,8 @@ class Limits:
     max_steps: int = 25
     max_tool_calls: int = 20
     max_wall_seconds: float = 600.0
+    max_run_tokens: int = 0
+    """Model tokens (in + out) per run; 0: no limit. Enforced by the model node."""
 
     @classmethod
     def merged(cls, *layers: Mapping[str, Any] | None) -> Limits:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 
+from providers.catalog import Catalog
+from providers.errors import ModelSpecError
 from providers.specs import parse_spec
+
+if TYPE_CHECKING:
+    from providers.router import RouterChatModel, RouterServices
 
 
 @dataclass(frozen=True)
@@ -42,3 +49,88 @@ def build_chat_model(spec: str, settings: ProviderSettings) -> BaseChatModel:
     from providers.openai import build_openai_model
 
     return build_openai_model(parsed, settings)
+
+
+DeploymentEntry = str | dict[str, Any]
+"""A deployment spec, or ``{"spec": SPEC, <capability or price overrides>}``."""
+
+
+def alias_entries(name: str, aliases: Mapping[str, Any]) -> tuple[list[DeploymentEntry], str]:
+    """The deployments (and routing strategy) of ``name``: an alias from RELAYGRAPH_MODELS,
+    or a single deployment spec. An alias maps to a list of entries, or to
+    ``{"deployments": [...], "strategy": "ordered" | "cost" | "latency"}``.
+
+    Raises:
+        ModelSpecError: a malformed alias, or a name that is neither alias nor spec.
+    """
+    value = aliases.get(name)
+    if value is None:
+        parse_spec(name)
+        return [name], "ordered"
+    strategy = "ordered"
+    if isinstance(value, dict):
+        strategy = value.get("strategy", "ordered")
+        value = value.get("deployments")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or strategy not in ("ordered", "cost", "latency"):
+        raise ModelSpecError(
+            f"model alias {name!r} must map to a non-empty list of deployment specs (or "
+            '{"deployments": [...], "strategy": "ordered"|"cost"|"latency"})'
+        )
+    return value, strategy
+
+
+def build_router(
+    name: str,
+    aliases: Mapping[str, Any],
+    settings: ProviderSettings,
+    *,
+    catalog: Catalog | None = None,
+    services: RouterServices | None = None,
+    failure_threshold: int = 5,
+    cooldown_seconds: float = 30.0,
+) -> RouterChatModel:
+    """A router over the deployments of alias (or spec) ``name``. The client libraries'
+    own retries are switched off: the router retries, so attempts are not multiplied.
+
+    Raises:
+        ModelSpecError: the alias or one of its specs cannot be built.
+    """
+    from providers.breaker import CircuitBreaker
+    from providers.catalog import with_overrides
+    from providers.router import Deployment, RouterChatModel, RouterServices
+
+    catalog = catalog or Catalog.load()
+    entries, strategy = alias_entries(name, aliases)
+    no_retries = replace(settings, max_retries=0)
+    deployments = []
+    for entry in entries:
+        overrides: dict[str, Any] = {}
+        if isinstance(entry, dict):
+            overrides = dict(entry)
+            spec_text = overrides.pop("spec", None)
+            if not isinstance(spec_text, str):
+                raise ModelSpecError(f"model alias {name!r}: a deployment object needs 'spec'")
+        elif isinstance(entry, str):
+            spec_text = entry
+        else:
+            raise ModelSpecError(f"model alias {name!r}: {entry!r} is not a deployment spec")
+        spec = parse_spec(spec_text)
+        info = catalog.info(spec.kind, spec.target)
+        if overrides:
+            info = with_overrides(info, overrides)
+        deployments.append(
+            Deployment(
+                spec=spec,
+                model=build_chat_model(spec_text, no_retries),
+                info=info,
+                breaker=CircuitBreaker(failure_threshold, cooldown_seconds),
+            )
+        )
+    return RouterChatModel(
+        alias=name,
+        deployments=deployments,
+        services=services or RouterServices(attempt_timeout_seconds=settings.timeout_seconds),
+        strategy=strategy,  # type: ignore[arg-type]  # checked by alias_entries
+    )

@@ -1,0 +1,91 @@
+"""Model usage and cost: ``GET /usage``, totals grouped by tenant, user, assistant, model
+or day. An admin (scope ``tenant:read``) sees the whole tenant; anyone else only their
+own calls."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, BeforeValidator
+
+from api.deps import CurrentPrincipal, ServicesDep
+from api.errors import ApiError
+from providers.usage import GROUP_COLUMNS, summarize_usage
+
+router = APIRouter(tags=["usage"])
+
+
+def _iso_only(value: Any) -> Any:
+    """Query dates are ISO 8601 (what the schema's date-time says), never Unix numbers."""
+    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("give an ISO 8601 date-time, e.g. 2026-11-25T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
+class UsageGroup(BaseModel):
+    group: dict[str, Any]
+    calls: int
+    errors: int
+    cache_hits: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: float
+
+
+class UsagePublic(BaseModel):
+    tenant: str
+    user: str | None
+    """Set when the totals are limited to one user (the caller, unless an admin asked)."""
+    group_by: list[str]
+    groups: list[UsageGroup]
+    total_cost_usd: float
+
+
+@router.get("/usage", response_model=UsagePublic)
+async def get_usage(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    group_by: Annotated[
+        str, Query(description="comma-separated: " + ", ".join(GROUP_COLUMNS))
+    ] = "model",
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
+    user: str | None = None,
+) -> UsagePublic:
+    """Raises: ApiError 422 for an unknown grouping or a naive date, 403 when a non-admin
+    asks for another user's usage."""
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in GROUP_COLUMNS]
+    if unknown or not groups:
+        raise ApiError(
+            422, "invalid_group_by", f"group_by takes {', '.join(GROUP_COLUMNS)}, not {unknown}"
+        )
+    for value in (since, until):
+        if value is not None and value.tzinfo is None:
+            raise ApiError(422, "invalid_date", "since/until need a time zone (e.g. ...Z)")
+    admin = principal.has_scope("tenant:read")
+    if user is not None and user != principal.user and not admin:
+        raise ApiError(403, "forbidden", "only an admin (tenant:read) sees other users' usage")
+    scoped_user = user if admin else principal.user
+    rows = await summarize_usage(
+        svc.system.db,
+        tenant=principal.tenant,
+        user=scoped_user,
+        group_by=groups,  # type: ignore[arg-type]
+        since=since,
+        until=until,
+    )
+    return UsagePublic(
+        tenant=principal.tenant,
+        user=scoped_user,
+        group_by=groups,
+        groups=[UsageGroup(**row.__dict__) for row in rows],
+        total_cost_usd=round(sum(row.cost_usd for row in rows), 8),
+    )
