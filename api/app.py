@@ -11,9 +11,21 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.body_limit import BodySizeLimit
 from api.deps import Services
 from api.errors import ERROR_RESPONSES, install_error_handlers
-from api.routes import assistants, feedback, meta, metrics, runs, store, threads
+from api.routes import (
+    approvals,
+    assistants,
+    audit,
+    feedback,
+    meta,
+    metrics,
+    runs,
+    store,
+    threads,
+    usage,
+)
 from identity.auth import AuthConfig, Authenticator
 from identity.ratelimit import RateLimiter
+from mcp_server import McpConfig, McpHttpEndpoint
 from runtime.feedback import FeedbackService
 from runtime.observability import tracing_enabled
 from runtime.runs import Runner
@@ -42,6 +54,7 @@ def auth_config(settings: Settings) -> AuthConfig:
 def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI:
     """The API app. ``workers`` in-process run workers (0: another process runs them)."""
     settings = settings or Settings()
+    mcp_endpoint = McpHttpEndpoint(McpConfig.from_settings(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,7 +77,14 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
             if worker is not None:
                 worker.start()
             try:
-                yield
+                # /mcp: its session manager runs inside this lifespan.
+                async with mcp_endpoint.serving(
+                    system.executor,
+                    auth_config(settings),
+                    system.db,
+                    limiter=app.state.services.limiter,
+                ):
+                    yield
             finally:
                 if worker is not None:
                     await worker.stop()
@@ -89,9 +109,10 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API_PREFIX)
-    for module in (assistants, threads, runs, store, feedback):
+    for module in (assistants, threads, runs, store, feedback, audit, approvals, usage):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(metrics.router)
+    app.router.routes.extend(mcp_endpoint.routes())  # /mcp and its resource metadata
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
@@ -19,6 +20,8 @@ from langgraph.types import interrupt
 from graphs import limits as lim
 from graphs.context import RunContext
 from graphs.interrupts import Decision, approval_request, parse_decisions
+from providers.errors import BudgetExceeded
+from providers.router import CallInfo, RouterChatModel
 from tools import CallContext, CallKey, ToolCall, ToolError
 from tools.policy import PolicyDecision
 
@@ -36,6 +39,11 @@ class AgentState(TypedDict):
     final_message: NotRequired[str | None]
     resume_at: NotRequired[str | None]
     """After a limit stop: the node to continue at (``resume``, which re-checks limits)."""
+    tainted: NotRequired[bool]
+    """The thread has read untrusted content (web, files, documents, external tools):
+    from then on write and destructive calls need approval. Checkpointed with the
+    messages, so it survives interrupts, resumes and restarts, and never resets while
+    that content is still in the history the model sees."""
 
 
 def fresh_turn() -> dict[str, Any]:
@@ -93,11 +101,51 @@ def model_view(messages: list[AnyMessage]) -> list[AnyMessage]:
     return view
 
 
+def turn_tokens(state: AgentState) -> int:
+    """Model tokens (in + out) used since the last user message, from the replies' usage."""
+    used = 0
+    for message in reversed(state.get("messages") or []):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, AIMessage) and message.usage_metadata:
+            used += int(message.usage_metadata.get("total_tokens", 0))
+    return used
+
+
+def _budget_stop(reason: str, message: str) -> dict[str, Any]:
+    return {"stop_reason": reason, "final_message": f"Stopped: {message}.", "resume_at": "resume"}
+
+
 async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     history = model_view(state["messages"])
     prompt = [SystemMessage(ctx.prompt.text)] if ctx.prompt else []
-    reply = await ctx.model.ainvoke([*prompt, *history])
+    remaining: int | None = None
+    if ctx.limits.max_run_tokens:
+        remaining = ctx.limits.max_run_tokens - turn_tokens(state)
+        if remaining <= 0:
+            return _budget_stop(
+                lim.TOKEN_BUDGET,
+                f"the run used its token budget ({ctx.limits.max_run_tokens} tokens); "
+                "raise max_run_tokens and resume the thread to continue",
+            )
+    kwargs: dict[str, Any] = {}
+    if isinstance(getattr(ctx.model, "bound", ctx.model), RouterChatModel):
+        metadata = get_config().get("metadata") or {}
+        kwargs["call"] = CallInfo(
+            tenant=ctx.principal.tenant,
+            user=ctx.principal.user,
+            run_id=ctx.run_id,
+            assistant_id=metadata.get("assistant_id"),
+            node=str(metadata.get("langgraph_node") or "model"),
+            prompt_name=ctx.prompt.name if ctx.prompt else None,
+            prompt_version=ctx.prompt.version if ctx.prompt else None,
+            max_tokens=remaining,
+        )
+    try:
+        reply = await ctx.model.ainvoke([*prompt, *history], **kwargs)
+    except BudgetExceeded as exc:
+        return _budget_stop(exc.reason, str(exc))
     return {"messages": [reply]}
 
 
@@ -109,14 +157,15 @@ async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
     errors: list[ToolMessage] = []
     approved: list[dict[str, Any]] = []
     pending: list[tuple[ToolCall, str]] = []
+    tainted = bool(state.get("tainted"))
     for raw in ai.tool_calls:
         call = _as_call(raw)
-        decision = _check(ctx, call)
+        decision = _check(ctx, call, tainted)
         if decision.verdict == "deny":
             assert decision.error is not None
             errors.append(_error_message(call, decision.error.code, decision.error.message))
         elif decision.verdict == "approve":
-            pending.append((call, decision.reason))
+            pending.append((call, await _with_preview(ctx, decision)))
         else:
             approved.append(_cleared(call, None))
     update: dict[str, Any] = {}
@@ -125,7 +174,8 @@ async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
         decisions = parse_decisions(answer, expected=len(pending))
         edited_args: dict[str, dict[str, Any]] = {}
         for (call, _reason), choice in zip(pending, decisions, strict=True):
-            outcome = _apply_decision(ctx, call, choice)
+            outcome = _apply_decision(ctx, call, choice, tainted)
+            await _audit_decision(ctx, runtime, call, choice)
             if isinstance(outcome, ToolMessage):
                 errors.append(outcome)
             else:
@@ -141,7 +191,31 @@ async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
     return update
 
 
-def _check(ctx: RunContext, call: ToolCall) -> PolicyDecision:
+async def _with_preview(ctx: RunContext, decision: PolicyDecision) -> str:
+    """The approval reason plus what the call would do (its dry run, touching nothing),
+    so the reviewer sees "delete note 3 ('plans')" rather than bare arguments."""
+    assert decision.tool is not None and decision.args is not None
+    preview = await ctx.tools.preview(decision.tool, decision.args, ctx.principal)
+    would = preview.get("would")
+    return f"{decision.reason}; it would {would}" if would else decision.reason
+
+
+async def _audit_decision(
+    ctx: RunContext, runtime: Runtime[RunContext], call: ToolCall, choice: Decision
+) -> None:
+    info = runtime.execution_info
+    await ctx.tools.record_decision(
+        call,
+        ctx.principal,
+        decided_by=ctx.decided_by or ctx.principal.user,
+        decision={"approve": "approved", "edit": "edited", "reject": "rejected"}[choice.type],
+        run_id=ctx.run_id,
+        thread_id=info.thread_id if info is not None else None,
+        note=choice.message,
+    )
+
+
+def _check(ctx: RunContext, call: ToolCall, tainted: bool = False) -> PolicyDecision:
     if call.name not in ctx.tool_names and ctx.tools.registry.get(call.name) is not None:
         return PolicyDecision(
             "deny",
@@ -149,11 +223,13 @@ def _check(ctx: RunContext, call: ToolCall) -> PolicyDecision:
                 "unknown_tool", f"tool {call.name!r} is not available to this assistant"
             ),
         )
-    return ctx.tools.policy.check(call, ctx.principal, allowed_scopes=ctx.allowed_scopes)
+    return ctx.tools.policy.check(
+        call, ctx.principal, allowed_scopes=ctx.allowed_scopes, tainted=tainted
+    )
 
 
 def _apply_decision(
-    ctx: RunContext, call: ToolCall, choice: Decision
+    ctx: RunContext, call: ToolCall, choice: Decision, tainted: bool
 ) -> dict[str, Any] | ToolMessage:
     reviewer = ctx.decided_by or ctx.principal.user
     if choice.type == "reject":
@@ -165,7 +241,7 @@ def _apply_decision(
             return _error_message(
                 call, "invalid_edit", "an edit may change the arguments, not the tool"
             )
-        recheck = _check(ctx, edited)
+        recheck = _check(ctx, edited, tainted)
         if recheck.verdict == "deny":
             assert recheck.error is not None
             return _error_message(call, recheck.error.code, recheck.error.message)
@@ -195,6 +271,8 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     info = runtime.execution_info
     assert info is not None and info.thread_id is not None
     results: list[ToolMessage] = []
+    tainted = bool(state.get("tainted"))
+    read_untrusted = False
     cleared = state.get("approved")
     if not cleared:  # routed here directly: every call of the last message was allowed
         ai = _last_ai(state)
@@ -209,8 +287,10 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 run_id=ctx.run_id,
                 approved_by=item.get("approved_by"),
                 allowed_scopes=ctx.allowed_scopes,
+                tainted=tainted,
             ),
         )
+        read_untrusted = read_untrusted or not outcome.trusted
         results.append(
             ToolMessage(
                 content=outcome.content(),
@@ -220,6 +300,8 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             )
         )
     update: dict[str, Any] = {"messages": results}
+    if read_untrusted and not tainted:
+        update["tainted"] = True
     if state.get("approved"):  # writing an unchanged channel still costs a checkpoint write
         update["approved"] = []
     return update
@@ -264,7 +346,9 @@ def _limit_hit(state: AgentState, ctx: RunContext) -> lim.LimitHit | None:
 
 def route_after_model(
     state: AgentState, runtime: Runtime[RunContext]
-) -> Literal["gate", "act", "finish", "stop"]:
+) -> Literal["gate", "act", "finish", "stop", "__end__"]:
+    if state.get("stop_reason") in (lim.TOKEN_BUDGET, lim.SPEND_BUDGET):
+        return "__end__"  # the model node stopped the run at a budget (its message says which)
     ai = _last_ai(state)
     if ai is None or not ai.tool_calls:
         return "finish"
@@ -273,7 +357,8 @@ def route_after_model(
         return "stop"
     # Calls the policy allows outright go straight to act (whose executor checks them
     # again); the gate step runs only when a call is refused or needs a human.
-    if all(_check(ctx, _as_call(raw)).verdict == "allow" for raw in ai.tool_calls):
+    tainted = bool(state.get("tainted"))
+    if all(_check(ctx, _as_call(raw), tainted).verdict == "allow" for raw in ai.tool_calls):
         return "act"
     return "gate"
 

@@ -530,12 +530,26 @@ def _register_subcommands() -> None:
     from relaygraph.keys_cli import keys_app
 
     app.add_typer(keys_app, name="keys")
+    from relaygraph.usage_cli import usage_app  # issue 6: model usage and cost
+
+    app.add_typer(usage_app, name="usage")
+    from relaygraph.approvals_cli import approvals_app
+    from relaygraph.audit_cli import audit_app
+
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(approvals_app, name="approvals")
     from relaygraph.webhooks_cli import webhooks_app
 
     app.add_typer(webhooks_app, name="webhooks")
     from relaygraph.feedback_cli import feedback_app
 
     app.add_typer(feedback_app, name="feedback")
+    from relaygraph.mcp_cli import mcp_command
+
+    app.command("mcp")(mcp_command)
+    from relaygraph.scan_cli import scan_command
+
+    app.command("scan")(scan_command)
 
 
 _register_subcommands()

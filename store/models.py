@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -153,6 +155,9 @@ class Note(Base):
     title: Mapped[str] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # issue 4 (0005)
+    untrusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Written by a run that had read untrusted content: reading it taints (issue 4)."""
 
 
 class Assistant(Base):
@@ -209,7 +214,175 @@ class StoreItem(Base):
 # --- tools: audit chain, approvals, tickets, outbox (issue 4; migration 0005) ---
 
 
+class AuditEntry(Base):
+    """One link of the append-only audit chain: digests only, never arguments or results.
+
+    ``hash`` = sha256(``prev_hash`` + canonical JSON of the other columns), so editing,
+    deleting or reordering any row breaks every later link (see tools/audit.py).
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_tenant_seq", "tenant", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event: Mapped[str] = mapped_column(String(32))
+    tenant: Mapped[str] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(256))
+    via: Mapped[str] = mapped_column(String(16))
+    tool: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(32))
+    approver: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    thread_id: Mapped[str | None] = mapped_column(String(64))
+    approval_id: Mapped[str | None] = mapped_column(String(64))
+    args_digest: Mapped[str | None] = mapped_column(String(64))
+    result_digest: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditPayload(Base):
+    """Arguments and result of an audit entry, beside the chain: erasable (GDPR Art. 17)
+    without breaking it. The digests in the chain are salted with ``salt``, which is
+    erased too, so an erased payload cannot be confirmed by guessing."""
+
+    __tablename__ = "audit_payloads"
+    __table_args__ = (Index("ix_audit_payloads_tenant_actor", "tenant", "actor"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant: Mapped[str] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(256))
+    salt: Mapped[str | None] = mapped_column(String(64))
+    args: Mapped[Any] = mapped_column(JSON, nullable=True)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Approval(Base):
+    """A call waiting for (or given) a reviewer's decision: bound to the tool and the
+    arguments' hash, single-use, expiring."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_tenant_status", "tenant", "status"),)
+
+    approval_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    requester: Mapped[str] = mapped_column(String(256))
+    via: Mapped[str] = mapped_column(String(16))
+    tool: Mapped[str] = mapped_column(String(64))
+    risk: Mapped[str] = mapped_column(String(16))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    args_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    preview: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(256))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Ticket(Base):
+    """Workspace tickets, the built-in tickets_* tools' records (shared within a tenant)."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_tenant_status", "tenant", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(256))
+    title: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    untrusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxEmail(Base):
+    """E-mails written by email_send; a mailer process delivers them (not in this repo)."""
+
+    __tablename__ = "outbox_emails"
+    __table_args__ = (Index("ix_outbox_emails_tenant_status", "tenant", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    sender: Mapped[str] = mapped_column(String(256))
+    recipients: Mapped[list[Any]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # --- providers: usage, response cache, tenant credentials (issue 6; migration 0006) ---
+
+
+class ProviderUsage(Base):
+    """One model call (or cache hit): who, which alias and deployment, tokens, cost, outcome."""
+
+    __tablename__ = "provider_usage"
+    __table_args__ = (
+        Index("ix_provider_usage_tenant_created", "tenant", "created_at"),
+        Index("ix_provider_usage_tenant_user_created", "tenant", "user", "created_at"),
+        Index("ix_provider_usage_run", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tenant: Mapped[str] = mapped_column(String(128))
+    user: Mapped[str | None] = mapped_column(String(256))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    assistant_id: Mapped[str | None] = mapped_column(String(128))
+    node: Mapped[str | None] = mapped_column(String(128))
+    alias: Mapped[str] = mapped_column(String(256))
+    deployment: Mapped[str] = mapped_column(String(512))
+    model_version: Mapped[str | None] = mapped_column(String(256))
+    prompt_name: Mapped[str | None] = mapped_column(String(128))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    """No usage came back from the provider: the counts are the offline estimate."""
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    price_known: Mapped[bool] = mapped_column(Boolean, default=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The answer came from a deployment other than the alias's first choice."""
+    streamed: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ProviderCacheEntry(Base):
+    """A cached model response, keyed by a digest of deployment, messages, tools and
+    parameters. Owner columns let erasure remove a user's entries."""
+
+    __tablename__ = "provider_cache"
+    __table_args__ = (
+        Index("ix_provider_cache_expires", "expires_at"),
+        Index("ix_provider_cache_tenant_user", "tenant", "user"),
+    )
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(512))
+    tenant: Mapped[str] = mapped_column(String(128))
+    user: Mapped[str | None] = mapped_column(String(256))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # --- memory, documents, privacy (issue 5; migration 0007) ---

@@ -35,7 +35,8 @@ async def test_agent_calls_tools_over_http_and_finishes(data_dir: Path, openai_s
     assert first["model"] == "stub-model"
     assert first["messages"][0]["role"] == "system"
     tools = {tool["function"]["name"]: tool["function"] for tool in first["tools"]}
-    assert set(tools) == {"notes_create", "notes_search", "notes_delete"}
+    assert {"notes_create", "notes_search", "notes_delete", "tickets_create"} <= set(tools)
+    assert "http_fetch" not in tools  # only offered once domains are allowed
     assert tools["notes_create"]["parameters"]["required"] == ["title", "body"]
     tool_reply = second["messages"][-1]
     assert tool_reply["role"] == "tool" and json.loads(tool_reply["content"])["title"] == "t"

@@ -70,6 +70,9 @@ def test_span_tree_of_one_run(tmp_path: Path) -> None:
     nodes = [span for span in spans if str(span["name"]).startswith("node ")]
     assert {span["name"] for span in nodes} >= {"node model", "node act"}
     assert all(parent(span) is run for span in nodes)
+    [tool] = [span for span in spans if span["name"] == "tool notes_create"]
+    assert str(parent(tool)["name"]) == "node act"  # type: ignore[index]
+    assert tool["attributes"]["relaygraph.status"] == "ok"
     models = [span for span in spans if span["name"] == "model call"]
     assert len(models) == 2  # propose the note, then summarise the result
     assert all(str(parent(span)["name"]) == "node model" for span in models)  # type: ignore[index]

@@ -15,19 +15,21 @@ arrives in ``x-goog-api-key``), paths and models are recorded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.stubs.openai_stub import EMBEDDING_DIMENSIONS, stub_vector
 from tests.stubs.server import LocalServer
 
 DEFAULT_USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 5}
@@ -50,12 +52,21 @@ class ScriptedReply:
     function_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
     finish_reason: str = "STOP"
+    delay: float = 0.0
+    """Seconds before the first byte (a slow provider; beyond the client timeout: a timeout)."""
+    fault: Fault | None = None
+
+
+Fault = Literal["malformed", "drop_before", "drop_after"]
+"""Fault injection: ``malformed`` answers with a body that is not JSON (SSE: a broken
+event); ``drop_before`` cuts a stream before its first token, ``drop_after`` right after it."""
 
 
 @dataclass(frozen=True)
 class ScriptedFailure:
     status: int = 500
     message: str = "gemini stub: scripted failure"
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,12 +98,15 @@ class GeminiStub(LocalServer):
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.embedding_requests: list[RecordedRequest] = []
         self._queue: deque[ScriptedReply | ScriptedFailure] = deque()
         self._lock = threading.Lock()
         super().__init__()
         self.app = Starlette(
             routes=[
                 Route("/v1beta/models/{call:path}", self._models_call, methods=["POST"]),
+                # langchain-google-genai's embeddings use the v1 API.
+                Route("/v1/models/{call:path}", self._models_call, methods=["POST"]),
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
             ]
         )
@@ -106,9 +120,12 @@ class GeminiStub(LocalServer):
         function_calls: list[dict[str, Any]] | None = None,
         usage: dict[str, int] | None = None,
         finish_reason: str = "STOP",
+        delay: float = 0.0,
+        fault: Fault | None = None,
     ) -> None:
         """Queue a reply. ``function_calls`` items are ``{"name", "args"}`` with an optional
-        ``id`` (the public API leaves it out, so langchain makes one up).
+        ``id`` (the public API leaves it out, so langchain makes one up); ``args`` may be a
+        string to send a malformed call.
 
         ``usage`` is ``{"promptTokenCount", "candidatesTokenCount"}`` (``DEFAULT_USAGE`` if
         omitted); ``totalTokenCount`` is added.
@@ -120,13 +137,21 @@ class GeminiStub(LocalServer):
                     function_calls=list(function_calls or []),
                     usage=dict(usage or DEFAULT_USAGE),
                     finish_reason=finish_reason,
+                    delay=delay,
+                    fault=fault,
                 )
             )
 
-    def fail(self, status: int = 500, message: str = "gemini stub: scripted failure") -> None:
-        """Queue an error response in Google's format."""
+    def fail(
+        self,
+        status: int = 500,
+        message: str = "gemini stub: scripted failure",
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        """Queue an error response in Google's format (with ``Retry-After`` if given)."""
         with self._lock:
-            self._queue.append(ScriptedFailure(status, message))
+            self._queue.append(ScriptedFailure(status, message, retry_after))
 
     def reset(self) -> None:
         """Forget queued replies and recorded requests (for a stub shared between tests)."""
@@ -153,8 +178,30 @@ class GeminiStub(LocalServer):
     async def _unknown(self, request: Request) -> Response:
         return error_response(404, f"gemini stub: no route {request.method} {request.url.path}")
 
+    async def _embed(self, request: Request, model: str, method: str) -> Response:
+        """Deterministic vectors (``stub_vector``); recorded in ``embedding_requests``."""
+        body = await request.json()
+        with self._lock:
+            query, headers = dict(request.query_params), dict(request.headers)
+            self.embedding_requests.append(RecordedRequest(model, method, query, headers, body))
+        items = body["requests"] if method == "batchEmbedContents" else [body]
+        embeddings = [
+            {
+                "values": stub_vector(
+                    "".join(part.get("text", "") for part in item["content"]["parts"]),
+                    int(item.get("outputDimensionality") or EMBEDDING_DIMENSIONS),
+                )
+            }
+            for item in items
+        ]
+        if method == "embedContent":
+            return JSONResponse({"embedding": embeddings[0]})
+        return JSONResponse({"embeddings": embeddings})
+
     async def _models_call(self, request: Request) -> Response:
         model, _, method = request.path_params["call"].rpartition(":")
+        if method in ("embedContent", "batchEmbedContents") and model:
+            return await self._embed(request, model, method)
         if method not in ("generateContent", "streamGenerateContent") or not model:
             return await self._unknown(request)
         body = await request.json()
@@ -177,13 +224,24 @@ class GeminiStub(LocalServer):
                 "queue one with stub.reply(...) or stub.fail(...)",
             )
         if isinstance(scripted, ScriptedFailure):
-            return error_response(scripted.status, scripted.message)
+            response = error_response(scripted.status, scripted.message)
+            if scripted.retry_after is not None:
+                response.headers["retry-after"] = f"{scripted.retry_after:g}"
+            return response
+        if scripted.delay:
+            await asyncio.sleep(scripted.delay)
         response_id = f"stub-response-{number}"
         if method == "streamGenerateContent":
             if request.query_params.get("alt") != "sse":
                 return error_response(400, "gemini stub: streaming is served only with alt=sse")
             events = stream_events(scripted, response_id)
+            if scripted.fault is not None:
+                return StreamingResponse(
+                    faulty_sse(events, scripted.fault), media_type="text/event-stream"
+                )
             return StreamingResponse(sse(events), media_type="text/event-stream")
+        if scripted.fault is not None:
+            return Response('{"candidates": [', media_type="application/json")
         parts: list[dict[str, Any]] = [{"text": scripted.text}] if scripted.text else []
         parts += [function_call_part(call) for call in scripted.function_calls]
         return JSONResponse(
@@ -239,3 +297,14 @@ def stream_events(scripted: ScriptedReply, response_id: str) -> list[dict[str, A
 async def sse(events: list[dict[str, Any]]) -> AsyncIterator[str]:
     for event in events:
         yield f"data: {json.dumps(event)}\r\n\r\n"
+
+
+async def faulty_sse(events: list[dict[str, Any]], fault: Fault) -> AsyncIterator[str]:
+    """A stream that breaks: see ``Fault``; the connection is cut by raising."""
+    if fault == "malformed":
+        yield "data: {not json\r\n\r\n"
+        return
+    if fault == "drop_after":
+        yield f"data: {json.dumps(events[0])}\r\n\r\n"
+    await asyncio.sleep(0.01)
+    raise ConnectionResetError("gemini stub: stream dropped (fault injection)")

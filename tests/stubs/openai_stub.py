@@ -13,13 +13,15 @@ headers are recorded in ``requests`` and ``request_headers``.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import re
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +32,13 @@ from tests.stubs.server import LocalServer
 
 CREATED = 1_700_000_000
 DEFAULT_USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+EMBEDDING_DIMENSIONS = 8
+
+
+def stub_vector(text: str, size: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic, text-dependent vector (not normalised) for embedding stubs."""
+    digest = hashlib.sha256(text.encode()).digest() * (size // 32 + 1)
+    return [(byte - 127.5) / 127.5 for byte in digest[:size]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,15 @@ class ScriptedReply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
     finish_reason: str | None = None
+    delay: float = 0.0
+    """Seconds before the first byte (a slow provider; beyond the client timeout: a timeout)."""
+    fault: Fault | None = None
+
+
+Fault = Literal["malformed", "drop_before", "drop_after"]
+"""Fault injection: ``malformed`` answers with a body that is not JSON (SSE: a broken
+event); ``drop_before`` ends a stream before its first token, ``drop_after`` right after
+it (both without ``[DONE]``, as a dropped connection looks to the client)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,7 @@ class ScriptedFailure:
     message: str = "openai stub: scripted failure"
     type: str = "server_error"
     code: str | None = None
+    retry_after: float | None = None
 
 
 def error_response(status: int, message: str, type_: str, code: str | None = None) -> Response:
@@ -62,12 +81,14 @@ class OpenAIStub(LocalServer):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self._queue: deque[ScriptedReply | ScriptedFailure] = deque()
         self._lock = threading.Lock()
         super().__init__()
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
             ]
         )
@@ -81,8 +102,11 @@ class OpenAIStub(LocalServer):
         tool_calls: list[dict[str, Any]] | None = None,
         usage: dict[str, int] | None = None,
         finish_reason: str | None = None,
+        delay: float = 0.0,
+        fault: Fault | None = None,
     ) -> None:
-        """Queue a reply. ``tool_calls`` items are ``{"name", "args"}`` with an optional ``id``.
+        """Queue a reply. ``tool_calls`` items are ``{"name", "args"}`` with an optional ``id``
+        (or ``{"name", "raw_arguments": str}`` to send arguments verbatim, e.g. broken JSON).
 
         ``usage`` is ``{"prompt_tokens", "completion_tokens"}`` (``DEFAULT_USAGE`` if omitted).
         """
@@ -95,6 +119,8 @@ class OpenAIStub(LocalServer):
                     tool_calls=list(tool_calls or []),
                     usage=usage or dict(DEFAULT_USAGE),
                     finish_reason=finish_reason,
+                    delay=delay,
+                    fault=fault,
                 )
             )
 
@@ -105,10 +131,11 @@ class OpenAIStub(LocalServer):
         *,
         type: str = "server_error",
         code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        """Queue an error response in OpenAI's format."""
+        """Queue an error response in OpenAI's format (with a ``Retry-After`` header if given)."""
         with self._lock:
-            self._queue.append(ScriptedFailure(status, message, type, code))
+            self._queue.append(ScriptedFailure(status, message, type, code, retry_after))
 
     def reset(self) -> None:
         """Forget queued replies and recorded requests (for a stub shared between tests)."""
@@ -136,6 +163,22 @@ class OpenAIStub(LocalServer):
         message = f"openai stub: no route {request.method} {request.url.path}"
         return error_response(404, message, "invalid_request_error", "unknown_url")
 
+    async def _embeddings(self, request: Request) -> Response:
+        """Deterministic vectors (``stub_vector``); bodies recorded in ``embedding_requests``."""
+        body = await request.json()
+        with self._lock:
+            self.embedding_requests.append(body)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        size = int(body.get("dimensions") or EMBEDDING_DIMENSIONS)
+        data = [
+            {"object": "embedding", "index": i, "embedding": stub_vector(str(text), size)}
+            for i, text in enumerate(texts)
+        ]
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return JSONResponse(
+            {"object": "list", "data": data, "model": body.get("model", ""), "usage": usage}
+        )
+
     async def _chat_completions(self, request: Request) -> Response:
         body = await request.json()
         with self._lock:
@@ -152,13 +195,23 @@ class OpenAIStub(LocalServer):
                 "stub_queue_empty",
             )
         if isinstance(scripted, ScriptedFailure):
-            return error_response(scripted.status, scripted.message, scripted.type, scripted.code)
+            response = error_response(
+                scripted.status, scripted.message, scripted.type, scripted.code
+            )
+            if scripted.retry_after is not None:
+                response.headers["retry-after"] = f"{scripted.retry_after:g}"
+            return response
+        if scripted.delay:
+            await asyncio.sleep(scripted.delay)
         completion_id = f"chatcmpl-stub-{number}"
         tool_calls = [
             {
                 "id": call.get("id") or f"call_{number}_{position}",
                 "type": "function",
-                "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}))},
+                "function": {
+                    "name": call["name"],
+                    "arguments": call.get("raw_arguments") or json.dumps(call.get("args", {})),
+                },
             }
             for position, call in enumerate(scripted.tool_calls)
         ]
@@ -166,6 +219,11 @@ class OpenAIStub(LocalServer):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = stream_chunks(scripted, tool_calls, finish_reason, include_usage=include_usage)
+            if scripted.fault is not None:
+                return StreamingResponse(
+                    faulty_sse(envelope_of(completion_id, body), chunks, scripted.fault),
+                    media_type="text/event-stream",
+                )
             envelope = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
@@ -179,6 +237,8 @@ class OpenAIStub(LocalServer):
         }
         if tool_calls:
             message["tool_calls"] = tool_calls
+        if scripted.fault is not None:
+            return Response('{"id": "chatcmpl-broken", "choices": [', media_type="application/json")
         return JSONResponse(
             {
                 "id": completion_id,
@@ -231,3 +291,29 @@ async def sse(envelope: dict[str, Any], chunks: list[dict[str, Any]]) -> AsyncIt
     for chunk in chunks:
         yield f"data: {json.dumps({**envelope, **chunk})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def envelope_of(completion_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": body.get("model", ""),
+    }
+
+
+async def faulty_sse(
+    envelope: dict[str, Any], chunks: list[dict[str, Any]], fault: Fault
+) -> AsyncIterator[str]:
+    """A stream that breaks: see ``Fault``. The connection is cut by raising, as a
+    crashed upstream would."""
+    if fault == "malformed":
+        yield f"data: {json.dumps({**envelope, **chunks[0]})}\n\n"
+        yield "data: {not json\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    yield f"data: {json.dumps({**envelope, **chunks[0]})}\n\n"  # the role chunk
+    if fault == "drop_after":
+        yield f"data: {json.dumps({**envelope, **chunks[1]})}\n\n"
+    await asyncio.sleep(0.01)
+    raise ConnectionResetError("openai stub: stream dropped (fault injection)")
