@@ -15,12 +15,17 @@ from api.routes import (
     approvals,
     assistants,
     audit,
+    console,
+    credentials,
     feedback,
+    files,
     meta,
     metrics,
+    privacy,
     runs,
     store,
     threads,
+    tools,
     usage,
 )
 from identity.auth import AuthConfig, Authenticator
@@ -109,9 +114,12 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API_PREFIX)
-    for module in (assistants, threads, runs, store, feedback, audit, approvals, usage):
+    resources = [assistants, threads, runs, store, feedback, audit, approvals, usage, tools]
+    resources += [files, privacy, credentials]
+    for module in resources:
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(metrics.router)
+    app.include_router(console.router)  # /console and its reads (issue 8)
     app.router.routes.extend(mcp_endpoint.routes())  # /mcp and its resource metadata
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
@@ -22,7 +29,9 @@ from graphs.context import RunContext
 from graphs.interrupts import Decision, approval_request, parse_decisions
 from providers.errors import BudgetExceeded
 from providers.router import CallInfo, RouterChatModel
+from providers.websearch import citations, search_used
 from tools import CallContext, CallKey, ToolCall, ToolError
+from tools.audit import AuditRecord
 from tools.policy import PolicyDecision
 
 GRAPH_ID = "agent"
@@ -141,12 +150,40 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
             prompt_name=ctx.prompt.name if ctx.prompt else None,
             prompt_version=ctx.prompt.version if ctx.prompt else None,
             max_tokens=remaining,
+            web_search=bool(ctx.options.get("web_search")),
         )
     try:
         reply = await ctx.model.ainvoke([*prompt, *history], **kwargs)
     except BudgetExceeded as exc:
         return _budget_stop(exc.reason, str(exc))
-    return {"messages": [reply]}
+    update: dict[str, Any] = {"messages": [reply]}
+    if search_used(reply):
+        # Search results are untrusted content the model has now read: the run is tainted
+        # (later writes need approval) and the search is audited like a tool call.
+        update["tainted"] = True
+        await _audit_web_search(ctx, runtime, reply)
+    return update
+
+
+async def _audit_web_search(
+    ctx: RunContext, runtime: Runtime[RunContext], reply: BaseMessage
+) -> None:
+    info = runtime.execution_info
+    searched = reply.response_metadata.get("web_search") or {}
+    await ctx.tools.audit.append(
+        AuditRecord(
+            event="web_search",
+            tenant=ctx.principal.tenant,
+            actor=ctx.principal.user,
+            tool="web_search",
+            decision="allow",
+            status="ok",
+            run_id=ctx.run_id,
+            thread_id=info.thread_id if info is not None else None,
+            args={"queries": searched.get("queries") or []},
+            result={"citations": citations(reply)},
+        )
+    )
 
 
 async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -33,6 +33,9 @@ class AssistantConfig(BaseModel):
     limits: dict[str, Any] = Field(default_factory=dict)
     prompt_version: str | None = None
     """Pinned prompt version for new threads; None: the newest."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Graph-specific options, validated by the graph when it runs (e.g. the planner's
+    ``{"review_plan": true}``)."""
 
 
 class AssistantCatalog:

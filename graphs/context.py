@@ -3,7 +3,8 @@ dependencies, never checkpointed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import Runnable
@@ -30,3 +31,5 @@ class RunContext:
     deadline: float
     """Wall-clock (time.time()) deadline of this run."""
     prompt: Prompt | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Graph-specific assistant options (e.g. the planner's ``review_plan``)."""

@@ -23,7 +23,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from graphs import agent
+from graphs import agent, planner
+from graphs.workflows import triage
 
 Compiler = Callable[[BaseCheckpointSaver | None], Pregel[Any, Any, Any, Any]]
 
@@ -95,6 +96,26 @@ def builtin_registry() -> GraphRegistry:
             builtin=True,
             prompt=agent.PROMPT,
             source="graphs.agent",
+        )
+    )
+    registry.register(
+        GraphEntry(
+            graph_id=planner.GRAPH_ID,
+            version=planner.GRAPH_VERSION,
+            compile=planner.compile_planner,
+            builtin=True,
+            prompt=planner.PROMPT,
+            source="graphs.planner",
+        )
+    )
+    registry.register(
+        GraphEntry(
+            graph_id=triage.GRAPH_ID,
+            version=triage.GRAPH_VERSION,
+            compile=triage.compile_triage,
+            builtin=True,
+            prompt=triage.PROMPT,
+            source="graphs.workflows.triage",
         )
     )
     return registry

@@ -212,7 +212,8 @@ class VectorStore:
 
         path = Path(path).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path / _LOCK_FILE, timeout=0, is_singleton=False)
+        # Not thread-local: a store opened on a worker thread may be closed from the loop's.
+        lock = FileLock(path / _LOCK_FILE, timeout=0, is_singleton=False, thread_local=False)
         owner_file = path / _OWNER_FILE
         try:
             lock.acquire()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +126,7 @@ def build_router(
                 model=build_chat_model(spec_text, no_retries),
                 info=info,
                 breaker=CircuitBreaker(failure_threshold, cooldown_seconds),
+                build_with_key=_keyed_builder(spec_text, spec.kind, no_retries),
             )
         )
     return RouterChatModel(
@@ -134,3 +135,26 @@ def build_router(
         services=services or RouterServices(attempt_timeout_seconds=settings.timeout_seconds),
         strategy=strategy,  # type: ignore[arg-type]  # checked by alias_entries
     )
+
+
+_KEY_FIELDS = {
+    "openai": "openai_api_key",
+    "openai-compatible": "compatible_api_key",
+    "google": "google_api_key",
+}
+
+
+def _keyed_builder(
+    spec: str, kind: str, settings: ProviderSettings
+) -> Callable[[str], BaseChatModel] | None:
+    """Builds ``spec``'s model with another key (a tenant's own), everything else equal;
+    None for deployments without keys (scripted)."""
+    field_name = _KEY_FIELDS.get(kind)
+    if field_name is None:
+        return None
+
+    def build(api_key: str) -> BaseChatModel:
+        keyed: dict[str, Any] = {field_name: api_key}
+        return build_chat_model(spec, replace(settings, **keyed))
+
+    return build

@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -39,6 +39,7 @@ from providers.breaker import CircuitBreaker
 from providers.budgets import TOKEN_BUDGET, SpendBudgets
 from providers.cache import ResponseCache, cache_key
 from providers.catalog import ModelInfo
+from providers.credentials import PROVIDERS, CredentialSource
 from providers.errors import (
     AllDeploymentsFailed,
     BudgetExceeded,
@@ -48,8 +49,15 @@ from providers.errors import (
 )
 from providers.retry import RetryPolicy, describe, is_transient, retry_after_seconds
 from providers.specs import ModelSpec
-from providers.tokens import estimate_tokens, fit_messages
+from providers.tokens import (
+    Summariser,
+    estimate_tokens,
+    extractive_summary,
+    fit_or_summarise,
+    truncate_to_tokens,
+)
 from providers.usage import UsageRecord, UsageRecorder
+from providers.websearch import normalise_search_answer, search_tool_for
 
 Strategy = Literal["ordered", "cost", "latency"]
 EXPECTED_OUTPUT_TOKENS = 1024
@@ -73,6 +81,9 @@ class CallInfo:
     """False bypasses the response cache for this call."""
     max_tokens: int | None = None
     """Tokens the run may still use (None: no run budget); checked against the estimate."""
+    web_search: bool = False
+    """Let the provider search the web (also: ``web_search=True`` on the call); only
+    deployments whose catalog entry says ``web_search`` are used. See providers/websearch."""
 
 
 @dataclass
@@ -84,10 +95,21 @@ class Deployment:
     info: ModelInfo
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     latency_ewma_ms: float | None = None
+    build_with_key: Callable[[str], BaseChatModel] | None = None
+    """Builds this deployment's model with another API key (a tenant's own); None: the
+    deployment takes no tenant keys (scripted models)."""
+    tenant_models: dict[str, tuple[str, BaseChatModel]] = field(default_factory=dict, repr=False)
+    """tenant → (key fingerprint, model with that tenant's key): one client per tenant."""
 
     @property
     def name(self) -> str:
         return str(self.spec)
+
+    @property
+    def credential_provider(self) -> str | None:
+        """Which provider's tenant credential applies (None: no tenant keys)."""
+        kind = self.spec.kind
+        return kind if kind in PROVIDERS and self.build_with_key is not None else None
 
     @property
     def cacheable(self) -> bool:
@@ -108,6 +130,14 @@ class RouterServices:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_seconds: float = 60.0
     """Per attempt (non-streaming); for streams: until the first chunk, then between chunks."""
+    credentials: CredentialSource | None = None
+    """Tenants' own provider keys (bring your own key); None: default keys only."""
+    summariser: Summariser | None = None
+    """Condenses older turns when trimming alone would drop too much; None: the router's
+    cheapest deployment when ``summarise_with_model``, else the offline extractive one."""
+    summarise_with_model: bool = False
+    summarise_above: float = 0.5
+    """Fraction of the conversation's tokens that trimming may drop before summarising."""
 
 
 @dataclass
@@ -119,6 +149,7 @@ class _Request:
     call: CallInfo
     params: dict[str, Any]
     openai_tools: list[dict[str, Any]]
+    web_search: bool = False
 
 
 @dataclass
@@ -157,7 +188,9 @@ class RouterChatModel(BaseChatModel):
     def _request(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> _Request:
         tools = list(kwargs.pop("tools", None) or [])
         call = kwargs.pop("call", None) or CallInfo()
+        web_search = bool(kwargs.pop("web_search", False)) or call.web_search
         return _Request(
+            web_search=web_search,
             messages=messages,
             tools=tools,
             tool_choice=kwargs.pop("tool_choice", None),
@@ -167,7 +200,7 @@ class RouterChatModel(BaseChatModel):
             openai_tools=[_tool_schema(t) for t in tools],
         )
 
-    def _candidates(self, request: _Request) -> list[_Candidate]:
+    async def _candidates(self, request: _Request) -> list[_Candidate]:
         """Deployments that can serve the request, in routing order.
 
         Raises:
@@ -183,9 +216,16 @@ class RouterChatModel(BaseChatModel):
             if request.structured and not caps.structured_output:
                 reasons.append(f"{deployment.name}: no structured output")
                 continue
+            if request.web_search and not caps.web_search:
+                reasons.append(f"{deployment.name}: no web search")
+                continue
             reserve = min(caps.max_output_tokens, 4096)
-            fitted = fit_messages(
-                request.messages, caps.context_window - reserve, request.openai_tools
+            fitted = await fit_or_summarise(
+                request.messages,
+                caps.context_window - reserve,
+                request.openai_tools,
+                self._summariser(),
+                max_drop_fraction=self.services.summarise_above,
             )
             if fitted is None:
                 reasons.append(
@@ -234,15 +274,74 @@ class RouterChatModel(BaseChatModel):
 
     # --- calling -----------------------------------------------------------------------
 
+    def _summariser(self) -> Summariser | None:
+        if self.services.summariser is not None:
+            return self.services.summariser
+        return self.model_summariser() if self.services.summarise_with_model else None
+
+    def model_summariser(self) -> Summariser:
+        """A summariser using this alias's cheapest deployment (by list price); any
+        failure falls back to the offline extractive summary."""
+
+        async def summarise(messages: list[BaseMessage], max_tokens: int) -> str:
+            cheapest = min(self.deployments, key=lambda d: d.info.price.input + d.info.price.output)
+            window = cheapest.info.capabilities.context_window // 2
+            transcript = truncate_to_tokens(await extractive_summary(messages, window), window)
+            prompt: list[BaseMessage] = [
+                HumanMessage(
+                    "Summarise this earlier part of a conversation for the assistant that "
+                    "continues it, in at most "
+                    f"{max_tokens} tokens. Keep names, numbers, decisions, open questions "
+                    "and the results of tool calls. Write the summary only.\n\n" + transcript
+                )
+            ]
+            try:
+                async with asyncio.timeout(self.services.attempt_timeout_seconds):
+                    reply = await _generate_once((cheapest.model, {}), prompt)
+                return truncate_to_tokens(reply.text, max_tokens)
+            except Exception:
+                return await extractive_summary(messages, max_tokens)
+
+        return summarise
+
+    async def _model_for(self, deployment: Deployment, tenant: str) -> BaseChatModel:
+        """The deployment's model for ``tenant``: one built with the tenant's own key when
+        it stored one (a client per deployment and tenant, rebuilt when the key changes),
+        else the deployment's default."""
+        provider = deployment.credential_provider
+        source = self.services.credentials
+        if provider is None or source is None:
+            return deployment.model
+        credential = await source.credential(tenant, provider)
+        if credential is None:
+            stale = deployment.tenant_models.pop(tenant, None)
+            if stale is not None:
+                await _aclose_model(stale[1])
+            return deployment.model
+        current = deployment.tenant_models.get(tenant)
+        if current is not None and current[0] == credential.fingerprint:
+            return current[1]
+        assert deployment.build_with_key is not None
+        model = deployment.build_with_key(credential.api_key)
+        deployment.tenant_models[tenant] = (credential.fingerprint, model)
+        if current is not None:
+            await _aclose_model(current[1])
+        return model
+
     def _target(
-        self, deployment: Deployment, request: _Request
+        self, deployment: Deployment, request: _Request, model: BaseChatModel | None = None
     ) -> tuple[BaseChatModel, dict[str, Any]]:
         """The deployment's model and the keyword arguments of this call (its tools
-        formatted the provider's way by the provider's own ``bind_tools``)."""
-        if not request.tools:
-            return deployment.model, dict(request.params)
+        formatted the provider's way by the provider's own ``bind_tools``; a web-search
+        call adds the provider's built-in search tool)."""
+        model = model or deployment.model
+        tools = list(request.tools)
+        if request.web_search:
+            tools.append(search_tool_for(deployment.spec.kind))
+        if not tools:
+            return model, dict(request.params)
         extra = {"tool_choice": request.tool_choice} if request.tool_choice is not None else {}
-        bound = deployment.model.bind_tools(request.tools, **extra)
+        bound = model.bind_tools(tools, **extra)
         if isinstance(bound, RunnableBinding) and isinstance(bound.bound, BaseChatModel):
             return bound.bound, {**bound.kwargs, **request.params}
         assert isinstance(bound, BaseChatModel)
@@ -251,7 +350,7 @@ class RouterChatModel(BaseChatModel):
     def _cache_key(self, candidate: _Candidate, request: _Request) -> str | None:
         cache = self.services.cache
         call = request.call
-        if cache is None or call.sensitive or not call.use_cache:
+        if cache is None or call.sensitive or not call.use_cache or request.web_search:
             return None
         if not candidate.deployment.cacheable:
             return None
@@ -267,7 +366,7 @@ class RouterChatModel(BaseChatModel):
         streaming: bool,
     ) -> AsyncIterator[AIMessageChunk | AIMessage]:
         """Yields chunks when ``streaming``, else one ``AIMessage``."""
-        candidates = self._candidates(request)
+        candidates = await self._candidates(request)
         await self._check_budgets(request, candidates[0])
         failures: list[str] = []
         for position, candidate in enumerate(candidates):
@@ -285,7 +384,12 @@ class RouterChatModel(BaseChatModel):
             if not deployment.breaker.allow():
                 failures.append(f"{deployment.name}: circuit open")
                 continue
-            target = self._target(deployment, request)
+            try:
+                model = await self._model_for(deployment, request.call.tenant)
+            except Exception as exc:
+                failures.append(f"{deployment.name}: tenant credential: {describe(exc)}")
+                continue
+            target = self._target(deployment, request, model)
             attempt = 0
             started = time.perf_counter()
             while True:
@@ -295,7 +399,7 @@ class RouterChatModel(BaseChatModel):
                     if streaming:
                         merged: AIMessageChunk | None = None
                         async for piece, first_token in self._stream_once(
-                            target, candidate.messages
+                            target, candidate.messages, whole=request.web_search
                         ):
                             if first_token and not sent:
                                 sent = True
@@ -309,11 +413,16 @@ class RouterChatModel(BaseChatModel):
                         async with asyncio.timeout(self.services.attempt_timeout_seconds):
                             result = await _generate_once(target, candidate.messages)
                         message = _checked(result)
+                    if request.web_search:
+                        message = normalise_search_answer(message)
                 except asyncio.CancelledError:
                     deployment.breaker.release()
                     raise
                 except Exception as exc:
-                    deployment.breaker.record_failure()
+                    if model is deployment.model or is_transient(exc):
+                        deployment.breaker.record_failure()
+                    else:  # a tenant's own key was refused: not the provider's health
+                        deployment.breaker.release()
                     elapsed = (time.perf_counter() - started) * 1000
                     if sent:
                         error = StreamInterrupted(
@@ -379,13 +488,15 @@ class RouterChatModel(BaseChatModel):
         self,
         target: tuple[BaseChatModel, dict[str, Any]],
         messages: list[BaseMessage],
+        *,
+        whole: bool = False,
     ) -> AsyncIterator[tuple[AIMessageChunk | None, bool]]:
         """Yields (chunk, first_token_seen). Chunks before the first text token, and every
         tool-call chunk, are held back and yielded at the end, so a failure before any
         text can still fall back and broken tool-call JSON is caught before it is sent."""
         held: list[AIMessageChunk] = []
         text_seen = False
-        stream = _stream_raw(target, messages).__aiter__()
+        stream = _stream_raw(target, messages, whole=whole).__aiter__()
         timeout = self.services.attempt_timeout_seconds
         try:
             while True:
@@ -586,6 +697,9 @@ class RouterChatModel(BaseChatModel):
         for deployment in self.deployments:
             await aclose_openai_model(deployment.model)
             await aclose_google_model(deployment.model)
+            for _, model in deployment.tenant_models.values():
+                await _aclose_model(model)
+            deployment.tenant_models.clear()
 
     def breaker_states(self) -> dict[str, str]:
         return {d.name: d.breaker.state for d in self.deployments}
@@ -596,6 +710,14 @@ class RouterChatModel(BaseChatModel):
 # stream, tracing), and a second run per call would cost as much CPU as the rest of the
 # router together and show every token twice. The response metadata the public path
 # would merge in (``generation_info``) is merged here the same way.
+
+
+async def _aclose_model(model: BaseChatModel) -> None:
+    from providers.google import aclose_google_model
+    from providers.openai import aclose_openai_model
+
+    await aclose_openai_model(model)
+    await aclose_google_model(model)
 
 
 def _can_stream(model: BaseChatModel) -> bool:
@@ -620,14 +742,21 @@ async def _generate_once(
 
 
 async def _stream_raw(
-    target: tuple[BaseChatModel, dict[str, Any]], messages: list[BaseMessage]
+    target: tuple[BaseChatModel, dict[str, Any]],
+    messages: list[BaseMessage],
+    *,
+    whole: bool = False,
 ) -> AsyncIterator[BaseMessage]:
+    """The deployment's chunks; ``whole``: one chunk from a non-streaming call (web-search
+    answers, whose citations arrive with the complete answer)."""
     model, kwargs = target
-    if (
+    if whole or (
         type(model)._astream is BaseChatModel._astream
         and type(model)._stream is BaseChatModel._stream
     ):
         message = await _generate_once(target, messages)  # no streaming: one whole chunk
+        if whole:
+            message = normalise_search_answer(_checked(message))
         yield _as_chunk(message)
         return
     async for chunk in model._astream(messages, run_manager=None, **kwargs):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Integer, String, func, insert, select
 
+from providers import metrics
 from store import Database
 from store.models import ProviderUsage
 
@@ -73,6 +74,7 @@ class UsageRecorder:
 
     def record(self, row: UsageRecord) -> None:
         """Queue a row; it is written within ``flush_interval`` seconds."""
+        metrics.observe(row)
         self._pending.append(row)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())

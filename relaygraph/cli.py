@@ -530,6 +530,15 @@ def _register_subcommands() -> None:
     from relaygraph.keys_cli import keys_app
 
     app.add_typer(keys_app, name="keys")
+    from relaygraph.credentials_cli import credentials_app  # issue 6: bring your own key
+
+    app.add_typer(credentials_app, name="credentials")
+    from relaygraph import memory_cli  # issue 5: GDPR export, erase, retention, consent
+
+    app.command("export")(memory_cli.export_command)
+    app.command("erase")(memory_cli.erase_command)
+    app.add_typer(memory_cli.retention_app, name="retention")
+    app.add_typer(memory_cli.consent_app, name="consent")
     from relaygraph.usage_cli import usage_app  # issue 6: model usage and cost
 
     app.add_typer(usage_app, name="usage")
@@ -550,6 +559,9 @@ def _register_subcommands() -> None:
     from relaygraph.scan_cli import scan_command
 
     app.command("scan")(scan_command)
+    from relaygraph.ingest_cli import ingest_command  # issue 5: documents
+
+    app.command("ingest")(ingest_command)
 
 
 _register_subcommands()

@@ -17,7 +17,7 @@ from runtime.system import System
 from store.models import Assistant, utcnow
 
 EPOCH = datetime(2026, 1, 1)
-CONFIG_KEYS = ("model", "tools", "allowed_scopes", "limits", "prompt_version")
+CONFIG_KEYS = ("model", "tools", "allowed_scopes", "limits", "prompt_version", "options")
 
 
 class AssistantError(ValueError):

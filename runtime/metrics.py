@@ -9,13 +9,21 @@ default registry.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from store import Database
 from store.models import Run, Thread
+
+if TYPE_CHECKING:
+    from runtime.system import System
 
 RUNS = Counter(
     "relaygraph_runs",
@@ -62,3 +70,41 @@ async def refresh_from_database(db: Database) -> None:
     QUEUE_AGE.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0)
     RUNS_ACTIVE.set(running or 0)
     INTERRUPTS_PENDING.set(waiting or 0)
+
+
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class BreakerCollector(Collector):
+    """``relaygraph_model_breaker_state`` of every deployment of this process's routers,
+    read at scrape time (0 closed, 1 half-open, 2 open)."""
+
+    def __init__(self) -> None:
+        self._systems: list[weakref.ref[System]] = []
+
+    def watch(self, system: System) -> None:
+        self._systems = [ref for ref in self._systems if ref() is not None]
+        self._systems.append(weakref.ref(system))
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "relaygraph_model_breaker_state",
+            "Circuit breaker of a model deployment: 0 closed, 1 half-open, 2 open.",
+            labels=["deployment"],
+        )
+        states: dict[str, int] = {}
+        for ref in list(self._systems):
+            system = ref()
+            if system is None:
+                continue
+            for router in system.routers():
+                for deployment in router.deployments:
+                    state = BREAKER_STATES[deployment.breaker.state]
+                    states[deployment.name] = max(state, states.get(deployment.name, 0))
+        for name, state in sorted(states.items()):
+            family.add_metric([name], state)
+        yield family
+
+
+BREAKERS = BreakerCollector()
+REGISTRY.register(BREAKERS)

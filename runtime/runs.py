@@ -923,6 +923,7 @@ class Runner:
             limits=plan.limits,
             deadline=deadline,
             prompt=prompt,
+            options=plan.assistant.options,
         )
 
     async def cancel_requested(self, run_id: str) -> str | None:
@@ -1032,7 +1033,13 @@ class Runner:
             }
             secret = tenant_secret(self._webhook_secret, run.tenant)
             task = asyncio.create_task(
-                deliver(webhook, payload, secret=secret, message_id=f"run_{run.run_id}")
+                deliver(
+                    webhook,
+                    payload,
+                    secret=secret,
+                    message_id=f"run_{run.run_id}",
+                    allow_networks=self.system.settings.http_allow_networks,
+                )
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     spend_user_monthly_usd: float | None = Field(default=None, ge=0)
     spend_tenant_daily_usd: float | None = Field(default=None, ge=0)
     spend_tenant_monthly_usd: float | None = Field(default=None, ge=0)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts tenants' provider keys (32+ characters); default: a key "
+        "generated once into the data dir (0600). Every process sharing the database needs "
+        "the same one.",
+    )
+    model_summarise_with_model: bool = Field(
+        default=False,
+        description="Condense older turns with the alias's cheapest deployment (else an "
+        "offline extractive summary) when trimming alone would drop too much.",
+    )
 
     graphs: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
@@ -298,8 +309,8 @@ class Settings(BaseSettings):
     )
     http_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Private networks http_fetch may reach anyway (e.g. 10.1.0.0/16); "
-        "empty: every private, loopback and link-local address is refused.",
+        description="Private networks http_fetch and run webhooks may reach anyway (e.g. "
+        "10.1.0.0/16); empty: every private, loopback and link-local address is refused.",
     )
     http_max_bytes: int = Field(default=1_000_000, ge=1024, description="Largest fetched body.")
     http_timeout_seconds: float = Field(default=15.0, gt=0, description="Deadline per fetch.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -16,10 +16,13 @@ from providers import ProviderSettings
 from providers.budgets import SpendBudgets, SpendLimits
 from providers.cache import ResponseCache
 from providers.catalog import Catalog
+from providers.credentials import CredentialCipher, CredentialStore
 from providers.factory import build_router
 from providers.retry import RetryPolicy
 from providers.router import RouterChatModel, RouterServices
 from providers.usage import UsageRecorder
+from runtime import metrics
+from runtime.memory_services import LazyMemoryServices, MemoryBinding
 from runtime.settings import Settings
 from store import Database, migrate
 from store.database import ensure_writable_dir
@@ -47,6 +50,8 @@ class System:
     executor: ToolExecutor
     _models: dict[str, RouterChatModel] = field(default_factory=dict)
     _router_services: RouterServices | None = None
+    memory: LazyMemoryServices | None = None
+    """Memories, legal bases, erasure, retention (issue 5); opened on first use."""
 
     @property
     def provider_settings(self) -> ProviderSettings:
@@ -91,8 +96,14 @@ class System:
             )
         return self._models[name]
 
+    def routers(self) -> list[RouterChatModel]:
+        """The routers built so far (for metrics of their deployments' breakers)."""
+        return list(self._models.values())
+
     async def aclose(self) -> None:
         """Write pending usage rows and release the models' HTTP clients."""
+        if self.memory is not None:
+            await self.memory.aclose()
         for model in self._models.values():
             await model.aclose()
         self._models.clear()
@@ -112,7 +123,12 @@ def build_router_services(settings: Settings, db: Database) -> RouterServices:
         tenant_monthly=settings.spend_tenant_monthly_usd,
     )
     ttl = settings.model_cache_ttl_seconds
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     return RouterServices(
+        # issue 6: tenants' own provider keys, sealed with RELAYGRAPH_SECRET_KEY or the
+        # data dir's key file; older turns summarised when trimming drops too much.
+        credentials=CredentialStore(db, CredentialCipher.from_secret(secret, settings.data_dir)),
+        summarise_with_model=settings.model_summarise_with_model,
         recorder=recorder,
         budgets=SpendBudgets(db, limits, recorder) if limits.any else None,
         cache=ResponseCache(db, ttl) if ttl > 0 else None,
@@ -185,7 +201,9 @@ async def open_system(
     attached = await external_tools(
         [ExternalServerConfig.model_validate(server) for server in settings.attached_mcp_servers]
     )
-    tools = ToolRegistry([*builtin_tools(builtin_config(settings)), *attached, *extra_tools])
+    memory = MemoryBinding()  # issue 5: memory_* tools, bound once the system exists
+    builtins = builtin_tools(replace(builtin_config(settings), memories=memory.memories))
+    tools = ToolRegistry([*builtins, *attached, *extra_tools])
     db = Database(settings.store_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
         async with sqlite_checkpointer(
@@ -200,6 +218,8 @@ async def open_system(
                 tools=tools,
                 executor=build_executor(settings, db, tools),
             )
+            system.memory = memory.bind(system)
+            metrics.BREAKERS.watch(system)
             try:
                 yield system
             finally:

@@ -20,14 +20,18 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import httpx
 from standardwebhooks import Webhook
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from tools.builtin.http_fetch import Resolver, pin_public_address, system_resolver
+from tools.types import ToolError
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
@@ -84,11 +88,26 @@ def signed_headers(secret: str, message_id: str, body: str) -> dict[str, str]:
     }
 
 
-async def deliver(url: str, payload: dict[str, Any], *, secret: str, message_id: str) -> bool:
-    """POST ``payload`` as signed JSON; True once the receiver answered 2xx."""
+async def deliver(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    secret: str,
+    message_id: str,
+    allow_networks: Iterable[str] = (),
+    resolver: Resolver = system_resolver,
+) -> bool:
+    """POST ``payload`` as signed JSON; True once the receiver answered 2xx.
+
+    The same SSRF rules as ``http_fetch``: the host is resolved and refused if any address
+    is private, loopback, link-local or IPv6-mapped (unless in ``allow_networks``), the
+    connection goes to the checked address, and redirects are not followed.
+    """
     body = json.dumps(payload, separators=(",", ":"), default=str)
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+        async with httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
+        ) as client:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(ATTEMPTS),
                 wait=wait_exponential(multiplier=0.5, max=5),
@@ -96,10 +115,26 @@ async def deliver(url: str, payload: dict[str, Any], *, secret: str, message_id:
                 reraise=True,
             ):
                 with attempt:
-                    headers = signed_headers(secret, message_id, body)  # fresh timestamp
-                    response = await client.post(url, content=body, headers=headers)
+                    # Checked on every attempt: DNS may answer differently the second time.
+                    target, host = await pin_public_address(
+                        url, resolver=resolver, allow_networks=allow_networks
+                    )
+                    port = urlsplit(url).port
+                    headers = {
+                        **signed_headers(secret, message_id, body),  # fresh timestamp
+                        "Host": host if port is None else f"{host}:{port}",
+                    }
+                    response = await client.post(
+                        target,
+                        content=body,
+                        headers=headers,
+                        extensions={"sni_hostname": host},
+                    )
                     response.raise_for_status()
         return True
+    except ToolError as exc:
+        log.warning("webhook refused", extra={"error": exc.code, "reason": exc.message})
+        return False
     except httpx.HTTPError as exc:
         log.warning(
             "webhook delivery failed", extra={"attempts": ATTEMPTS, "error": type(exc).__name__}

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -388,6 +389,133 @@ class ProviderCacheEntry(Base):
 # --- memory, documents, privacy (issue 5; migration 0007) ---
 
 
+class Document(Base):
+    """An uploaded document: one row per (tenant, owner, source); a changed upload under the
+    same source replaces its chunks and keeps the id, so citations stay valid.
+
+    Holds no text (that lives in chunks, or in the job's payload while awaiting a legal
+    basis). ``status``: ``queued``, ``processing``, ``ready``, ``awaiting_basis``, ``failed``.
+    """
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("tenant", "owner", "source", name="uq_documents_tenant_owner_source"),
+        Index("ix_documents_tenant_status", "tenant", "status"),
+        Index("ix_documents_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(1024))
+    mime_type: Mapped[str | None] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    """sha256 of the indexed upload's bytes (None until one version is indexed)."""
+    status: Mapped[str] = mapped_column(String(32), default="queued")
+    sensitivity: Mapped[str] = mapped_column(String(16), default="none")
+    findings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Counts of privacy findings by type; never the matched text."""
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    legal_basis_id: Mapped[str | None] = mapped_column(String(64))
+    """The recorded legal basis its held content was released on, if any."""
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DocumentGrant(Base):
+    """Who besides the owner may read a document: a user or a role, within its tenant."""
+
+    __tablename__ = "document_grants"
+    __table_args__ = (Index("ix_document_grants_tenant_grantee", "tenant", "kind", "grantee"),)
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    """``user`` or ``role``."""
+    grantee: Mapped[str] = mapped_column(String(256), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DocumentChunk(Base):
+    """A passage of a document's text. ``id`` is the integer rowid the full-text index
+    (FTS5 external content) points at, stable across VACUUM; ``chunk_id`` is the opaque id
+    Chroma holds beside the vector. ``status``: ``indexed``."""
+
+    __tablename__ = "document_chunks"
+    __table_args__ = (
+        Index("ix_document_chunks_document_seq", "document_id", "seq"),
+        Index("ix_document_chunks_tenant_owner", "tenant", "owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chunk_id: Mapped[str] = mapped_column(String(32), unique=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(256))
+    seq: Mapped[int] = mapped_column(Integer)
+    page: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    sensitivity: Mapped[str] = mapped_column(String(16), default="none")
+    status: Mapped[str] = mapped_column(String(16), default="indexed")
+    embedding_model: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IngestionJob(Base):
+    """Background ingestion of one upload: the bytes wait here (cleared once indexed or
+    dead; kept while awaiting a legal basis), with attempts, lease, progress and events.
+    ``status``: ``queued``, ``running``, ``succeeded``, ``held``, ``failed`` (bad input,
+    never retried), ``dead`` (retries exhausted: the dead-letter state)."""
+
+    __tablename__ = "ingestion_jobs"
+    __table_args__ = (
+        Index("ix_ingestion_jobs_status_next", "status", "next_attempt_at"),
+        Index("ix_ingestion_jobs_document", "document_id"),
+        Index("ix_ingestion_jobs_tenant_owner", "tenant", "owner"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(1024))
+    mime_type: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    legal_basis_id: Mapped[str | None] = mapped_column(String(64))
+    """Set when a held upload is released on a recorded legal basis: it is then indexed
+    whatever its sensitivity."""
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    sensitivity: Mapped[str | None] = mapped_column(String(16))
+    stage: Mapped[str] = mapped_column(String(32), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 # --- feedback on runs (issue 8; migration 0008) ---
 
 
@@ -406,5 +534,101 @@ class Feedback(Base):
     key: Mapped[str] = mapped_column(String(64))
     score: Mapped[float | None] = mapped_column(Float)
     comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- memories, legal bases, store vector index (issue 5; migration 0009) ---
+
+
+class LegalBasis(Base):
+    """A recorded legal basis for processing one data subject's sensitive data for a
+    purpose: ``consent`` given by the subject, or another Art. 6 basis (``contract``,
+    ``legal_obligation``, ``vital_interests``, ``public_task``, ``legitimate_interests``)
+    recorded by someone with a note saying why. ``categories`` lists the sensitivities it
+    covers (``special``, ``financial``). Withdrawn bases stay as the record of withdrawal."""
+
+    __tablename__ = "legal_bases"
+    __table_args__ = (Index("ix_legal_bases_tenant_subject", "tenant", "subject"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(256))
+    basis: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(256))
+    categories: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    recorded_by: Mapped[str] = mapped_column(String(256))
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(256))
+
+
+class Memory(Base):
+    """A long-term memory. ``id`` is the integer rowid the FTS5 index points at;
+    ``memory_id`` is the opaque id Chroma holds beside the vector. ``content_key`` (a digest
+    of the scope and the normalised text) makes writes idempotent. ``status``: ``active``
+    or ``awaiting_basis`` (sensitive, not embedded, invisible to recall until a legal basis
+    is recorded)."""
+
+    __tablename__ = "memories"
+    __table_args__ = (
+        UniqueConstraint("tenant", "user", "content_key", name="uq_memories_scope_content"),
+        Index("ix_memories_tenant_user_status", "tenant", "user", "status"),
+        Index("ix_memories_expires_at", "expires_at"),
+        Index("ix_memories_basis_id", "basis_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    memory_id: Mapped[str] = mapped_column(String(32), unique=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    user: Mapped[str] = mapped_column(String(256))
+    assistant_id: Mapped[str | None] = mapped_column(String(128))
+    thread_id: Mapped[str | None] = mapped_column(String(64))
+    content_key: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(256))
+    legal_basis: Mapped[str | None] = mapped_column(String(32))
+    basis_id: Mapped[str | None] = mapped_column(ForeignKey("legal_bases.id", ondelete="SET NULL"))
+    sensitivity: Mapped[str] = mapped_column(String(16), default="none")
+    findings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Counts of privacy findings by type; never the matched text."""
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    embedding_model: Mapped[str | None] = mapped_column(String(256))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class StoreItemVector(Base):
+    """One indexed field of a LangGraph store item: the opaque id of its vector in Chroma
+    (the tenant's ``store`` partition). The text stays in ``store_items.value``."""
+
+    __tablename__ = "store_item_vectors"
+    __table_args__ = (Index("ix_store_item_vectors_item", "tenant", "namespace", "key"),)
+
+    vector_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    namespace: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- provider credentials (issue 6: bring your own key; migration 0010) ---
+
+
+class ProviderCredentialRow(Base):
+    """A tenant's own API key for one model provider, sealed with AES-GCM (see
+    providers/credentials.py); ``key_hint`` is its last 4 characters, for listings."""
+
+    __tablename__ = "provider_credentials"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    key_hint: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -11,8 +11,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CurrentPrincipal, ServicesDep, require_scope
+from api.deps import CurrentPrincipal, Services, ServicesDep, require_scope
 from api.errors import ApiError
+from identity import Principal
 from tools import ApprovalError
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
@@ -69,14 +70,7 @@ async def approve(
     body: ApprovalDecision | None = None,
 ) -> dict[str, Any]:
     """Approve a pending call; the caller then repeats it with ``approval_id``."""
-    require_scope(principal, "reviews:decide")
-    try:
-        approval = await svc.system.executor.approvals.approve(
-            approval_id, approver=principal, note=body.note if body else None
-        )
-    except ApprovalError as exc:
-        raise _api_error(exc) from None
-    return approval.to_dict()
+    return await _decide("approve", approval_id, principal, svc, body)
 
 
 @router.post("/{approval_id}/reject")
@@ -86,11 +80,25 @@ async def reject(
     svc: ServicesDep,
     body: ApprovalDecision | None = None,
 ) -> dict[str, Any]:
+    """Reject a pending call; repeating it is refused."""
+    return await _decide("reject", approval_id, principal, svc, body)
+
+
+async def _decide(
+    verdict: Literal["approve", "reject"],
+    approval_id: str,
+    principal: Principal,
+    svc: Services,
+    body: ApprovalDecision | None,
+) -> dict[str, Any]:
     require_scope(principal, "reviews:decide")
+    approvals = svc.system.executor.approvals
+    note = body.note if body else None
     try:
-        approval = await svc.system.executor.approvals.reject(
-            approval_id, approver=principal, reason=body.note if body else None
-        )
+        if verdict == "approve":
+            approval = await approvals.approve(approval_id, approver=principal, note=note)
+        else:
+            approval = await approvals.reject(approval_id, approver=principal, reason=note)
     except ApprovalError as exc:
         raise _api_error(exc) from None
     return approval.to_dict()

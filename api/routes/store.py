@@ -1,7 +1,9 @@
 """The LangGraph store: items under namespaces, scoped to the caller's tenant.
 
-``index`` on a put is accepted and ignored (there is no semantic index yet); a search
-with ``query`` is refused with 422 until the memory feature provides one.
+``index`` on a put (true, or a list of field paths) embeds those fields into the tenant's
+semantic index (``memory.store``); a search with ``query`` ranks indexed items by similarity
+(``score`` is the cosine), filtered by ``namespace_prefix`` and ``filter``. Items put without
+``index`` are not semantically searchable (this server has no default index fields).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Response
+from langgraph.store.base import SearchOp
 from pydantic import Field
 
 from api.deps import CurrentPrincipal, ServicesDep
 from api.errors import ApiError
 from api.schemas import MAX_OFFSET, JsonInt
 from api.schemas import RequestBody as _Body
+from memory.store import RelayStore
+from memory.types import MemoryStoreError
 from runtime import store_items
+from runtime.memory_services import has_vectors, tenant_store
 from runtime.store_items import StoreItemError, StoreItemNotFound
 
 router = APIRouter(prefix="/store", tags=["store"])
@@ -85,7 +91,26 @@ async def put_item(body: StoreItemPut, principal: CurrentPrincipal, svc: Service
             ttl_minutes=body.ttl,
         )
     )
+    if body.index or await has_vectors(svc.system, principal.tenant, body.namespace, body.key):
+        index = (await _semantic(svc, principal.tenant)).vectors
+        assert index is not None
+        if body.index:
+            fields = body.index if isinstance(body.index, list) else None
+            await index.index_item(principal.tenant, body.namespace, body.key, body.value, fields)
+        else:
+            await index.delete_item(principal.tenant, body.namespace, body.key)
     return Response(status_code=204)
+
+
+async def _semantic(svc: ServicesDep, tenant: str) -> RelayStore:
+    """The tenant's store with its semantic index (503 when the index cannot open)."""
+    lazy = svc.system.memory
+    try:
+        if lazy is None:
+            raise MemoryStoreError("the semantic index is not configured on this server")
+        return tenant_store(await lazy.get(), tenant)
+    except MemoryStoreError as exc:
+        raise ApiError(503, "unavailable", str(exc)) from None
 
 
 @router.get("/items")
@@ -119,6 +144,10 @@ async def delete_item(
             db=svc.system.db, tenant=principal.tenant, namespace=body.namespace, key=body.key
         )
     )
+    if await has_vectors(svc.system, principal.tenant, body.namespace, body.key):
+        index = (await _semantic(svc, principal.tenant)).vectors
+        assert index is not None
+        await index.delete_item(principal.tenant, body.namespace, body.key)
     return Response(status_code=204)
 
 
@@ -126,6 +155,21 @@ async def delete_item(
 async def search_items(
     body: StoreItemSearch, principal: CurrentPrincipal, svc: ServicesDep
 ) -> dict[str, list[dict[str, Any]]]:
+    if body.query:
+        store = await _semantic(svc, principal.tenant)
+        found = await _answer(
+            store.search_op(
+                SearchOp(
+                    namespace_prefix=tuple(body.namespace_prefix),
+                    filter=body.filter,
+                    limit=body.limit,
+                    offset=body.offset,
+                    query=body.query,
+                    refresh_ttl=body.refresh_ttl is not False,
+                )
+            )
+        )
+        return {"items": [item.dict() for item in found]}
     items = await _answer(
         store_items.search_items(
             db=svc.system.db,

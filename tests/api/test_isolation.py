@@ -230,6 +230,8 @@ PROBES = [
         "/threads/{tid}/runs/wait",
         {**INPUT, "checkpoint_id": "{cid}"},
     ),
+    Probe("console trace", "GET", "/console/threads/{tid}/trace"),  # issue 8
+    Probe("console preview", "GET", "/console/threads/{tid}/preview"),  # issue 8
     Probe("get assistant", "GET", "/assistants/{aid}", tenant_wide=True),
     Probe("assistant graph", "GET", "/assistants/{aid}/graph", tenant_wide=True),
     Probe("assistant schemas", "GET", "/assistants/{aid}/schemas", tenant_wide=True),

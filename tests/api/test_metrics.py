@@ -27,6 +27,10 @@ def test_metrics_count_runs_and_describe_the_queue(serve: Any) -> None:
     assert "relaygraph_queue_depth 0.0" in text
     assert "relaygraph_run_duration_seconds_bucket" in text
     assert 'relaygraph_step_duration_seconds_count{node="model"}' in text
+    # Model calls are counted from the router's usage rows; breakers read at scrape time.
+    assert 'relaygraph_model_calls_total{alias="scripted:' in text
+    assert 'outcome="ok"}' in text
+    assert 'relaygraph_model_breaker_state{deployment="scripted:' in text
 
 
 def test_metrics_can_be_restricted_to_admins(serve: Any) -> None:

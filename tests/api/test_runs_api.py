@@ -166,7 +166,8 @@ class _Receiver:
 
 
 async def test_webhook_is_posted_on_completion_with_retries(serve) -> None:  # type: ignore[no-untyped-def]
-    server = serve([{"content": "hooked"}])
+    # The receiver is on loopback, which the SSRF guard refuses unless allowed.
+    server = serve([{"content": "hooked"}], http_allow_networks=["127.0.0.1/32"])
     receiver = _Receiver()
     try:
         async with _client(server) as http:
@@ -192,6 +193,23 @@ async def test_webhook_is_posted_on_completion_with_retries(serve) -> None:  # t
     other = tenant_secret(deployment_secret(None, server.settings.data_dir), "b")
     with pytest.raises(WebhookVerificationError):
         Webhook(other).verify(raw, headers)
+
+
+async def test_webhooks_to_private_addresses_are_refused(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve([{"content": "hooked"}, {"content": "again"}])
+    receiver = _Receiver()
+    try:
+        async with _client(server) as http:
+            tid = (await http.post("/threads", json={})).json()["thread_id"]
+            body = {"assistant_id": "agent", "input": HELLO, "webhook": receiver.url}
+            run = (await http.post(f"/threads/{tid}/runs", json=body)).json()
+            joined = await http.get(f"/threads/{tid}/runs/{run['run_id']}/join")
+            assert joined.status_code == 200
+        # Loopback is refused by the same guard as http_fetch: nothing is ever posted.
+        assert not await asyncio.to_thread(receiver.received.wait, 3)
+    finally:
+        receiver.close()
+    assert receiver.bodies == []
 
 
 REPO = HERE.parents[1]

@@ -198,9 +198,31 @@ async def test_invalid_namespaces_on_reads_are_refused(serve) -> None:  # type: 
     assert response.status_code == 422 and "empty" in response.json()["message"]
 
 
-async def test_semantic_query_is_refused_until_the_memory_feature(serve) -> None:  # type: ignore[no-untyped-def]
-    client = _client(serve())
-    await client.store.put_item(["docs"], "k", {"text": "hello"})
-    with pytest.raises(UnprocessableEntityError, match="needs the memory feature") as raised:
-        await client.store.search_items(["docs"], query="greetings")
-    assert raised.value.response.json()["error"] == "invalid_request"
+async def test_semantic_query_ranks_indexed_items_per_tenant(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    client, bob = _client(server), _client(server, "bob")
+    await client.store.put_item(
+        ["docs", "a"], "hi", {"text": "Hello there, nice to meet you"}, index=["text"]
+    )
+    await client.store.put_item(
+        ["docs", "b"], "tax", {"text": "Quarterly VAT report", "n": 2}, index=["text"]
+    )
+    await client.store.put_item(
+        ["docs"], "plain", {"text": "Good morning, welcome!"}
+    )  # not indexed
+    await bob.store.put_item(["docs"], "bob", {"text": "Hi, greetings from bob"}, index=True)
+
+    found = (await client.store.search_items(["docs"], query="greetings and welcome"))["items"]
+    assert [item["key"] for item in found] == ["hi", "tax"]
+    assert found[0]["score"] > found[1]["score"] and found[0]["namespace"] == ["docs", "a"]
+    assert [
+        i["key"] for i in (await client.store.search_items(["docs", "b"], query="hello"))["items"]
+    ] == ["tax"]
+    filtered = await client.store.search_items(["docs"], query="hello", filter={"n": 2})
+    assert [item["key"] for item in filtered["items"]] == ["tax"]
+
+    await client.store.put_item(["docs", "a"], "hi", {"text": "now unindexed"}, index=False)
+    await client.store.delete_item(["docs", "b"], "tax")
+    assert (await client.store.search_items(["docs"], query="hello"))["items"] == []
+    bobs = (await bob.store.search_items([], query="hello"))["items"]
+    assert [item["key"] for item in bobs] == ["bob"]

@@ -58,3 +58,48 @@ async def test_provider_error_ends_the_run_in_error(data_dir: Path, openai_stub)
         summary = await Runner(system).run(RunRequest(principal=local_principal(), input_text="x"))
     assert (summary.status, summary.run_status) == ("error", "error")
     assert "upstream exploded" in (summary.error or "")
+
+
+async def test_web_search_answers_taint_the_run_and_are_audited(
+    data_dir: Path, openai_stub
+) -> None:  # type: ignore[no-untyped-def]
+    openai_stub.reply(
+        "Paris is the capital of France.",
+        citations=[
+            {"url": "https://example.org/paris", "title": "Paris", "cited": "Paris is the capital"}
+        ],
+        search_query="capital of France",
+    )
+    settings = Settings(
+        data_dir=data_dir,
+        model="openai:gpt-4o-mini",
+        openai_api_key="sk-test",
+        openai_base_url=openai_stub.base_url,
+        model_max_retries=0,
+        assistants={
+            "searcher": {
+                "graph_id": "agent",
+                "model": "openai:gpt-4o-mini",
+                "options": {"web_search": True},
+            }
+        },
+    )
+    principal = local_principal()
+    async with open_system(settings) as system:
+        runner = Runner(system)
+        summary = await runner.run(
+            RunRequest(principal=principal, assistant_id="searcher", input_text="capital?")
+        )
+        assert summary.stop_reason == "completed"
+        graph = runner.graph(system.graphs.get("agent"))
+        state = await graph.aget_state({"configurable": {"thread_id": summary.thread_id}})
+        audited = await system.executor.audit.entries(
+            tenant=principal.tenant, tool="web_search", with_payloads=True
+        )
+    assert {"type": "web_search"} in openai_stub.requests[-1]["tools"]
+    # What the search read is untrusted: later writes in this run need approval.
+    assert state.values["tainted"] is True
+    [entry] = audited
+    assert entry["event"] == "web_search" and entry["actor"] == principal.user
+    assert entry["args"] == {"queries": ["capital of France"]}
+    assert entry["result"]["citations"][0]["url"] == "https://example.org/paris"

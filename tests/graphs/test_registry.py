@@ -84,7 +84,7 @@ def test_graphs_file_resolves_paths_beside_it(tmp_path: Path, user_graph_file: P
     config.write_text(json.dumps({"graphs": {"ticker": "./my_graphs.py:graph"}}))
     assert read_graphs_file(config) == {"ticker": f"{user_graph_file}:graph"}
     registry = build_graph_registry(Settings(data_dir=tmp_path / "d", graphs_file=config))
-    assert registry.ids() == ["agent", "ticker"]
+    assert registry.ids() == ["agent", "planner", "ticker", "triage"]
 
 
 @pytest.mark.parametrize(

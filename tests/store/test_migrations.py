@@ -31,6 +31,17 @@ APP_TABLES = {
 # JSON stores Python None as the JSON text 'null', so no write can tell them apart today;
 # the model should say ``nullable=True`` (see the report on store/models.py).
 KNOWN_DRIFT: set[tuple[str, ...]] = set()
+# The SQLite FTS5 index of document chunks (migration 0007) is a virtual table and its shadow
+# tables, which SQLAlchemy models cannot declare.
+KNOWN_DRIFT |= {
+    ("remove_table", f"document_chunks_fts{suffix}")
+    for suffix in ("", "_config", "_data", "_docsize", "_idx")
+}
+# Likewise the FTS5 index of memories (migration 0009).
+KNOWN_DRIFT |= {
+    ("remove_table", f"memories_fts{suffix}")
+    for suffix in ("", "_config", "_data", "_docsize", "_idx")
+}
 
 
 def _url(directory: Path) -> str:

@@ -55,6 +55,10 @@ class ScriptedReply:
     delay: float = 0.0
     """Seconds before the first byte (a slow provider; beyond the client timeout: a timeout)."""
     fault: Fault | None = None
+    citations: list[dict[str, str]] = field(default_factory=list)
+    """``{"url", "title", "cited"}`` (``cited``: a substring of the text) become the
+    candidate's ``groundingMetadata`` (chunks, supports), with ``search_query``."""
+    search_query: str = "stub search"
 
 
 Fault = Literal["malformed", "drop_before", "drop_after"]
@@ -122,8 +126,11 @@ class GeminiStub(LocalServer):
         finish_reason: str = "STOP",
         delay: float = 0.0,
         fault: Fault | None = None,
+        citations: list[dict[str, str]] | None = None,
+        search_query: str = "stub search",
     ) -> None:
-        """Queue a reply. ``function_calls`` items are ``{"name", "args"}`` with an optional
+        """Queue a reply (``citations``, ``search_query``: see ``ScriptedReply``).
+        ``function_calls`` items are ``{"name", "args"}`` with an optional
         ``id`` (the public API leaves it out, so langchain makes one up); ``args`` may be a
         string to send a malformed call.
 
@@ -139,6 +146,8 @@ class GeminiStub(LocalServer):
                     finish_reason=finish_reason,
                     delay=delay,
                     fault=fault,
+                    citations=list(citations or []),
+                    search_query=search_query,
                 )
             )
 
@@ -244,9 +253,12 @@ class GeminiStub(LocalServer):
             return Response('{"candidates": [', media_type="application/json")
         parts: list[dict[str, Any]] = [{"text": scripted.text}] if scripted.text else []
         parts += [function_call_part(call) for call in scripted.function_calls]
+        answer = candidate(parts, scripted.finish_reason)
+        if scripted.citations:
+            answer["groundingMetadata"] = grounding_metadata(scripted)
         return JSONResponse(
             {
-                "candidates": [candidate(parts, scripted.finish_reason)],
+                "candidates": [answer],
                 "usageMetadata": usage_metadata(scripted.usage),
                 "modelVersion": MODEL_VERSION,
                 "responseId": response_id,
@@ -290,6 +302,8 @@ def stream_events(scripted: ScriptedReply, response_id: str) -> list[dict[str, A
         }
         if last:
             event["usageMetadata"] = usage_metadata(scripted.usage)
+            if scripted.citations:
+                event["candidates"][0]["groundingMetadata"] = grounding_metadata(scripted)
         events.append(event)
     return events
 
@@ -308,3 +322,25 @@ async def faulty_sse(events: list[dict[str, Any]], fault: Fault) -> AsyncIterato
         yield f"data: {json.dumps(events[0])}\r\n\r\n"
     await asyncio.sleep(0.01)
     raise ConnectionResetError("gemini stub: stream dropped (fault injection)")
+
+
+def grounding_metadata(scripted: ScriptedReply) -> dict[str, Any]:
+    """Google Search grounding as the API reports it: queries, web chunks, and supports
+    tying text segments to chunks."""
+    chunks = []
+    supports = []
+    for index, citation in enumerate(scripted.citations):
+        chunks.append({"web": {"uri": citation["url"], "title": citation.get("title", "")}})
+        cited = citation.get("cited", "")
+        start = max(scripted.text.find(cited), 0)
+        supports.append(
+            {
+                "segment": {"startIndex": start, "endIndex": start + len(cited), "text": cited},
+                "groundingChunkIndices": [index],
+            }
+        )
+    return {
+        "webSearchQueries": [scripted.search_query],
+        "groundingChunks": chunks,
+        "groundingSupports": supports,
+    }

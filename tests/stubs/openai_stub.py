@@ -50,6 +50,11 @@ class ScriptedReply:
     delay: float = 0.0
     """Seconds before the first byte (a slow provider; beyond the client timeout: a timeout)."""
     fault: Fault | None = None
+    citations: list[dict[str, str]] = field(default_factory=list)
+    """Responses API only: ``{"url", "title", "cited"}`` (``cited``: a substring of the
+    text) become ``url_citation`` annotations; with a ``web_search`` tool in the request
+    a ``web_search_call`` item (``search_query``) precedes the message."""
+    search_query: str = "stub search"
 
 
 Fault = Literal["malformed", "drop_before", "drop_after"]
@@ -89,6 +94,7 @@ class OpenAIStub(LocalServer):
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
             ]
         )
@@ -104,8 +110,12 @@ class OpenAIStub(LocalServer):
         finish_reason: str | None = None,
         delay: float = 0.0,
         fault: Fault | None = None,
+        citations: list[dict[str, str]] | None = None,
+        search_query: str = "stub search",
     ) -> None:
-        """Queue a reply. ``tool_calls`` items are ``{"name", "args"}`` with an optional ``id``
+        """Queue a reply (chat completions or the Responses API, whichever asks next;
+        ``citations`` and ``search_query``: see ``ScriptedReply``). ``tool_calls`` items
+        are ``{"name", "args"}`` with an optional ``id``
         (or ``{"name", "raw_arguments": str}`` to send arguments verbatim, e.g. broken JSON).
 
         ``usage`` is ``{"prompt_tokens", "completion_tokens"}`` (``DEFAULT_USAGE`` if omitted).
@@ -121,6 +131,8 @@ class OpenAIStub(LocalServer):
                     finish_reason=finish_reason,
                     delay=delay,
                     fault=fault,
+                    citations=list(citations or []),
+                    search_query=search_query,
                 )
             )
 
@@ -178,6 +190,34 @@ class OpenAIStub(LocalServer):
         return JSONResponse(
             {"object": "list", "data": data, "model": body.get("model", ""), "usage": usage}
         )
+
+    async def _responses(self, request: Request) -> Response:
+        """``POST /v1/responses`` (non-streaming): the next scripted reply as a Responses
+        API object; bodies are recorded in ``requests`` like chat completions."""
+        body = await request.json()
+        with self._lock:
+            self.requests.append(body)
+            self.request_headers.append(dict(request.headers))
+            number = len(self.requests)
+            scripted = self._queue.popleft() if self._queue else None
+        if scripted is None:
+            return error_response(
+                500, "openai stub: no scripted reply left", "server_error", "stub_queue_empty"
+            )
+        if isinstance(scripted, ScriptedFailure):
+            response = error_response(
+                scripted.status, scripted.message, scripted.type, scripted.code
+            )
+            if scripted.retry_after is not None:
+                response.headers["retry-after"] = f"{scripted.retry_after:g}"
+            return response
+        if scripted.delay:
+            await asyncio.sleep(scripted.delay)
+        if body.get("stream"):
+            return error_response(
+                400, "openai stub: streaming Responses are not served", "invalid_request_error"
+            )
+        return JSONResponse(responses_body(scripted, body, number))
 
     async def _chat_completions(self, request: Request) -> Response:
         body = await request.json()
@@ -317,3 +357,78 @@ async def faulty_sse(
         yield f"data: {json.dumps({**envelope, **chunks[1]})}\n\n"
     await asyncio.sleep(0.01)
     raise ConnectionResetError("openai stub: stream dropped (fault injection)")
+
+
+def responses_body(scripted: ScriptedReply, body: dict[str, Any], number: int) -> dict[str, Any]:
+    """A Responses API object: a ``web_search_call`` item when the request offered the
+    ``web_search`` tool, the message with ``url_citation`` annotations, function calls."""
+    tools = body.get("tools") or []
+    output: list[dict[str, Any]] = []
+    if any(tool.get("type", "").startswith("web_search") for tool in tools):
+        output.append(
+            {
+                "type": "web_search_call",
+                "id": f"ws_stub_{number}",
+                "status": "completed",
+                "action": {"type": "search", "query": scripted.search_query},
+            }
+        )
+    annotations = []
+    for citation in scripted.citations:
+        start = max(scripted.content.find(citation.get("cited", "")), 0)
+        end = start + len(citation.get("cited", ""))
+        annotations.append(
+            {
+                "type": "url_citation",
+                "url": citation["url"],
+                "title": citation.get("title", ""),
+                "start_index": start,
+                "end_index": end,
+            }
+        )
+    if scripted.content or not scripted.tool_calls:
+        output.append(
+            {
+                "type": "message",
+                "id": f"msg_stub_{number}",
+                "role": "assistant",
+                "status": "completed",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": scripted.content,
+                        "annotations": annotations,
+                    }
+                ],
+            }
+        )
+    for position, call in enumerate(scripted.tool_calls):
+        output.append(
+            {
+                "type": "function_call",
+                "id": f"fc_stub_{number}_{position}",
+                "call_id": call.get("id") or f"call_{number}_{position}",
+                "name": call["name"],
+                "arguments": call.get("raw_arguments") or json.dumps(call.get("args", {})),
+                "status": "completed",
+            }
+        )
+    usage = scripted.usage
+    return {
+        "id": f"resp_stub_{number}",
+        "object": "response",
+        "created_at": CREATED,
+        "status": "completed",
+        "model": body.get("model", ""),
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": tools,
+        "usage": {
+            "input_tokens": usage["prompt_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": usage["completion_tokens"],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+        },
+    }

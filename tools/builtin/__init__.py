@@ -8,6 +8,7 @@ from pathlib import Path
 from tools.builtin.email import EMAIL_TOOLS
 from tools.builtin.files import files_tools
 from tools.builtin.http_fetch import Fetcher, Resolver, http_fetch_tool, system_resolver
+from tools.builtin.memory import MemoriesProvider, memory_tools
 from tools.builtin.notes import NOTES_TOOLS
 from tools.builtin.tickets import TICKETS_TOOLS
 from tools.types import ToolSpec
@@ -23,6 +24,8 @@ class BuiltinConfig:
     http_max_bytes: int = 1_000_000
     http_timeout_seconds: float = 15.0
     http_resolver: Resolver = field(default=system_resolver)
+    memories: MemoriesProvider | None = None
+    """Resolves the memory service per call; None: no memory_* tools (issue 5)."""
 
 
 def builtin_tools(config: BuiltinConfig | None = None) -> list[ToolSpec]:
@@ -39,6 +42,8 @@ def builtin_tools(config: BuiltinConfig | None = None) -> list[ToolSpec]:
             resolver=config.http_resolver,
         )
         tools.append(http_fetch_tool(fetcher))
+    if config.memories is not None:
+        tools.extend(memory_tools(config.memories))
     return tools
 
 

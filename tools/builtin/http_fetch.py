@@ -18,7 +18,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,7 @@ from tools.types import ToolContext, ToolError, ToolSpec
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_REDIRECTS = 5
 
 
@@ -87,6 +88,68 @@ def _domain_allowed(host: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+def _parse(url: str) -> tuple[SplitResult, str, IPAddress | None]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ToolError("url_not_allowed", f"{url!r}: only http and https URLs can be fetched")
+    if parts.username or parts.password:
+        raise ToolError("url_not_allowed", "URLs with credentials are not fetched")
+    host = parts.hostname
+    try:
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    return parts, host, literal
+
+
+async def _pin(
+    parts: SplitResult,
+    host: str,
+    literal: IPAddress | None,
+    resolver: Resolver,
+    allow_networks: Iterable[IPNetwork],
+) -> httpx.URL:
+    """The URL with its host replaced by a checked address (so a second DNS answer cannot
+    swap it), after refusing private, loopback, link-local and IPv6-mapped ones."""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = (
+            [literal]
+            if literal
+            else [ipaddress.ip_address(a.split("%", 1)[0]) for a in await resolver(host, port)]
+        )
+    except (OSError, ValueError) as exc:
+        raise ToolError("dns_failed", f"{host} could not be resolved: {exc}") from None
+    if not addresses:
+        raise ToolError("dns_failed", f"{host} has no addresses")
+    for address in addresses:
+        reason = blocked_reason(address)
+        if reason and not any(address in net for net in allow_networks):
+            raise ToolError(
+                "url_not_allowed", f"{host} resolves to a {reason}: refused (SSRF guard)"
+            )
+    pinned = addresses[0]
+    netloc = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    return httpx.URL(
+        urlunsplit((parts.scheme, f"{netloc}:{port}", parts.path or "/", parts.query, ""))
+    )
+
+
+async def pin_public_address(
+    url: str, *, resolver: Resolver = system_resolver, allow_networks: Iterable[str] = ()
+) -> tuple[httpx.URL, str]:
+    """For outgoing requests to any public host (webhooks): the URL to connect to and the
+    host name to send as ``Host`` and SNI.
+
+    Raises:
+        ToolError: ``url_not_allowed`` (scheme, credentials, a non-public address) or
+            ``dns_failed``.
+    """
+    parts, host, literal = _parse(url)
+    networks = [ipaddress.ip_network(net) for net in allow_networks]
+    return await _pin(parts, host, literal, resolver, networks), host
+
+
 class Fetcher:
     def __init__(
         self,
@@ -111,16 +174,7 @@ class Fetcher:
         Raises:
             ToolError: ``url_not_allowed`` (scheme, domain, address) or ``dns_failed``.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ToolError("url_not_allowed", f"{url!r}: only http and https URLs can be fetched")
-        if parts.username or parts.password:
-            raise ToolError("url_not_allowed", "URLs with credentials are not fetched")
-        host = parts.hostname
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        parts, host, literal = _parse(url)
         if literal is None and not _domain_allowed(host, self.allowed_domains):
             allowed = ", ".join(self.allowed_domains) or "none"
             raise ToolError(
@@ -128,30 +182,8 @@ class Fetcher:
             )
         if literal is not None and not _domain_allowed(host, self.allowed_domains):
             raise ToolError("url_not_allowed", f"{host}: IP addresses must be on the allow-list")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            addresses = (
-                [literal]
-                if literal
-                else [
-                    ipaddress.ip_address(a.split("%", 1)[0])
-                    for a in await self.resolver(host, port)
-                ]
-            )
-        except (OSError, ValueError) as exc:
-            raise ToolError("dns_failed", f"{host} could not be resolved: {exc}") from None
-        if not addresses:
-            raise ToolError("dns_failed", f"{host} has no addresses")
-        for address in addresses:
-            reason = blocked_reason(address)
-            if reason and not any(address in net for net in self.allow_networks):
-                raise ToolError(
-                    "url_not_allowed", f"{host} resolves to a {reason}: refused (SSRF guard)"
-                )
-        pinned = addresses[0]
-        netloc = f"[{pinned}]" if pinned.version == 6 else str(pinned)
-        target = urlunsplit((parts.scheme, f"{netloc}:{port}", parts.path or "/", parts.query, ""))
-        return httpx.URL(target), host, url
+        target = await _pin(parts, host, literal, self.resolver, self.allow_networks)
+        return target, host, url
 
     async def fetch(self, url: str) -> HttpFetchOutput:
         try:
