@@ -141,11 +141,18 @@ async def test_erasure_of_everything_then_no_email_anywhere(
             await services.memories.remember(ALICE, f"{NAME}: {EMAIL}, CPR {CPR}")
             await services.memories.remember(MARIA_ELSEWHERE, f"{EMAIL} in globex")
             first = await services.eraser().erase(tenant="acme", user="maria")
-            # The verification is honest: the same e-mail is still held in globex.
+            # The verification is honest: the same e-mail is still held in globex. (Chroma's
+            # HNSW segment of globex's collection may show it too: hnswlib writes unused
+            # capacity from uninitialised memory. That collection goes with the second
+            # erasure, and the byte scan below finds nothing anywhere.)
             assert not first.ok
             assert first.verification is not None
-            assert list(first.verification.hits) == [str(data_dir / "relaygraph.db")]
+            assert str(data_dir / "relaygraph.db") in first.verification.hits
             assert "email#1" in first.verification.hits[str(data_dir / "relaygraph.db")]
+            assert all(
+                path == str(data_dir / "relaygraph.db") or "/chroma/" in path
+                for path in first.verification.hits
+            )
             second = await services.eraser().erase(tenant="globex", user="maria")
             assert second.ok, str(second.to_dict())
     for needle in (EMAIL, NAME, CPR):
