@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
     for module in resources:
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(metrics.router)
-    app.include_router(console.router)  # /console and its reads (issue 8)
+    app.include_router(console.router, responses=ERROR_RESPONSES)  # /console (issue 8)
     app.router.routes.extend(mcp_endpoint.routes())  # /mcp and its resource metadata
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
