@@ -57,13 +57,10 @@ def _router(stubs: tuple[OpenAIStub, GeminiStub], specs: list[Any]) -> RouterCha
     )
 
 
-@pytest.mark.parametrize("streaming", [False, True])
-async def test_openai_searches_through_the_responses_api(
-    streaming: bool, fresh: tuple[OpenAIStub, GeminiStub]
-) -> None:
-    openai_stub, _ = fresh
-    router = _router(fresh, ["openai:gpt-4o-mini"])
-    openai_stub.reply(ANSWER, citations=SOURCES, search_query="capital of France")
+async def _ask(router: Any, *, streaming: bool, via_call_info: bool = False) -> Any:
+    """Ask the capital question with web search on, streamed or not, and close the router.
+
+    `via_call_info` asks through `CallInfo` (how graph nodes ask) instead of the keyword."""
     question = [HumanMessage("What is the capital of France?")]
     try:
         if streaming:
@@ -71,10 +68,22 @@ async def test_openai_searches_through_the_responses_api(
             reply: Any = chunks[0]
             for chunk in chunks[1:]:
                 reply = reply + chunk
-        else:
-            reply = await router.ainvoke(question, web_search=True)
+            return reply
+        if via_call_info:
+            return await router.ainvoke(question, call=CallInfo(web_search=True))
+        return await router.ainvoke(question, web_search=True)
     finally:
         await router.aclose()
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_openai_searches_through_the_responses_api(
+    streaming: bool, fresh: tuple[OpenAIStub, GeminiStub]
+) -> None:
+    openai_stub, _ = fresh
+    router = _router(fresh, ["openai:gpt-4o-mini"])
+    openai_stub.reply(ANSWER, citations=SOURCES, search_query="capital of France")
+    reply = await _ask(router, streaming=streaming)
     body = openai_stub.requests[-1]
     assert "input" in body and "messages" not in body  # the Responses API, not chat
     assert {"type": "web_search"} in body["tools"]
@@ -92,17 +101,7 @@ async def test_gemini_searches_with_google_search_grounding(
     _, gemini_stub = fresh
     router = _router(fresh, ["google:gemini-2.5-flash"])
     gemini_stub.reply(ANSWER, citations=SOURCES, search_query="capital of France")
-    question = [HumanMessage("What is the capital of France?")]
-    try:
-        if streaming:
-            chunks = [c async for c in router.astream(question, web_search=True)]
-            reply: Any = chunks[0]
-            for chunk in chunks[1:]:
-                reply = reply + chunk
-        else:
-            reply = await router.ainvoke(question, call=CallInfo(web_search=True))
-    finally:
-        await router.aclose()
+    reply = await _ask(router, streaming=streaming, via_call_info=True)
     assert gemini_stub.requests[-1].body["tools"] == [{"googleSearch": {}}]
     assert reply.content == ANSWER
     assert search_used(reply) and citations(reply) == EXPECTED
