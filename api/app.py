@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -70,7 +72,13 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
                 system=system,
                 runner=runner,
                 threads=ThreadService(runner),
-                authenticator=Authenticator(auth_config(settings), system.db),
+                authenticator=Authenticator(
+                    replace(
+                        auth_config(settings),
+                        api_key_cache_seconds=settings.api_key_cache_seconds,
+                    ),
+                    system.db,
+                ),
                 limiter=RateLimiter(
                     per_key=settings.rate_limit_per_key,
                     per_tenant=settings.rate_limit_per_tenant,
@@ -81,6 +89,9 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
             )
             if worker is not None:
                 worker.start()
+            # Everything loaded so far lives as long as the server: keep it out of the
+            # cyclic GC, whose full collections otherwise rescan it under load.
+            gc.freeze()
             try:
                 # /mcp: its session manager runs inside this lifespan.
                 async with mcp_endpoint.serving(

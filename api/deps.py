@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from structlog.contextvars import bind_contextvars
 
 from api.errors import ApiError
+from api.sse import StreamSlots
 from identity import Principal
 from identity.auth import Authenticator, AuthError, Caller
 from identity.ratelimit import RateLimiter
@@ -28,9 +29,12 @@ class Services:
     limiter: RateLimiter
     worker: Worker | None
     feedback: FeedbackService
+    streams: StreamSlots = field(default_factory=StreamSlots)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop on
+    # every request.
     return request.app.state.services  # type: ignore[no-any-return]
 
 

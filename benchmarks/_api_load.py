@@ -150,10 +150,17 @@ class Sample:
     errors: int = 0
     first_error: str | None = None
     timings: list[Timing] = field(default_factory=list)
+    server_cpu: float = math.nan
+    """CPU seconds the server process used during the phase."""
 
     @property
     def ok(self) -> int:
         return len(self.latencies)
+
+    @property
+    def cpu_per_run(self) -> float:
+        """Server CPU seconds per completed run (NaN if unknown)."""
+        return self.server_cpu / self.ok if self.ok else math.nan
 
     @property
     def rate(self) -> float:
@@ -161,6 +168,14 @@ class Sample:
 
     def p(self, q: float) -> float:
         return percentile(self.latencies, q)
+
+
+def print_table_head(title: str, header: str) -> None:
+    """A blank line, the table's title, its column header and a rule under it."""
+    print()
+    print(title)
+    print(header)
+    print("-" * len(header))
 
 
 def fmt_ms(seconds: float) -> str:

@@ -3,7 +3,9 @@
 Every server runs in its own session (process group) on 127.0.0.1, so stopping it
 also stops whatever it spawned (``langgraph dev`` starts helpers). ``Servers`` is an
 async context manager that stops everything it started, on errors and Ctrl-C too;
-an ``atexit`` hook catches the rest.
+an ``atexit`` hook catches the rest. Also the set-up every API benchmark shares: the
+bare FastAPI + LangGraph baseline (``start_bare``) and the machine/versions header
+(``environment_note``).
 """
 
 from __future__ import annotations
@@ -11,18 +13,24 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import math
 import os
+import platform
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from benchmarks._api_load import client_note
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _STARTED: list[subprocess.Popen[bytes]] = []
@@ -159,6 +167,18 @@ class Server:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far; NaN where
+        ``/proc`` cannot tell. Unlike latency, it hardly moves when other processes
+        compete for the cores, so per-run CPU compares stacks on a busy machine."""
+        if self.process is None:
+            return math.nan
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return math.nan
+
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
@@ -211,6 +231,61 @@ class Servers:
         tb: TracebackType | None,
     ) -> None:
         self.stop_all()
+
+
+@contextlib.asynccontextmanager
+async def bench_servers(prefix: str) -> AsyncIterator[tuple[Path, Servers]]:
+    """A scratch directory (removed afterwards) and the servers started in it (stopped)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        root = Path(tmp)
+        async with Servers(root) as servers:
+            yield root, servers
+
+
+async def start_bare(
+    servers: Servers,
+    root: Path,
+    *,
+    name: str,
+    saver: str,
+    graph: str,
+    delay: float | None = None,
+) -> Server:
+    """Start the bare FastAPI + LangGraph baseline (``benchmarks._api_bare``) with
+    ``saver`` (``sqlite``, its file under ``root``; ``memory``; ``none``) serving
+    ``graph`` (``trivial`` or ``slow``); ``delay``: its ``POST /sleep`` seconds.
+
+    Raises:
+        ServerError: it did not start.
+    """
+    port = free_port()
+    command = python_module(
+        "benchmarks._api_bare", "--port", str(port), "--saver", saver,
+        "--db", str(root / f"{name.replace(' ', '-')}.db"), "--graph", graph,
+    )  # fmt: skip
+    if delay is not None:
+        command += ["--delay", str(delay)]
+    return await servers.start(name, command, port=port, ready_path="/ok", env=base_env())
+
+
+def cpu_count_note() -> str:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{os.cpu_count()} cores ({usable} usable)"
+
+
+def environment_note(packages: Iterable[str]) -> str:
+    """Cores, Python, the versions of ``packages`` and the load client: the first lines
+    every API benchmark prints."""
+    found = []
+    for name in packages:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} ?")
+    return (
+        f"{cpu_count_note()}; Python {platform.python_version()}; {', '.join(found)}\n"
+        f"{client_note()}"
+    )
 
 
 def python_module(module: str, *args: str) -> list[str]:

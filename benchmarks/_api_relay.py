@@ -8,7 +8,6 @@ to interfere, and the benchmark graphs registered as user graphs.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import statistics
 from collections.abc import Mapping
@@ -178,8 +177,3 @@ def print_breakdown(
             f"{fmt_ms(percentile(values, 50)):>9} {fmt_ms(percentile(values, 90)):>9} "
             f"{fmt_ms(percentile(values, 99)):>9}"
         )
-
-
-def cpu_count_note() -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{os.cpu_count()} cores ({usable} usable)"

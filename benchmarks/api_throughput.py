@@ -26,39 +26,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
+import math
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from benchmarks._api_load import (
     LoadClient,
     Sample,
     Timing,
-    client_note,
     fmt_ms,
     fmt_ratio,
+    print_table_head,
     ratio,
 )
 from benchmarks._api_proc import (
     REPO_ROOT,
+    Server,
     ServerError,
     Servers,
     base_env,
+    bench_servers,
+    environment_note,
     free_port,
-    python_module,
     run_main,
+    start_bare,
 )
-from benchmarks._api_relay import cpu_count_note, print_breakdown, run_times, start_relay
+from benchmarks._api_relay import print_breakdown, run_times, start_relay
 
 TARGET = 1.5  # relaygraph latency within 1.5x of the bare baseline's
 LANGGRAPH_DEV_SPEC = "langgraph-cli[inmem]"
+PACKAGES = ("langgraph", "langgraph-checkpoint-sqlite", "fastapi", "uvicorn")
 REQUEST_TIMEOUT = 120.0
 PHASE_TIMEOUT = 240.0
 
@@ -72,6 +74,8 @@ class Stack:
     samples: dict[str, Sample] = field(default_factory=dict)
     timings: dict[str, list[Timing]] = field(default_factory=dict)
     skipped: str | None = None
+    server: Server | None = None
+    """Its process, for the CPU it uses."""
 
 
 RunOnce = Callable[[LoadClient], Awaitable[Timing]]
@@ -134,19 +138,23 @@ async def measure(stack: Stack, args: argparse.Namespace, *, sequential_count: i
     async with LoadClient(timeout=REQUEST_TIMEOUT) as client:
         for _ in range(args.warmup):
             await asyncio.wait_for(run_once(client), REQUEST_TIMEOUT)
+        cpu = stack.server.cpu_seconds if stack.server else (lambda: math.nan)
+        before = cpu()
         seq = await asyncio.wait_for(
             sequential(client, run_once, sequential_count, "sequential"), PHASE_TIMEOUT
         )
+        seq.server_cpu, before = cpu() - before, cpu()
         con = await asyncio.wait_for(
             concurrent(client, run_once, args.concurrent, "concurrent"), PHASE_TIMEOUT
         )
+        con.server_cpu = cpu() - before
     stack.samples = {"sequential": seq, "concurrent": con}
     for sample in (seq, con):
         stack.timings[sample.label] = sample.timings
         status = f"{sample.ok} ok" + (f", {sample.errors} failed" if sample.errors else "")
         print(
             f"  {stack.name} {sample.label}: {status} in {sample.wall:.2f} s "
-            f"(p50 {fmt_ms(sample.p(50))} ms)",
+            f"(p50 {fmt_ms(sample.p(50))} ms; server CPU {fmt_ms(sample.cpu_per_run)} ms/run)",
             flush=True,
         )
         if sample.first_error:
@@ -165,6 +173,7 @@ async def bench_relaygraph(servers: Servers, root: Path, args: argparse.Namespac
         note=f"relaygraph serve --workers {args.workers}; auth on (API key); SQLite store "
         "+ checkpoints; started in "
         f"{relay.server.started_in:.1f} s",
+        server=relay.server,
     )
     print(f"- {stack.note}", flush=True)
     try:
@@ -178,19 +187,13 @@ async def bench_relaygraph(servers: Servers, root: Path, args: argparse.Namespac
 
 
 async def bench_bare(servers: Servers, root: Path, args: argparse.Namespace) -> Stack:
-    port = free_port()
-    command = python_module(
-        "benchmarks._api_bare", "--port", str(port), "--saver", "sqlite",
-        "--db", str(root / "bare.db"), "--graph", "trivial",
-    )  # fmt: skip
-    server = await servers.start(
-        "bare", command, port=port, ready_path="/ok", env=base_env(), ready_timeout=60
-    )
+    server = await start_bare(servers, root, name="bare", saver="sqlite", graph="trivial")
     stack = Stack(
         "bare",
         server.base_url,
         note=f"FastAPI + LangGraph + AsyncSqliteSaver in one uvicorn process; started in "
         f"{server.started_in:.1f} s",
+        server=server,
     )
     print(f"- {stack.note}", flush=True)
     try:
@@ -286,6 +289,7 @@ async def bench_langgraph_dev(servers: Servers, root: Path, args: argparse.Names
         server.base_url,
         note=f"{_langgraph_dev_versions(venv)}; in-memory queue; started in "
         f"{server.started_in:.1f} s",
+        server=server,
     )
     print(f"- langgraph dev: {stack.note}", flush=True)
     if args.lgdev_sequential < args.sequential:
@@ -305,17 +309,12 @@ async def bench_langgraph_dev(servers: Servers, root: Path, args: argparse.Names
 
 
 def report(stacks: list[Stack], args: argparse.Namespace) -> None:
-    print()
-    print(
+    print_table_head(
         f"create thread + runs/wait on a trivial 3-node graph; sequential: one at a time, "
-        f"concurrent: {args.concurrent} at once"
-    )
-    header = (
+        f"concurrent: {args.concurrent} at once",
         f"{'stack':<14} {'phase':<11} {'runs':>5} {'fail':>5} {'wall s':>7} {'runs/s':>8} "
-        f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+        f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'cpu ms/run':>10}",
     )
-    print(header)
-    print("-" * len(header))
     for stack in stacks:
         if stack.skipped:
             print(f"{stack.name:<14} skipped: {stack.skipped}")
@@ -327,17 +326,18 @@ def report(stacks: list[Stack], args: argparse.Namespace) -> None:
             print(
                 f"{stack.name:<14} {label:<11} {sample.ok:>5} {sample.errors:>5} "
                 f"{sample.wall:>7.2f} {sample.rate:>8.1f} {fmt_ms(sample.p(50)):>8} "
-                f"{fmt_ms(sample.p(90)):>8} {fmt_ms(sample.p(99)):>8}"
+                f"{fmt_ms(sample.p(90)):>8} {fmt_ms(sample.p(99)):>8} "
+                f"{fmt_ms(sample.cpu_per_run):>10}"
             )
     by_name = {stack.name: stack for stack in stacks if not stack.skipped and stack.samples}
     bare = by_name.get("bare")
     if bare is None:
         return
-    print()
-    print("ratios against bare (latency: higher is slower; runs/s: bare / stack)")
-    header = f"{'stack':<14} {'phase':<11} {'p50':>7} {'p90':>7} {'p99':>7} {'runs/s':>7}"
-    print(header)
-    print("-" * len(header))
+    print_table_head(
+        "ratios against bare (latency: higher is slower; runs/s: bare / stack; server CPU "
+        "per run, which a busy machine disturbs least)",
+        f"{'stack':<14} {'phase':<11} {'p50':>7} {'p90':>7} {'p99':>7} {'runs/s':>7} {'cpu':>7}",
+    )
     for name in ("relaygraph", "langgraph dev"):
         stack = by_name.get(name)
         if stack is None:
@@ -348,7 +348,8 @@ def report(stacks: list[Stack], args: argparse.Namespace) -> None:
                 f"{name:<14} {label:<11} {fmt_ratio(ratio(mine.p(50), base.p(50))):>7} "
                 f"{fmt_ratio(ratio(mine.p(90), base.p(90))):>7} "
                 f"{fmt_ratio(ratio(mine.p(99), base.p(99))):>7} "
-                f"{fmt_ratio(ratio(base.rate, mine.rate)):>7}"
+                f"{fmt_ratio(ratio(base.rate, mine.rate)):>7} "
+                f"{fmt_ratio(ratio(mine.cpu_per_run, base.cpu_per_run)):>7}"
             )
     relay = by_name.get("relaygraph")
     if relay is not None:
@@ -362,45 +363,31 @@ def report(stacks: list[Stack], args: argparse.Namespace) -> None:
             )
 
 
-def _versions() -> str:
-    names = ("langgraph", "langgraph-checkpoint-sqlite", "fastapi", "uvicorn")
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{name} ?")
-    return ", ".join(found)
-
-
 async def run_benchmark(args: argparse.Namespace) -> None:
     print(
-        f"{cpu_count_note()}; Python {platform.python_version()}; {_versions()}\n"
-        f"{client_note()}\n"
+        f"{environment_note(PACKAGES)}\n"
         f"runs: {args.sequential} sequential, {args.concurrent} concurrent, "
         f"{args.warmup} warm-up per stack",
         flush=True,
     )
     started = time.monotonic()
     stacks: list[Stack] = []
-    with tempfile.TemporaryDirectory(prefix="relaygraph-api-bench-") as tmp:
-        root = Path(tmp)
-        async with Servers(root) as servers:
-            for bench in (bench_relaygraph, bench_bare):
-                try:
-                    stacks.append(await bench(servers, root, args))
-                except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
-                    name = bench.__name__.removeprefix("bench_")
-                    print(f"  {name} failed: {exc}", flush=True)
-                    stacks.append(Stack(name, "", skipped=f"failed: {str(exc)[:200]}"))
-            if args.langgraph_dev:
-                try:
-                    stacks.append(await bench_langgraph_dev(servers, root, args))
-                except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
-                    print(f"  langgraph dev failed: {exc}", flush=True)
-                    stacks.append(Stack("langgraph dev", "", skipped=f"failed: {exc}"))
-            else:
-                stacks.append(Stack("langgraph dev", "", skipped=args.lgdev_skip_reason))
+    async with bench_servers("relaygraph-api-bench-") as (root, servers):
+        for bench in (bench_relaygraph, bench_bare):
+            try:
+                stacks.append(await bench(servers, root, args))
+            except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
+                name = bench.__name__.removeprefix("bench_")
+                print(f"  {name} failed: {exc}", flush=True)
+                stacks.append(Stack(name, "", skipped=f"failed: {str(exc)[:200]}"))
+        if args.langgraph_dev:
+            try:
+                stacks.append(await bench_langgraph_dev(servers, root, args))
+            except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
+                print(f"  langgraph dev failed: {exc}", flush=True)
+                stacks.append(Stack("langgraph dev", "", skipped=f"failed: {exc}"))
+        else:
+            stacks.append(Stack("langgraph dev", "", skipped=args.lgdev_skip_reason))
     report(stacks, args)
     print(f"(benchmark took {time.monotonic() - started:.0f} s)")
 
@@ -465,9 +452,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_main(parse_args(argv), run_benchmark)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(parse_args(), run_benchmark))

@@ -31,14 +31,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +44,10 @@ from benchmarks._api_load import (
     Sample,
     Timing,
     client_kind,
-    client_note,
     fmt_ms,
     fmt_ratio,
     percentile,
+    print_table_head,
     ratio,
 )
 from benchmarks._api_proc import (
@@ -58,16 +55,20 @@ from benchmarks._api_proc import (
     ServerError,
     Servers,
     base_env,
+    bench_servers,
+    environment_note,
     free_port,
     python_module,
     run_main,
+    start_bare,
 )
-from benchmarks._api_relay import cpu_count_note, print_breakdown, run_times, start_relay
+from benchmarks._api_relay import print_breakdown, run_times, start_relay
 
 TARGET = 1.0  # relaygraph wall time <= 1.0x the bare durable (AsyncSqliteSaver) stack's
 STRETCH = 0.65
 MODEL_SECONDS = 2.0
 WARMUP_RUNS = 5
+PACKAGES = ("langgraph", "langgraph-checkpoint-sqlite", "fastapi", "uvicorn", "httpx")
 
 RunOnce = Callable[[LoadClient, int, dict[str, str]], Awaitable[Timing]]
 """(client, index, model call: {"stub_url", "via"}) -> timing"""
@@ -150,10 +151,11 @@ async def stub_stats(client: LoadClient, stub: Server) -> dict[str, Any]:
 
 
 async def measure(
-    result: Result, run_once: RunOnce, stub: Server, args: argparse.Namespace
+    result: Result, run_once: RunOnce, stub: Server, args: argparse.Namespace, server: Server
 ) -> None:
     """Warm up (fast stub calls), then start every run at once; runs still going at the
-    deadline are cancelled and counted as unfinished."""
+    deadline are cancelled and counted as unfinished. ``server``: the stack's process (the
+    CPU it uses)."""
     async with LoadClient(timeout=args.deadline + 30) as client:
         via = args.model_client
         fast = {"stub_url": f"{stub.base_url}/fast/v1", "via": "httpx" if via == "sleep" else via}
@@ -170,10 +172,10 @@ async def measure(
             raise RuntimeError(f"warm-up failed: {type(failed[0]).__name__}: {failed[0]}")
         await client.post(f"{stub.base_url}/reset", {})
         result.phase_start = time.time()
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), server.cpu_seconds()
         tasks = [asyncio.create_task(run_once(client, i, slow)) for i in range(args.runs)]
         done, pending = await asyncio.wait(tasks, timeout=args.deadline)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, server.cpu_seconds() - cpu_before
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -189,13 +191,14 @@ async def measure(
         len(failures),
         first_error,
         timings,
+        server_cpu=cpu,
     )
     status = f"{len(timings)} ok"
     if failures:
         status += f", {len(failures)} failed"
     if pending:
         status += f", {len(pending)} unfinished at the {args.deadline:.0f} s deadline"
-    print(f"  {result.name}: {status} in {wall:.2f} s", flush=True)
+    print(f"  {result.name}: {status} in {wall:.2f} s (server CPU {cpu:.2f} s)", flush=True)
     if first_error:
         print(f"    first error: {first_error[:300]}", flush=True)
 
@@ -211,17 +214,13 @@ async def bench_bare(
     saver: str,
     make: Callable[[str], RunOnce],
 ) -> Result:
-    port = free_port()
-    command = python_module(
-        "benchmarks._api_bare", "--port", str(port), "--saver", saver,
-        "--db", str(root / f"{name.replace(' ', '-')}.db"), "--graph", "slow",
-        "--delay", str(MODEL_SECONDS),
-    )  # fmt: skip
     result = Result(name, description)
-    server = await servers.start(name, command, port=port, ready_path="/ok", env=base_env())
+    server = await start_bare(
+        servers, root, name=name, saver=saver, graph="slow", delay=MODEL_SECONDS
+    )
     print(f"- {name}: {description}", flush=True)
     try:
-        await measure(result, make(server.base_url), stub, args)
+        await measure(result, make(server.base_url), stub, args, server)
     finally:
         servers.stop(server)
     return result
@@ -239,7 +238,7 @@ async def bench_relaygraph(
     )
     print(f"- relaygraph: {result.description} (started in {relay.server.started_in:.1f} s)")
     try:
-        await measure(result, relaygraph_run(relay.api, relay.headers), stub, args)
+        await measure(result, relaygraph_run(relay.api, relay.headers), stub, args, relay.server)
         stored = run_times(relay.data_dir, key="bench_id")
         statuses: dict[str, int] = {}
         for row in stored.values():
@@ -269,17 +268,13 @@ def _stub_line(result: Result) -> str:
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
-    print()
-    print(
+    print_table_head(
         f"{args.runs} concurrent runs, each one {MODEL_SECONDS:.0f} s model call "
-        f"(overhead = latency - {MODEL_SECONDS:.0f} s)"
-    )
-    header = (
+        f"(overhead = latency - {MODEL_SECONDS:.0f} s)",
         f"{'stack':<13} {'ok':>5} {'fail':>5} {'unfin':>5} {'wall s':>8} {'runs/s':>7} "
-        f"{'p50 ovh ms':>11} {'p90 ovh ms':>11} {'p99 ovh ms':>11} {'max ovh ms':>11}"
+        f"{'p50 ovh ms':>11} {'p90 ovh ms':>11} {'p99 ovh ms':>11} {'max ovh ms':>11} "
+        f"{'cpu ms/run':>10}",
     )
-    print(header)
-    print("-" * len(header))
     for result in results:
         if result.skipped or result.sample is None:
             print(f"{result.name:<13} skipped: {result.skipped}")
@@ -292,7 +287,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{wall:>8} "
             f"{sample.rate:>7.1f} {fmt_ms(percentile(overhead, 50)):>11} "
             f"{fmt_ms(percentile(overhead, 90)):>11} {fmt_ms(percentile(overhead, 99)):>11} "
-            f"{fmt_ms(max(overhead) if overhead else float('nan')):>11}"
+            f"{fmt_ms(max(overhead) if overhead else float('nan')):>11} "
+            f"{fmt_ms(sample.cpu_per_run):>10}"
         )
     print()
     print("where the time goes")
@@ -313,12 +309,17 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             print_breakdown(
                 "  relaygraph run rows", timings, result.stored_runs, model_seconds=MODEL_SECONDS
             )
-    walls = {r.name: r.sample.wall for r in results if r.sample is not None and r.sample.ok}
+    samples = {r.name: r.sample for r in results if r.sample is not None and r.sample.ok}
+    walls = {name: sample.wall for name, sample in samples.items()}
     relay, durable = walls.get("relaygraph"), walls.get("bare sqlite")
     print()
     for name in ("plain sleep", "plain call", "bare memory", "bare sqlite", "relaygraph"):
         if name in walls and durable:
-            print(f"wall {name:<12} {fmt_ratio(ratio(walls[name], durable)):>7} of bare sqlite")
+            cpu = ratio(samples[name].cpu_per_run, samples["bare sqlite"].cpu_per_run)
+            print(
+                f"wall {name:<12} {fmt_ratio(ratio(walls[name], durable)):>7} of bare sqlite "
+                f"(server CPU per run {fmt_ratio(cpu)})"
+            )
     if relay is not None and durable is not None:
         value = relay / durable
         verdict = "met" if value <= TARGET else "MISSED"
@@ -335,20 +336,9 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             )
 
 
-def _versions() -> str:
-    found = []
-    for name in ("langgraph", "langgraph-checkpoint-sqlite", "fastapi", "uvicorn", "httpx"):
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{name} ?")
-    return ", ".join(found)
-
-
 async def run_benchmark(args: argparse.Namespace) -> None:
     print(
-        f"{cpu_count_note()}; Python {platform.python_version()}; {_versions()}\n"
-        f"{client_note()}\n"
+        f"{environment_note(PACKAGES)}\n"
         f"{args.runs} runs at once per stack; model call {MODEL_SECONDS:.0f} s via "
         f"{args.model_client}"
         + (" (HTTP stub in its own process)" if args.model_client != "sleep" else ""),
@@ -356,44 +346,42 @@ async def run_benchmark(args: argparse.Namespace) -> None:
     )
     started = time.monotonic()
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="relaygraph-slow-bench-") as tmp:
-        root = Path(tmp)
-        async with Servers(root) as servers:
-            stub_port = free_port()
-            stub_command = python_module(
-                "benchmarks._api_stub", "--port", str(stub_port), "--delay", str(MODEL_SECONDS)
-            )
-            stub = await servers.start(
-                "stub",
-                stub_command,
-                port=stub_port,
-                ready_path="/ok",
-                env=base_env(),
-            )
-            bare = [
-                ("plain sleep", "FastAPI endpoint: asyncio.sleep(2)", "none", plain_sleep),
-                ("plain call", "FastAPI endpoint: the stub call, no graph", "none", plain_call),
-                ("bare memory", "FastAPI + LangGraph + InMemorySaver", "memory", bare_graph),
-                ("bare sqlite", "FastAPI + LangGraph + AsyncSqliteSaver", "sqlite", bare_graph),
-            ]
-            for name, description, saver, make in bare:
-                if name in args.skip:
-                    continue
-                try:
-                    result = await bench_bare(
-                        servers, stub, root, args,
-                        name=name, description=description, saver=saver, make=make,
-                    )  # fmt: skip
-                    results.append(result)
-                except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
-                    print(f"  {name} failed: {exc}", flush=True)
-                    results.append(Result(name, description, skipped=f"failed: {exc}"))
-            if "relaygraph" not in args.skip:
-                try:
-                    results.append(await bench_relaygraph(servers, stub, root, args))
-                except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
-                    print(f"  relaygraph failed: {exc}", flush=True)
-                    results.append(Result("relaygraph", "", skipped=f"failed: {exc}"))
+    async with bench_servers("relaygraph-slow-bench-") as (root, servers):
+        stub_port = free_port()
+        stub_command = python_module(
+            "benchmarks._api_stub", "--port", str(stub_port), "--delay", str(MODEL_SECONDS)
+        )
+        stub = await servers.start(
+            "stub",
+            stub_command,
+            port=stub_port,
+            ready_path="/ok",
+            env=base_env(),
+        )
+        bare = [
+            ("plain sleep", "FastAPI endpoint: asyncio.sleep(2)", "none", plain_sleep),
+            ("plain call", "FastAPI endpoint: the stub call, no graph", "none", plain_call),
+            ("bare memory", "FastAPI + LangGraph + InMemorySaver", "memory", bare_graph),
+            ("bare sqlite", "FastAPI + LangGraph + AsyncSqliteSaver", "sqlite", bare_graph),
+        ]
+        for name, description, saver, make in bare:
+            if name in args.skip:
+                continue
+            try:
+                result = await bench_bare(
+                    servers, stub, root, args,
+                    name=name, description=description, saver=saver, make=make,
+                )  # fmt: skip
+                results.append(result)
+            except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
+                print(f"  {name} failed: {exc}", flush=True)
+                results.append(Result(name, description, skipped=f"failed: {exc}"))
+        if "relaygraph" not in args.skip:
+            try:
+                results.append(await bench_relaygraph(servers, stub, root, args))
+            except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
+                print(f"  relaygraph failed: {exc}", flush=True)
+                results.append(Result("relaygraph", "", skipped=f"failed: {exc}"))
     report(results, args)
     print(f"(benchmark took {time.monotonic() - started:.0f} s)")
 
@@ -448,9 +436,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_main(parse_args(argv), run_benchmark)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(parse_args(), run_benchmark))

@@ -1,14 +1,94 @@
-"""Checkpointer factory: LangGraph's own savers, chosen by configuration."""
+"""Checkpointer factory: LangGraph's own savers, chosen by URL (``open_checkpointer``).
+
+``sqlite:///path`` opens ``AsyncSqliteSaver`` (the embedded default);
+``postgresql+psycopg://…`` opens ``AsyncPostgresSaver`` on a psycopg 3 pool, its tables
+created once under an advisory lock so that workers starting together do not race.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from sqlalchemy.engine import make_url
+
+from store.database import is_postgres_url, libpq_url
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+_SETUP_LOCK_KEY = 7254131
+
+
+class _Unlocked:
+    """An ``async with`` that does not exclude anyone."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+@asynccontextmanager
+async def open_checkpointer(
+    url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10
+) -> AsyncIterator[BaseCheckpointSaver]:
+    """The saver for ``url``: ``sqlite:///file`` or a PostgreSQL URL.
+
+    Raises:
+        ValueError: the URL names another backend.
+    """
+    if is_postgres_url(url):
+        async with postgres_checkpointer(url, pool_size=pool_size) as saver:
+            yield saver
+        return
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        raise ValueError(
+            f"checkpoints need a SQLite file or PostgreSQL URL, not {parsed.drivername!r}; "
+            "set RELAYGRAPH_CHECKPOINT_URL to postgresql+psycopg://… or leave it unset"
+        )
+    async with sqlite_checkpointer(Path(parsed.database), busy_timeout_ms=busy_timeout_ms) as saver:
+        yield saver
+
+
+@asynccontextmanager
+async def postgres_checkpointer(
+    url: str, *, pool_size: int = 10
+) -> AsyncIterator[AsyncPostgresSaver]:
+    """An ``AsyncPostgresSaver`` on a connection pool (the settings LangGraph requires:
+    autocommit, no prepared statements, dict rows)."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    conninfo = libpq_url(url)
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        conninfo, min_size=1, max_size=pool_size, kwargs=kwargs, open=False
+    )
+    await pool.open()
+    try:
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        # Its lock guards one shared connection; with a pool each cursor has its own, and
+        # the lock would serialise every checkpoint read and write of the process.
+        saver.lock = _Unlocked()  # type: ignore[assignment]
+        async with await AsyncConnection.connect(conninfo, autocommit=True) as lock_conn:
+            await lock_conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+            try:
+                await saver.setup()
+            finally:
+                await lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+        yield saver
+    finally:
+        await pool.close()
 
 
 @asynccontextmanager
@@ -38,8 +118,16 @@ async def delete_checkpoints(
     saver's tables directly.
 
     Raises:
-        NotImplementedError: the saver is not the SQLite one.
+        NotImplementedError: the saver is neither the SQLite nor the PostgreSQL one.
     """
+    if _is_postgres_saver(saver):
+        async with saver._cursor(pipeline=True) as cur:  # type: ignore[attr-defined]
+            for table in ("checkpoint_writes", "checkpoints"):
+                await cur.execute(
+                    f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                    (thread_id, checkpoint_ids),
+                )
+        return
     if not isinstance(saver, AsyncSqliteSaver):
         raise NotImplementedError(f"rollback is not supported on {type(saver).__name__}")
     async with saver.lock:
@@ -57,8 +145,13 @@ async def copy_thread(saver: BaseCheckpointSaver, source: str, target: str) -> N
     ``AsyncSqliteSaver`` has no ``copy_thread``; this copies its rows directly.
 
     Raises:
-        NotImplementedError: the saver is not the SQLite one.
+        NotImplementedError: the saver is neither the SQLite nor the PostgreSQL one.
     """
+    if _is_postgres_saver(saver):
+        async with saver._cursor(pipeline=True) as cur:  # type: ignore[attr-defined]
+            for statement in _PG_COPY_THREAD:
+                await cur.execute(statement, (target, source))
+        return
     if not isinstance(saver, AsyncSqliteSaver):
         raise NotImplementedError(f"thread copy is not supported on {type(saver).__name__}")
     async with saver.lock:
@@ -76,3 +169,24 @@ async def copy_thread(saver: BaseCheckpointSaver, source: str, target: str) -> N
             (target, source),
         )
         await saver.conn.commit()
+
+
+_PG_COPY_THREAD = (
+    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+    "type, checkpoint, metadata) SELECT %s, checkpoint_ns, checkpoint_id, "
+    "parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints WHERE thread_id = %s",
+    "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
+    "SELECT %s, checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs "
+    "WHERE thread_id = %s",
+    "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
+    "task_path, idx, channel, type, blob) SELECT %s, checkpoint_ns, checkpoint_id, task_id, "
+    "task_path, idx, channel, type, blob FROM checkpoint_writes WHERE thread_id = %s",
+)
+
+
+def _is_postgres_saver(saver: BaseCheckpointSaver) -> bool:
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:  # the optional `postgres` extra is not installed
+        return False
+    return isinstance(saver, AsyncPostgresSaver)

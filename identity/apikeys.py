@@ -29,6 +29,14 @@ _KEY_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 _HASH_SCHEME = "sha256"
 # last_used_at is refreshed at most this often, so verifying is a read, not a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+_revocations = 0
+"""How many keys this process has revoked: caches of verified keys compare it to drop
+every entry at once when a key is revoked here (see ``identity.auth.KeyCache``)."""
+
+
+def revocations() -> int:
+    """How many keys this process has revoked (a cache generation; see ``_revocations``)."""
+    return _revocations
 
 
 class ApiKeyError(Exception):
@@ -246,7 +254,10 @@ async def revoke_api_key(*, db: Database, key_id: str, tenant: str | None = None
             )
         if row.revoked_at is None:
             row.revoked_at = utcnow()
-        return _info(row)
+        info = _info(row)
+    global _revocations
+    _revocations += 1  # after the commit: a cache refilled now reads the revocation
+    return info
 
 
 async def list_api_keys(*, db: Database, tenant: str | None = None) -> list[ApiKeyInfo]:

@@ -12,12 +12,21 @@ Every failure is a 401 :class:`AuthError`; whether a valid principal may do a th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from identity.apikeys import ApiKeyError, looks_like_api_key, parse_api_key, verify_api_key
+from identity.apikeys import (
+    ApiKeyError,
+    looks_like_api_key,
+    parse_api_key,
+    revocations,
+    verify_api_key,
+)
 from identity.jwt import JwtConfig, JwtError, JwtVerifier
 from identity.types import Principal, local_principal
 from store import Database
@@ -56,9 +65,13 @@ class AuthConfig:
 
     ``disabled`` makes every request the local all-roles principal: for a server that
     only listens on 127.0.0.1 for one person, never for a shared one.
+    ``api_key_cache_seconds``: how long a verified API key is trusted before it is looked
+    up again (0: every request). A key revoked in this process stops working at once; one
+    revoked by another process (the CLI) within this time.
     """
 
     disabled: bool = False
+    api_key_cache_seconds: float = 0.0
     jwt_secret: str | None = None
     jwt_public_key_file: Path | None = None
     jwks_file: Path | None = None
@@ -91,6 +104,51 @@ class Caller:
     key_id: str | None = None
 
 
+class KeyCache:
+    """Verified API keys for a short time, so that a request costs no key lookup.
+
+    Entries are keyed by the SHA-256 of the whole key (a wrong secret never matches a
+    cached one) and live ``ttl`` seconds; every entry is dropped when this process
+    revokes a key. Failures are never cached.
+    """
+
+    def __init__(
+        self, ttl: float, *, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
+        self._generation = revocations()
+
+    @staticmethod
+    def digest(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def get(self, digest: str) -> Caller | None:
+        if self._generation != revocations():
+            self._entries.clear()
+            self._generation = revocations()
+            return None
+        found = self._entries.get(digest)
+        if found is None:
+            return None
+        if found[0] <= self.clock():
+            del self._entries[digest]
+            return None
+        return found[1]
+
+    def put(self, digest: str, caller: Caller, generation: int) -> None:
+        """Remember ``caller``, verified when the revocation count was ``generation``
+        (a revocation during the lookup leaves it out)."""
+        if generation != revocations():
+            return
+        self._entries[digest] = (self.clock() + self.ttl, caller)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class Authenticator:
     """Authenticates requests from their headers, against the API keys in ``db`` and the
     configured JWT key."""
@@ -103,6 +161,7 @@ class Authenticator:
         """
         self.config = config
         self.db = db
+        self._keys = KeyCache(config.api_key_cache_seconds)
         jwt_config = config.jwt()
         self._jwt = JwtVerifier(jwt_config) if jwt_config.enabled else None
 
@@ -145,12 +204,20 @@ class Authenticator:
         return (await self.identify(headers)).principal
 
     async def _api_key(self, key: str) -> Caller:
+        caching = self._keys.ttl > 0
+        digest = KeyCache.digest(key) if caching else ""
+        if caching and (cached := self._keys.get(digest)) is not None:
+            return cached
+        generation = revocations()
         try:
             key_id, _ = parse_api_key(key)
             principal = await verify_api_key(db=self.db, key=key)
         except ApiKeyError as exc:
             raise AuthError(401, exc.code, exc.message) from None
-        return Caller(principal=principal, method="api_key", key_id=key_id)
+        caller = Caller(principal=principal, method="api_key", key_id=key_id)
+        if caching:
+            self._keys.put(digest, caller, generation)
+        return caller
 
     def _bearer_jwt(self, token: str) -> Caller:
         if self._jwt is None:

@@ -3,7 +3,8 @@
 The async API (``limits.aio``) is used: its ``MemoryStorage`` takes a per-key
 ``asyncio.Lock`` and counts and records a hit with no ``await`` in between, so
 concurrent requests cannot both take the last slot, and it needs no timer thread.
-A shared storage (``redis://...``) makes the limits hold across processes.
+A shared storage (``redis://...``, or ``postgresql+psycopg://...`` through
+``store.rate_counters``, fixed windows) makes the limits hold across processes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage as AsyncStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from identity.types import Principal
@@ -75,15 +76,21 @@ class RateLimiter:
         self.per_tenant = _parse("rate_limit_per_tenant", per_tenant)
         if not storage_uri.startswith("async+"):
             storage_uri = f"async+{storage_uri}"
+        postgres = storage_uri.startswith(("async+postgresql", "async+postgres:"))
+        if postgres:  # ours: limits has no PostgreSQL storage (issue 10)
+            import store.rate_counters  # noqa: F401  (registers the schemes)
         try:
             storage = storage_from_string(storage_uri)
             if not isinstance(storage, AsyncStorage):
                 raise TypeError("not an async storage")
-            self._limiter = MovingWindowRateLimiter(storage)
+            # A moving window needs a per-hit log; PostgreSQL counts fixed windows.
+            self._limiter: MovingWindowRateLimiter | FixedWindowRateLimiter = (
+                FixedWindowRateLimiter(storage) if postgres else MovingWindowRateLimiter(storage)
+            )
         except Exception as exc:
             raise RateLimitConfigError(
                 f"rate limit storage {storage_uri!r} cannot be used ({exc!r}); use e.g. "
-                "'memory://' or 'redis://host:6379'"
+                "'memory://', 'redis://host:6379' or 'postgresql+psycopg://…'"
             ) from None
 
     async def check(self, principal: Principal, key_id: str | None) -> RateDecision:

@@ -3,14 +3,17 @@
 Every event has a per-run sequence number (the SSE ``id``). A subscriber first
 reads what the database holds after its ``Last-Event-ID``, then what this process
 still buffers, then live events, so a rejoined stream has no gap and no duplicate.
-Runs executing in another process are followed by polling the database.
+Runs executing in another process are followed through the database: on PostgreSQL
+a ``LISTEN/NOTIFY`` wake-up (migration 0012's triggers) says when to re-read it, with a
+slow poll as a safety net; on SQLite a shared poller reads it every ``POLL_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import Database
 from store.models import Run, RunEvent, utcnow
+from store.notify import EVENTS_CHANNEL, RUNS_CHANNEL
 
 logger = logging.getLogger(__name__)
 EVENT_FLUSH_SECONDS = 0.25
 POLL_SECONDS = 0.2
+NOTIFIED_POLL_SECONDS = 2.0
+"""The poll interval where LISTEN/NOTIFY wakes followers (it only covers lost wake-ups)."""
 TERMINAL = frozenset({"success", "error", "timeout", "interrupted"})
 
 
@@ -53,6 +59,8 @@ class EventLog:
         self.run_id = run_id
         self.seq = first_seq
         self.pending: list[dict[str, Any]] = []
+        self.side_rows: list[tuple[Any, dict[str, Any]]] = []
+        """(model, row) of other tables (the run's trace steps) that commit with its events."""
 
     async def add(self, event: str, data: Any, *, flush: bool = True) -> Event:
         """Number, deliver and queue an event; ``flush=False`` keeps it for the caller's
@@ -77,16 +85,31 @@ class EventLog:
         batch, self.pending = self.pending, []
         return batch
 
+    def add_rows(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        """Queue rows of ``model`` for the next group commit (no transaction of their own)."""
+        self.side_rows.extend((model, row) for row in rows)
+        self.bus._schedule(self)
+
+    def take_side(self) -> list[tuple[Any, dict[str, Any]]]:
+        rows, self.side_rows = self.side_rows, []
+        return rows
+
+    def discard(self) -> None:
+        """Drop everything pending (the run's row is gone)."""
+        self.pending.clear()
+        self.side_rows.clear()
+
     async def flush(self, session: AsyncSession | None = None) -> None:
         """Write this run's pending events now (in ``session``'s transaction if given)."""
         batch = self.take()
-        if not batch:
+        side = self.take_side()
+        if not batch and not side:
             return
         if session is not None:
-            await session.execute(insert(RunEvent), batch)  # one executemany, no RETURNING
+            await _insert_rows(session, batch, side)
         else:
             async with self.bus.db.transaction() as own:
-                await own.execute(insert(RunEvent), batch)
+                await _insert_rows(own, batch, side)
 
     async def close(self, *, ended: bool = True) -> None:
         """Flush what is left and tell subscribers this process is done with the run:
@@ -108,6 +131,7 @@ class EventBus:
         earlier event of the run can commit after the run is seen to have ended."""
         self._writer: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._unlisten: list[Callable[[], None]] = []
 
     def open_fresh(self, run_id: str) -> EventLog:
         """Start the event log of a run that has never executed (it has no events yet)."""
@@ -143,18 +167,24 @@ class EventBus:
         while self._dirty:
             await asyncio.sleep(EVENT_FLUSH_SECONDS)
             logs, self._dirty = self._dirty, set()
-            taken = [(event_log, event_log.take()) for event_log in logs]
-            rows = [row for _, batch in taken for row in batch]
-            if not rows:
-                continue
+            # Rows are taken under the lock: a run's final transaction (which holds it) then
+            # either writes them itself or comes after them, never before.
+            await self.write_lock.acquire()
+            taken = [(event_log, event_log.take(), event_log.take_side()) for event_log in logs]
+            rows = [row for _, batch, _ in taken for row in batch]
+            side = [row for _, _, extra in taken for row in extra]
             try:
-                async with self.write_lock, self.db.transaction() as session:
-                    await session.execute(insert(RunEvent), rows)
+                if rows or side:
+                    async with self.db.transaction() as session:
+                        await _insert_rows(session, rows, side)
             except Exception:  # the store is busy: put them back and try next interval
                 logger.exception("writing run events failed; retrying")
-                for event_log, batch in taken:
+                for event_log, batch, extra in taken:
                     event_log.pending[:0] = batch
+                    event_log.side_rows[:0] = extra
                     self._dirty.add(event_log)
+            finally:
+                self.write_lock.release()
 
     def _deliver(self, run_id: str, item: Event) -> None:
         live = self._live.get(run_id)
@@ -192,6 +222,7 @@ class EventBus:
             # wakes this follower when the run starts here, gains events or ends.
             news = asyncio.Event()
             self._watchers.setdefault(run_id, set()).add(news)
+            await self._listen()
             self._ensure_poller()
             try:
                 if run_id in self._live:
@@ -215,6 +246,28 @@ class EventBus:
         for news in self._watchers.get(run_id, ()):
             news.set()
 
+    async def _listen(self) -> None:
+        """On PostgreSQL, be woken by notifications (waits briefly for the connection so
+        that no wake-up between the first read and LISTEN is lost; the poll covers it)."""
+        listener = self.db.listener
+        if listener is None:
+            return
+        if not self._unlisten:
+            self._unlisten = [
+                listener.subscribe(EVENTS_CHANNEL, self._notified),
+                listener.subscribe(RUNS_CHANNEL, self._notified),
+            ]
+        if not listener.connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listener.connected.wait(), 2.0)
+
+    def _notified(self, payload: str | None) -> None:
+        if payload is None:  # reconnected: anything may have happened
+            for run_id in list(self._watchers):
+                self._wake(run_id)
+        else:
+            self._wake(payload.split(" ", 1)[0])
+
     def _ensure_poller(self) -> None:
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll(), name="run event poller")
@@ -222,8 +275,9 @@ class EventBus:
     async def _poll(self) -> None:
         """One query per interval for all followed runs that execute elsewhere."""
         seen: dict[str, tuple[str | None, int]] = {}
+        interval = POLL_SECONDS if self.db.listener is None else NOTIFIED_POLL_SECONDS
         while self._watchers:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(interval)
             ids = [run_id for run_id in self._watchers if run_id not in self._live]
             if not ids:
                 continue
@@ -293,3 +347,24 @@ class EventBus:
                 await session.execute(select(Run.status).where(Run.run_id == run_id))
             ).scalar_one_or_none()
         return status is None or status in TERMINAL
+
+
+async def write_rows(
+    session: AsyncSession, events: list[dict[str, Any]], side: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    """Write taken event rows and side rows in ``session``'s transaction (for callers that
+    batch several runs' rows, like ``runtime.endings``)."""
+    await _insert_rows(session, events, side)
+
+
+async def _insert_rows(
+    session: AsyncSession, events: list[dict[str, Any]], side: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    """One executemany per table (no RETURNING): the events, then the side rows."""
+    if events:
+        await session.execute(insert(RunEvent), events)
+    by_model: dict[Any, list[dict[str, Any]]] = {}
+    for model, row in side:
+        by_model.setdefault(model, []).append(row)
+    for model, rows in by_model.items():
+        await session.execute(insert(model), rows)

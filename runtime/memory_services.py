@@ -49,7 +49,9 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         return None if value is None else timedelta(days=value)
 
     return RetentionPolicy(
-        thread_ttl=days(settings.thread_ttl_days), file_ttl=days(settings.file_ttl_days)
+        thread_ttl=days(settings.thread_ttl_days),
+        file_ttl=days(settings.file_ttl_days),
+        trace_ttl=days(settings.trace_ttl_days),
     )
 
 
@@ -122,7 +124,11 @@ class MemoryServices:
             vectors=self.vectors,
             delete_thread=self.delete_thread,
             checkpointer=self.system.checkpointer,
-            checkpoint_path=settings.checkpoint_path,
+            checkpoint_path=(
+                settings.checkpoint_path
+                if settings.checkpoint_store_url.startswith("sqlite")
+                else None
+            ),
             data_dir=settings.data_dir,
             extra_roots=roots,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
@@ -169,11 +175,17 @@ class LazyMemoryServices:
     because embedded Chroma admits one owner per directory.
     """
 
-    def __init__(self, system: System, *, vectors: VectorStore | None = None) -> None:
+    def __init__(
+        self,
+        system: System,
+        *,
+        vectors: VectorStore | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.system = system
         self._given = vectors
         self._vectors: VectorStore | None = vectors
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | None = embedder
         self._services: MemoryServices | None = None
         self._lock = asyncio.Lock()
 

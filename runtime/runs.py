@@ -9,15 +9,17 @@ queue for the API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
 
+import structlog
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
@@ -31,19 +33,21 @@ from graphs import limits as lim
 from graphs.agent import fresh_turn
 from graphs.assistants import AssistantConfig, AssistantNotFound
 from graphs.context import RunContext
-from graphs.interrupts import InvalidDecision, parse_decisions
+from graphs.interrupts import InvalidDecision, parse_decisions, stamp_decider
 from graphs.prompts import PromptNotFound, load_prompt
 from graphs.registry import GraphEntry, GraphNotFound
 from graphs.serialization import message_to_dict, to_jsonable
 from graphs.tool_schemas import tool_definitions
 from identity import Principal
+from memory.nodes import AgentMemory
 from providers import ModelSpecError
 from runtime import metrics
 from runtime.assistants import AssistantService
+from runtime.endings import Ending, Endings
 from runtime.events import EventBus, EventLog
 from runtime.observability import tracing_enabled
 from runtime.system import System
-from runtime.tracing import RunTracer
+from runtime.tracing import RunTracer, StepTrace
 from runtime.webhooks import (
     WebhookError,
     check_webhook_url,
@@ -209,6 +213,8 @@ class Runner:
         self._handing_back: set[str] = set()
         self._handed_back: set[str] = set()
         self._background: set[asyncio.Task[bool]] = set()
+        self._queued_hint = False
+        self.endings = Endings(system.db, self.events)
         configured = system.settings.webhook_secret
         self._webhook_secret = deployment_secret(
             configured.get_secret_value() if configured else None, system.settings.data_dir
@@ -308,8 +314,9 @@ class Runner:
         if thread is not None and kwargs["kind"] != "input":
             requester = await self._requester(thread, principal)
         run_id = str(uuid.uuid4())
-        async with self.system.db.transaction() as session:
-            row = await session.get(Thread, thread_id)
+        async with self._queued_writer(), self.system.db.transaction() as session:
+            # A thread id made here just now is new: no need to look it up.
+            row = None if request.thread_id is None else await session.get(Thread, thread_id)
             created = row is None
             if row is None:
                 row = Thread(
@@ -331,14 +338,14 @@ class Runner:
                 "graph_id": entry.graph_id,
                 "assistant_id": assistant.assistant_id,
             }
+            row.status = "busy"  # before the flush: one UPDATE (a refusal rolls it back)
             await session.flush()
             # A thread created just now has no runs: nothing to reject, queue behind or cancel.
-            to_cancel = (
-                []
+            to_cancel, running = (
+                ([], False)
                 if created
                 else await self._apply_multitask(session, row, request.multitask_strategy)
             )
-            row.status = "busy"
             run = Run(
                 run_id=run_id,
                 thread_id=thread_id,
@@ -359,7 +366,13 @@ class Runner:
                 idempotency_key=request.idempotency_key,
             )
             if claim_for is not None:
-                if created or not await _thread_running(session, thread_id):
+                if not created:  # PostgreSQL: no worker claims a run of this thread meanwhile
+                    await self.system.db.lock_queue(session)
+                    # SQLite's BEGIN IMMEDIATE serialised this with every claim, so what the
+                    # multitask query saw still holds; elsewhere look again under the lock.
+                    if not self.system.db.is_sqlite:
+                        running = await _thread_running(session, thread_id)
+                if not running:
                     _lease(run, claim_for)
                 elif must_claim:
                     raise RunConflict(f"thread {thread_id} is busy with another run")
@@ -434,7 +447,10 @@ class Runner:
         if graph_input == {} and command:
             graph_input = None  # agent-chat-ui sends input: {} alongside a command
         state = None
-        if thread is not None:
+        # A thread that never ran (no graph pinned yet) has no checkpoints: new input for
+        # it needs no state read.
+        never_ran = thread is not None and thread.graph_id is None and not request.checkpoint_id
+        if thread is not None and not (never_ran and graph_input is not None and not command):
             config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
             if request.checkpoint_id:
                 config["configurable"]["checkpoint_id"] = request.checkpoint_id
@@ -457,6 +473,10 @@ class Runner:
             if not pending:
                 raise RunConflict(f"thread {thread_id} has no pending interrupt to resume")
             self._check_resume(command["resume"], pending)
+            assert thread is not None  # pending interrupts come from the thread's state
+            command["resume"] = await self._authorize_resume(
+                command["resume"], pending, thread, request.principal
+            )
             kind = "command"
         elif command:
             kind = "command"
@@ -521,6 +541,42 @@ class Runner:
                 except InvalidDecision as exc:
                     raise RunRequestError(str(exc)) from exc
 
+    async def _authorize_resume(
+        self, value: Any, pending: list[Any], thread: Thread, decider: Principal
+    ) -> Any:
+        """Check that ``decider`` may decide every tool call the answered interrupts ask
+        about (approver roles and four-eyes, :class:`tools.approvals.ApprovalPolicy`) and
+        stamp them into their answers, so the graph's gate applies the same rule again.
+
+        Raises:
+            RunForbidden: the policy refuses the decider; nothing is written and the
+                thread keeps waiting for a decision.
+        """
+        by_id = {interrupt.id: interrupt for interrupt in pending}
+        keyed = isinstance(value, dict) and bool(value) and set(value) <= set(by_id)
+        answers = list(value.items()) if keyed else [(pending[0].id, value)]
+        requester = await self._requester(thread, decider)
+        policy = self.system.executor.approvals.policy
+        stamped: dict[str, Any] = {}
+        for interrupt_id, answer in answers:
+            payload = by_id[interrupt_id].value
+            actions = payload.get("action_requests") if isinstance(payload, dict) else None
+            if not isinstance(actions, list):
+                stamped[interrupt_id] = answer
+                continue
+            for action in actions:
+                tool = self.system.tools.get(str(action.get("name"))) if action else None
+                refusal = tool and policy.refusal(
+                    decider, risk=tool.risk, requester=requester.user, door="interrupt"
+                )
+                if tool and refusal:
+                    raise RunForbidden(
+                        f"you may not decide the pending {tool.name} call on thread "
+                        f"{thread.thread_id}: {refusal}. The thread still waits for a decision."
+                    )
+            stamped[interrupt_id] = stamp_decider(answer, decider)
+        return stamped if keyed else stamped[pending[0].id]
+
     async def _requester(self, thread: Thread, principal: Principal) -> Principal:
         """A resumed run keeps acting as the principal who started the thread's last run."""
         async with self.system.db.session() as session:
@@ -536,8 +592,11 @@ class Runner:
             return principal
         return _principal_of(last)
 
-    async def _apply_multitask(self, session: Any, thread: Thread, strategy: str) -> list[str]:
-        """Apply the multitask strategy; return the runs to cancel once this commits."""
+    async def _apply_multitask(
+        self, session: Any, thread: Thread, strategy: str
+    ) -> tuple[list[str], bool]:
+        """Apply the multitask strategy; return the runs to cancel once this commits, and
+        whether a run of the thread is (still) running."""
         to_cancel: list[str] = []
         active = (
             (
@@ -554,8 +613,9 @@ class Runner:
                 _end_run(run, "error", lim.ERROR, "the process running this run died")
                 continue
             live.append(run)
+        running = any(run.status == "running" for run in live)
         if not live or strategy == "enqueue":
-            return to_cancel
+            return to_cancel, running
         if strategy == "reject":
             raise RunConflict(
                 f"thread {thread.thread_id} already has a run in flight ({live[0].run_id}); "
@@ -567,13 +627,14 @@ class Runner:
             else:
                 run.cancel_requested = strategy
                 to_cancel.append(run.run_id)
-        return to_cancel
+        return to_cancel, running
 
     # --- claiming -------------------------------------------------------------------------
 
     async def claim(self, run_id: str, owner: str) -> bool:
         """Claim one pending run for ``owner`` (the CLI's inline path)."""
         async with self.system.db.transaction() as session:
+            await self.system.db.lock_queue(session)
             run = await session.get(Run, run_id)
             if run is None or run.status != "pending":
                 return False
@@ -593,13 +654,18 @@ class Runner:
         running (one run per thread). A lease has one owner, so no run executes twice."""
         now = utcnow()
         claimed: list[str] = []
-        async with self.system.db.transaction() as session:
+        async with self._queued_writer(), self.system.db.transaction() as session:
+            # PostgreSQL: claimers queue on an advisory lock (one running run per thread),
+            # and skip rows other transactions hold (a cancel, a submission) instead of
+            # waiting on them; SQLite's BEGIN IMMEDIATE serialises and ignores FOR UPDATE.
+            await self.system.db.lock_queue(session)
             lapsed = (
                 await session.execute(
                     select(Run)
                     .where(Run.status == "running", Run.lease_expires_at < now)
                     .order_by(Run.created_at)
                     .limit(limit)
+                    .with_for_update(skip_locked=True)
                 )
             ).scalars()
             busy_threads: set[str] = set()
@@ -615,6 +681,7 @@ class Runner:
                         .where(Run.status == "pending", Run.thread_id.not_in(running_threads))
                         .order_by(Run.created_at)
                         .limit(4 * limit)
+                        .with_for_update(skip_locked=True)
                     )
                 ).scalars()
                 for run in candidates:
@@ -629,7 +696,7 @@ class Runner:
 
     async def renew_leases(self, owner: str) -> set[str]:
         """Extend every lease ``owner`` holds, in one statement; return the runs still held."""
-        async with self.system.db.transaction() as session:
+        async with self._queued_writer(), self.system.db.transaction() as session:
             result = await session.execute(
                 update(Run)
                 .where(Run.lease_owner == owner, Run.status == "running")
@@ -657,6 +724,20 @@ class Runner:
                 .values(status="pending", lease_owner=None, lease_expires_at=None)
             )
 
+    def _queued_writer(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """SQLite has one writer at a time, and a connection that finds the write lock taken
+        sleeps in its busy handler (up to 100 ms a try): this process's run writers
+        (submissions, claims, endings, event writes) queue on one asyncio lock instead."""
+        if self.system.db.is_sqlite:
+            return self.events.write_lock
+        return contextlib.nullcontext()
+
+    def take_queued_hint(self) -> bool:
+        """Whether a run that ended here since the last call had another run of its thread
+        waiting (so a worker should claim now rather than at its next poll)."""
+        hint, self._queued_hint = self._queued_hint, False
+        return hint
+
     def hand_back(self, run_id: str) -> None:
         """Mark a run so that its cancellation returns it to the queue instead of ending it."""
         self._handing_back.add(run_id)
@@ -671,8 +752,11 @@ class Runner:
 
     # --- execution ------------------------------------------------------------------------
 
-    async def execute(self, run_id: str, owner: str, log: EventLog | None = None) -> RunSummary:
-        """Execute a run this owner has claimed, to its end.
+    async def execute(
+        self, run_id: str, owner: str, log: EventLog | None = None, *, run: Run | None = None
+    ) -> RunSummary:
+        """Execute a run this owner has claimed, to its end. ``run``: its row as the
+        submission that leased it wrote it (saves reading it back).
 
         A lapsed run claimed again continues from its last checkpoint.
         """
@@ -683,7 +767,7 @@ class Runner:
         handed_back = False
         try:
             with bound_contextvars(run_id=run_id):
-                return await self._execute(run_id, owner, log)
+                return await self._execute(run_id, owner, log, run)
         except asyncio.CancelledError:
             handed_back = run_id in self._handed_back
             self._handed_back.discard(run_id)
@@ -692,9 +776,12 @@ class Runner:
             self._tasks.pop(run_id, None)
             await asyncio.shield(log.close(ended=not handed_back))
 
-    async def _execute(self, run_id: str, owner: str, log: EventLog) -> RunSummary:
-        async with self.system.db.session() as session:
-            run = await session.get(Run, run_id)
+    async def _execute(
+        self, run_id: str, owner: str, log: EventLog, run: Run | None = None
+    ) -> RunSummary:
+        if run is None:
+            async with self.system.db.session() as session:
+                run = await session.get(Run, run_id)
         assert run is not None
         # The run's span continues the trace of the request that submitted it, which may
         # have been served by another process.
@@ -743,14 +830,22 @@ class Runner:
             "run_id": uuid.UUID(run_id),
             "recursion_limit": 10_000,
         }
-        tracer = RunTracer(span) if tracing_enabled() else None
-        if tracer is not None:
-            config["callbacks"] = [tracer]
+        step_trace = StepTrace(
+            run_id=run_id,
+            thread_id=run.thread_id,
+            tenant=run.tenant,
+            sink=log,
+            usage=self.system.router_services.recorder,
+        )
+        tracer = RunTracer(span if tracing_enabled() else None, step_trace)
+        config["callbacks"] = [tracer]
         graph_input = await self._graph_input(plan, kwargs, run, config)
         if kwargs.get("checkpoint_id"):
             config["configurable"]["checkpoint_id"] = kwargs["checkpoint_id"]
         deadline = time.time() + plan.limits.max_wall_seconds
         context = self._context(plan, run, deadline)
+        if context is not None and plan.assistant.options.get("memory"):
+            context = replace(context, memory=await self._agent_memory())
         requested = [
             ("messages" if m == "messages-tuple" else m)
             for m in kwargs.get("stream_mode", ["updates"])
@@ -811,6 +906,7 @@ class Runner:
                 await asyncio.shield(self.release(run_id, owner))
                 raise
             action = await self.cancel_requested(run_id)
+            tracer.close_all()  # before a rollback discards what the run had pending
             await asyncio.shield(
                 self._finish(plan, run, None, lim.CANCELLED, log, rollback=action == "rollback")
             )
@@ -818,8 +914,7 @@ class Runner:
         except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
             error = f"{type(exc).__name__}: {exc}"
         finally:
-            if tracer is not None:
-                tracer.close_all()
+            tracer.close_all()
         observed = None
         if error is None and forced is None and isinstance(last_values, dict):
             values = {k: v for k, v in last_values.items() if k != "__interrupt__"}
@@ -926,6 +1021,23 @@ class Runner:
             options=plan.assistant.options,
         )
 
+    async def _agent_memory(self) -> AgentMemory | None:
+        """Long-term memory for an assistant with the ``memory`` option; None (logged)
+        when this process cannot open it: the run goes on without memories."""
+        from runtime.memory_services import minimisation_policy
+
+        lazy = self.system.memory
+        if lazy is None:
+            return None
+        try:
+            services = await lazy.get()
+        except Exception as exc:  # vector store locked elsewhere, embedder missing
+            structlog.get_logger(__name__).warning(
+                "memory_unavailable", error=type(exc).__name__, detail=str(exc)
+            )
+            return None
+        return AgentMemory(services.memories, minimisation_policy(self.system.settings))
+
     async def cancel_requested(self, run_id: str) -> str | None:
         """The cancel action asked for this run (``interrupt``/``rollback``), if any."""
         async with self.system.db.session() as session:
@@ -999,26 +1111,25 @@ class Runner:
         )
         # The last events commit with the final status: whoever sees the run ended (by
         # polling the database) also sees every event.
-        async with self.events.write_lock, self.system.db.transaction() as session:
-            row = await session.get(Run, run.run_id)
-            thread = await session.get(Thread, plan.thread_id)
-            assert row is not None and thread is not None
-            _end_run(row, run_status, reason, error)
-            other_active = (
-                await session.execute(
-                    select(Run.run_id).where(
-                        Run.thread_id == plan.thread_id,
-                        Run.status.in_(ACTIVE),
-                        Run.run_id != run.run_id,
-                    )
-                )
-            ).first()
-            thread.status = "busy" if other_active and not interrupts else thread_status
-            if rollback:
-                await session.delete(row)
-                log.pending.clear()
-            else:
-                await log.flush(session)
+        if not rollback:
+            # One transaction for the status, the lease, the thread and the last events,
+            # shared with the other runs ending now (runtime.endings).
+            ending = Ending(
+                run_id=run.run_id,
+                thread_id=plan.thread_id,
+                status=run_status,
+                stop_reason=reason,
+                error=error,
+                thread_status=thread_status,
+                interrupted=bool(interrupts),
+                log=log,
+            )
+            if await self.endings.end(ending):
+                self._queued_hint = True  # a run queued behind this one: claim it now
+        else:
+            await self._end_rolled_back(
+                plan.thread_id, run.run_id, log, thread_status, interrupted=bool(interrupts)
+            )
         _count_run(run, summary)
         if webhook := (run.kwargs or {}).get("webhook"):
             payload = {
@@ -1046,6 +1157,33 @@ class Runner:
         if (run.kwargs or {}).get("on_completion") == "delete" and not interrupts:
             await self.delete_thread(plan.thread_id)
         return summary
+
+    async def _end_rolled_back(
+        self, thread_id: str, run_id: str, log: EventLog, thread_status: str, *, interrupted: bool
+    ) -> None:
+        """A cancel with rollback: the run's row goes (its events with it); the thread is
+        ``busy`` if another of its runs is active (and it waits for no decision), else
+        ``thread_status``."""
+        async with self.events.write_lock, self.system.db.transaction() as session:
+            other_active = (
+                await session.execute(
+                    select(Run.run_id)
+                    .where(Run.thread_id == thread_id, Run.status.in_(ACTIVE), Run.run_id != run_id)
+                    .limit(1)
+                )
+            ).first()
+            if other_active:
+                self._queued_hint = True
+            await session.execute(
+                update(Thread)
+                .where(Thread.thread_id == thread_id)
+                .values(status="busy" if other_active and not interrupted else thread_status)
+                .execution_options(synchronize_session=False)
+            )
+            await session.execute(
+                delete(Run).where(Run.run_id == run_id).execution_options(synchronize_session=False)
+            )
+            log.discard()
 
     async def delete_thread(self, thread_id: str) -> None:
         """Delete a thread's rows and checkpoints (its runs' events go with the runs)."""
@@ -1097,13 +1235,21 @@ def _lease(run: Run, owner: str) -> None:
     run.started_at = run.started_at or utcnow()
 
 
+def _ended_values(status: str, reason: str, error: str | None) -> dict[str, Any]:
+    """The columns of a run that ended (its lease released)."""
+    return {
+        "status": status,
+        "stop_reason": reason,
+        "error": error,
+        "ended_at": utcnow(),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+
+
 def _end_run(run: Run, status: str, reason: str, error: str | None) -> None:
-    run.status = status
-    run.stop_reason = reason
-    run.error = error
-    run.ended_at = utcnow()
-    run.lease_owner = None
-    run.lease_expires_at = None
+    for name, value in _ended_values(status, reason, error).items():
+        setattr(run, name, value)
 
 
 def _principal_of(run: Run) -> Principal:

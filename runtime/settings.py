@@ -195,6 +195,14 @@ class Settings(BaseSettings):
         description="Every API request acts as the local all-roles user. Only for a server "
         "on 127.0.0.1 used by one person.",
     )
+    api_key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="How long the API trusts a verified API key before looking it up again: "
+        "a key revoked by this server's process stops at once, one revoked elsewhere (the "
+        "CLI) within this time; 0 looks up every request.",
+    )
     jwt_secret: SecretStr | None = Field(
         default=None, description="HS256 secret (at least 32 bytes) for bearer JWTs."
     )
@@ -233,6 +241,20 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest API request body accepted."
+    )
+    max_sse_streams: int = Field(
+        default=50,
+        ge=0,
+        description="Open SSE run streams per user of a tenant (the API answers 429 beyond "
+        "it); 0: no limit.",
+    )
+    max_sse_streams_per_tenant: int = Field(
+        default=500, ge=0, description="Open SSE run streams per tenant; 0: no limit."
+    )
+    max_message_chars: int = Field(
+        default=200_000,
+        ge=1,
+        description="Longest text of one input message of a run (422 beyond it).",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -282,6 +304,12 @@ class Settings(BaseSettings):
     mcp_max_argument_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest arguments of one MCP tool call."
     )
+    mcp_stateless_taint_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Stateless MCP requests have no session: after one reads untrusted "
+        "content, the caller's stateless writes need approval for this long.",
+    )
     mcp_auth_cache_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -322,8 +350,10 @@ class Settings(BaseSettings):
     )
     approver_roles: Annotated[dict[str, list[str]], NoDecode] = Field(
         default_factory=dict,
-        description='Roles that may approve each risk level, JSON: {"destructive": ["admin"]}; '
-        "default: reviewer and admin for every level.",
+        description='Roles that may approve each risk level, JSON: {"destructive": ["admin"]}, '
+        "for MCP approvals and graph interrupts alike ('requester' lets the caller decide "
+        "their own call); default: reviewer and admin for every level, plus the requester "
+        "for interrupts of their own runs.",
     )
     four_eyes: bool = Field(
         default=False, description="The requester of a call may not approve it themselves."
@@ -344,6 +374,9 @@ class Settings(BaseSettings):
     )
     file_ttl_days: float | None = Field(
         default=365.0, gt=0, description="Files in files_dir unchanged this long are deleted."
+    )
+    trace_ttl_days: float | None = Field(
+        default=30.0, gt=0, description="Per-step trace rows older than this are deleted."
     )
     privacy_hold: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["special", "financial"],
@@ -436,6 +469,16 @@ class Settings(BaseSettings):
     @property
     def checkpoint_path(self) -> Path:
         return self.data_dir / "checkpoints.db"
+
+    @property
+    def checkpoint_store_url(self) -> str:
+        """Where checkpoints live: ``checkpoint_url``, else the relational store when that is
+        PostgreSQL (issue 10), else ``checkpoints.db`` in the data dir."""
+        if self.checkpoint_url:
+            return self.checkpoint_url
+        if self.database_url and self.database_url.startswith(("postgresql", "postgres:")):
+            return self.database_url
+        return f"sqlite:///{self.checkpoint_path}"
 
     @property
     def chroma_dir(self) -> Path:

@@ -10,7 +10,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graphs.assistants import AssistantCatalog
-from graphs.checkpointer import sqlite_checkpointer
+from graphs.checkpointer import open_checkpointer
 from graphs.registry import GraphRegistry, add_user_graphs, builtin_registry, read_graphs_file
 from providers import ProviderSettings
 from providers.budgets import SpendBudgets, SpendLimits
@@ -36,7 +36,7 @@ from tools import (
     TrustConfig,
     builtin_tools,
 )
-from tools.external import ExternalServerConfig, external_tools
+from tools.external import ExternalServerConfig, close_attached, external_tools
 
 
 @dataclass
@@ -101,7 +101,10 @@ class System:
         return list(self._models.values())
 
     async def aclose(self) -> None:
-        """Write pending usage rows and release the models' HTTP clients."""
+        """Write pending usage rows and release the models' HTTP clients and the
+        sessions kept with attached MCP servers."""
+        await close_attached(self.tools)
+        await self.executor.audit.flush()
         if self.memory is not None:
             await self.memory.aclose()
         for model in self._models.values():
@@ -162,12 +165,8 @@ def builtin_config(settings: Settings) -> BuiltinConfig:
 
 def approval_policy(settings: Settings) -> ApprovalPolicy:
     """Who may approve which risk level, four-eyes and expiry, from settings."""
-    approvers = {
-        **ApprovalPolicy().approver_roles,
-        **{risk: frozenset(roles) for risk, roles in settings.approver_roles.items()},
-    }
-    return ApprovalPolicy(
-        approver_roles=approvers,
+    return ApprovalPolicy.configured(
+        settings.approver_roles,
         four_eyes=settings.four_eyes,
         ttl_seconds=settings.approval_ttl_seconds,
     )
@@ -180,6 +179,7 @@ def build_executor(settings: Settings, db: Database, tools: ToolRegistry) -> Too
         ToolPolicy(tools),
         approval_policy=approval_policy(settings),
         trust=TrustConfig.with_overrides(settings.trust_sources),
+        defer_read_audit=True,  # System.aclose flushes the audit log
     )
 
 
@@ -206,8 +206,8 @@ async def open_system(
     tools = ToolRegistry([*builtins, *attached, *extra_tools])
     db = Database(settings.store_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
-        async with sqlite_checkpointer(
-            settings.checkpoint_path, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        async with open_checkpointer(
+            settings.checkpoint_store_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         ) as checkpointer:
             system = System(
                 settings=settings,

@@ -1,8 +1,13 @@
 """Async engine and sessions for the relational store.
 
-SQLite (the embedded default) runs in WAL mode with a busy timeout, and write
-transactions start with ``BEGIN IMMEDIATE`` so that two writers queue on the
-busy timeout instead of failing with "database is locked" on lock upgrade.
+The URL decides the backend, here and nowhere else:
+
+- SQLite (the embedded default) runs in WAL mode with a busy timeout, and write
+  transactions start with ``BEGIN IMMEDIATE`` so that two writers queue on the
+  busy timeout instead of failing with "database is locked" on lock upgrade.
+- PostgreSQL (``postgresql+psycopg://``, psycopg 3) gets a connection pool with
+  pre-ping; writers use the default READ COMMITTED transactions, and the run queue
+  serialises claims with a transaction-scoped advisory lock (``lock_queue``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,11 +27,36 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from store.notify import Listener
+
 _BEGIN_OPTION = "relaygraph_sqlite_begin"
+QUEUE_LOCK_KEY = 7254130
+"""``pg_advisory_xact_lock`` key held by whoever claims runs (see ``Database.lock_queue``)."""
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says what to do."""
+
+
+def normalize_url(url: str) -> str:
+    """The async SQLAlchemy URL for ``url``: plain ``postgresql://`` (or ``postgres://``)
+    means psycopg 3, the driver LangGraph's Postgres checkpointer uses too."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgresql+psycopg2", "postgresql+asyncpg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_postgres_url(url: str) -> bool:
+    return make_url(normalize_url(url)).get_backend_name() == "postgresql"
+
+
+def libpq_url(url: str) -> str:
+    """``url`` as a libpq connection string for psycopg (no SQLAlchemy driver suffix)."""
+    parsed = make_url(normalize_url(url)).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -80,21 +110,38 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 class Database:
     """The relational store: one async engine, read sessions and write transactions."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = 30_000,
+        echo: bool = False,
+        pool_size: int = 10,
+    ) -> None:
+        url = normalize_url(url)
         self.url = url
         path = sqlite_path(url)
         if path is not None:
             ensure_writable_dir(path.parent)
-        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        backend = make_url(url).get_backend_name()
+        self.is_sqlite = backend == "sqlite"
+        self.is_postgres = backend == "postgresql"
         connect_args: dict[str, Any] = {}
+        engine_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args["timeout"] = busy_timeout_ms / 1000
-        self.engine = create_async_engine(url, echo=echo, connect_args=connect_args)
+        elif self.is_postgres:
+            # Statements wait at most the busy timeout for a lock, like SQLite's.
+            connect_args["options"] = f"-c lock_timeout={int(busy_timeout_ms)}"
+            engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine = create_async_engine(url, echo=echo, connect_args=connect_args, **engine_args)
         if self.is_sqlite:
             _install_sqlite_pragmas(self.engine, busy_timeout_ms)
             writer = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         else:
             writer = self.engine
+        self.listener = Listener(libpq_url(url)) if self.is_postgres else None
+        """Cross-process wake-ups (PostgreSQL only; SQLite callers poll)."""
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(writer, expire_on_commit=False)
 
@@ -110,5 +157,20 @@ class Database:
         async with self._writer() as session, session.begin():
             yield session
 
+    async def lock_queue(self, session: AsyncSession) -> None:
+        """Serialise run claims until ``session``'s transaction ends.
+
+        SQLite's ``BEGIN IMMEDIATE`` already did; on PostgreSQL claimers take a
+        transaction-scoped advisory lock, so "one running run per thread" holds across
+        processes (READ COMMITTED alone would let two claimers pick two runs of one
+        thread). Claims are short, so this costs one round trip, not throughput.
+        """
+        if self.is_postgres:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY}
+            )
+
     async def dispose(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
         await self.engine.dispose()

@@ -1,5 +1,7 @@
 """Alembic migrations, applied programmatically (``relaygraph migrate``, and at start-up
-of the embedded default under a file lock so that concurrent processes do not race)."""
+of every process): under a file lock beside a SQLite database, and under
+``pg_advisory_lock`` on PostgreSQL (taken in ``migrations/env.py``), so concurrent
+processes never race; the second one finds the schema at head and does nothing."""
 
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from store.database import StoreError, ensure_writable_dir, sqlite_path
+from store.database import StoreError, ensure_writable_dir, normalize_url, sqlite_path
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def sync_url(url: str) -> str:
     """The synchronous driver URL Alembic uses for an async store URL."""
-    parsed = make_url(url)
+    parsed = make_url(normalize_url(url))
     if parsed.drivername == "sqlite+aiosqlite":
         parsed = parsed.set(drivername="sqlite")
     elif parsed.drivername == "postgresql+asyncpg":

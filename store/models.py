@@ -364,6 +364,46 @@ class ProviderUsage(Base):
     """The answer came from a deployment other than the alias's first choice."""
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    paid_by: Mapped[str] = mapped_column(
+        String(16), default="deployment", server_default="deployment"
+    )
+    """Whose key the call used: ``tenant`` (their own credential) or ``deployment``."""
+
+
+class TraceStep(Base):
+    """One executed graph node of a run, as the console's trace shows it (issue 8): its
+    model calls (aggregated, and each in ``model_calls``), tool calls with outcomes and
+    retrieved memory/document ids with scores (never text). Deleted by retention."""
+
+    __tablename__ = "trace_steps"
+    __table_args__ = (
+        Index("ix_trace_steps_run", "run_id", "seq"),
+        Index("ix_trace_steps_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    thread_id: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    namespace: Mapped[str] = mapped_column(String(512))
+    node: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    alias: Mapped[str | None] = mapped_column(String(256))
+    deployment: Mapped[str | None] = mapped_column(String(512))
+    prompt_name: Mapped[str | None] = mapped_column(String(128))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    model_calls: Mapped[Any] = mapped_column(JSON)
+    tool_calls: Mapped[Any] = mapped_column(JSON)
+    retrieved: Mapped[Any] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ProviderCacheEntry(Base):

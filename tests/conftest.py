@@ -50,6 +50,39 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator:  # type: ignore[type-arg]
+    """A throwaway PostgreSQL cluster (Debian's binaries), started once per session.
+
+    Skipped where the binaries are missing, except in CI (``CI=true``), where that fails.
+    """
+    from tests.scaleout.postgres_cluster import PostgresCluster, PostgresUnavailable
+
+    try:
+        with PostgresCluster.running() as cluster:
+            yield cluster
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow]),
+    ]
+)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The store backend a test runs on: the embedded SQLite default, or a fresh database
+    on the session's PostgreSQL cluster through ``RELAYGRAPH_DATABASE_URL`` (inherited by
+    subprocesses too). Use with ``pytestmark = pytest.mark.usefixtures("backend")``."""
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("postgres_cluster")
+        monkeypatch.setenv("RELAYGRAPH_DATABASE_URL", cluster.database_url())
+    return str(request.param)
+
+
 @pytest.fixture
 def settings(data_dir: Path):  # type: ignore[no-untyped-def]
     from runtime.settings import Settings

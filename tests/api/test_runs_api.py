@@ -19,6 +19,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from runtime.webhooks import deployment_secret, tenant_secret
 from tests.api.conftest import ApiServer
 
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
+
 HERE = Path(__file__).parent
 SLOW_MODEL = f"scripted:{HERE / 'slow_model.py'}:turn"
 FAILING_MODEL = f"scripted:{HERE / 'failing_model.py'}:turn"

@@ -13,6 +13,8 @@ from langgraph_sdk.errors import ConflictError
 
 from tests.helpers import call
 
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
+
 SLOW_MODEL = f"scripted:{Path(__file__).with_name('slow_model.py')}:turn"
 DELETE_TURNS = [
     {"content": "saving", "tool_calls": [call("notes_create", title="keep", body="1")]},

@@ -169,3 +169,48 @@ async def test_config_from_environment_settings(system, data_dir, monkeypatch) -
 
     assert principal.tenant == "globex"
     assert SECRET not in repr(settings)
+
+
+async def test_verified_keys_are_cached_and_a_revocation_here_ends_that(system, key) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import delete
+
+    from store.models import ApiKey
+
+    cached = Authenticator(AuthConfig(api_key_cache_seconds=60), system.db)
+    uncached = Authenticator(AuthConfig(), system.db)
+    headers = {"x-api-key": key.key}
+    first = await cached.identify(headers)
+    # The row goes behind the authenticators' backs (as another process might): the cache
+    # still knows the key, a lookup does not.
+    async with system.db.transaction() as session:
+        await session.execute(delete(ApiKey).where(ApiKey.key_id == key.key_id))
+    assert await cached.identify(headers) == first
+    assert (await _refused(uncached, headers)).code == "invalid_api_key"
+    # A wrong secret for a cached key id is never served from the cache.
+    assert (await _refused(cached, {"x-api-key": key.key[:-4] + "AAAA"})).code == (
+        "invalid_api_key"
+    )
+    # Revoking any key in this process empties the cache at once.
+    other = await create_api_key(db=system.db, tenant="acme", user="bo", roles=["user"])
+    await revoke_api_key(db=system.db, key_id=other.key_id)
+    assert (await _refused(cached, headers)).code == "invalid_api_key"
+
+
+async def test_cached_keys_expire(system, key) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    cached = Authenticator(AuthConfig(api_key_cache_seconds=5), system.db)
+    cached._keys.clock = lambda: now[0]
+    headers = {"x-api-key": key.key}
+    await cached.identify(headers)
+    from sqlalchemy import update
+
+    from store.models import ApiKey, utcnow
+
+    async with system.db.transaction() as session:  # revoked by another process
+        await session.execute(
+            update(ApiKey).where(ApiKey.key_id == key.key_id).values(revoked_at=utcnow())
+        )
+    now[0] += 4.9
+    assert (await cached.identify(headers)).key_id == key.key_id
+    now[0] += 0.2
+    assert (await _refused(cached, headers)).code == "revoked_api_key"

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from graphs.agent import turn_counts
@@ -19,6 +20,7 @@ from store.models import Run, RunEvent, utcnow
 SLOW_MODEL = f"scripted:{Path(__file__).parents[1] / 'api' / 'slow_model.py'}:turn"
 PRINCIPAL = local_principal()
 HELLO = {"messages": [{"type": "human", "content": "go"}]}
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
 
 
 async def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]

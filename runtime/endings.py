@@ -1,0 +1,183 @@
+"""Group commit of run endings: runs that end while an ending commits, end together.
+
+A run's ending is one write: its final status (the lease released), its thread's status
+and its last events, in one transaction, so whoever sees the run ended also sees every
+event. When many runs end at once (a thousand slow runs finishing together), each ending
+in its own transaction would queue on SQLite's single writer; here the endings that
+arrive while one commits wait and commit together in the next transaction, a fixed
+handful of statements (executemany) whatever the batch size. Alone, an ending commits
+at once. A batch that fails is retried one ending at a time, so one bad ending fails
+alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+
+from runtime.events import EventBus, EventLog, write_rows
+from store import Database
+from store.models import Run, Thread, utcnow
+
+logger = logging.getLogger(__name__)
+ACTIVE = ("pending", "running")
+
+_END_RUN = (
+    update(Run.__table__)  # type: ignore[arg-type]
+    .where(Run.__table__.c.run_id == bindparam("b_run_id"))
+    .values(
+        status=bindparam("b_status"),
+        stop_reason=bindparam("b_stop_reason"),
+        error=bindparam("b_error"),
+        ended_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
+_THREAD_STATUS = (
+    update(Thread.__table__)  # type: ignore[arg-type]
+    .where(Thread.__table__.c.thread_id == bindparam("b_thread_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+
+
+@dataclass
+class Ending:
+    """How one run ended. ``thread_status`` is its thread's new status unless another run
+    of the thread is active and this one did not stop at an interrupt (then ``busy``)."""
+
+    run_id: str
+    thread_id: str
+    status: str
+    stop_reason: str
+    error: str | None
+    thread_status: str
+    interrupted: bool
+    log: EventLog
+
+
+class Endings:
+    """Commits run endings, batching those that arrive together."""
+
+    def __init__(self, db: Database, events: EventBus) -> None:
+        self.db = db
+        self.events = events
+        self._waiting: list[tuple[Ending, asyncio.Future[bool]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def end(self, ending: Ending) -> bool:
+        """Commit ``ending``; whether another run of its thread is active (queued behind
+        it). The commit happens even if the caller is cancelled meanwhile.
+
+        Raises:
+            Exception: the store refused this ending (alone, not just its batch).
+        """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((ending, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="run endings")
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                busy = await self._commit([ending for ending, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                    continue
+                logger.warning(
+                    "ending %d runs together failed (%r); one at a time", len(batch), exc
+                )
+                for ending, future in batch:
+                    try:
+                        alone = await self._commit([ending])
+                    except Exception as single:
+                        _settle(future, single)
+                    else:
+                        _settle(future, ending.thread_id in alone)
+                continue
+            for ending, future in batch:
+                _settle(future, ending.thread_id in busy)
+
+    async def _commit(self, batch: list[Ending]) -> set[str]:
+        """One transaction for ``batch``; the threads that have another active run."""
+        run_ids = [ending.run_id for ending in batch]
+        thread_ids = sorted({ending.thread_id for ending in batch})
+        taken = [(ending, ending.log.take(), ending.log.take_side()) for ending in batch]
+        try:
+            async with self.events.write_lock, self.db.transaction() as session:
+                busy = set(
+                    (
+                        await session.execute(
+                            select(Run.thread_id).where(
+                                Run.thread_id.in_(thread_ids),
+                                Run.status.in_(ACTIVE),
+                                Run.run_id.not_in(run_ids),
+                            )
+                        )
+                    ).scalars()
+                )
+                present = set(
+                    (await session.execute(select(Run.run_id).where(Run.run_id.in_(run_ids))))
+                    .scalars()
+                    .all()
+                )
+                now = utcnow()
+                await session.execute(
+                    _THREAD_STATUS,
+                    [
+                        {
+                            "b_thread_id": ending.thread_id,
+                            "b_status": "busy"
+                            if ending.thread_id in busy and not ending.interrupted
+                            else ending.thread_status,
+                            "b_now": now,
+                        }
+                        for ending in batch
+                    ],
+                )
+                ended = [ending for ending in batch if ending.run_id in present]
+                if ended:
+                    await session.execute(
+                        _END_RUN,
+                        [
+                            {
+                                "b_run_id": ending.run_id,
+                                "b_status": ending.status,
+                                "b_stop_reason": ending.stop_reason,
+                                "b_error": ending.error,
+                                "b_now": now,
+                            }
+                            for ending in ended
+                        ],
+                    )
+                # A run whose row is gone (its thread was deleted) keeps no events.
+                events = [
+                    row for ending, rows, _ in taken if ending.run_id in present for row in rows
+                ]
+                side = [
+                    row for ending, _, rows in taken if ending.run_id in present for row in rows
+                ]
+                await write_rows(session, events, side)
+        except BaseException:
+            for ending, rows, side_rows in taken:  # for the retry
+                ending.log.pending[:0] = rows
+                ending.log.side_rows[:0] = side_rows
+            raise
+        return busy
+
+
+def _settle(future: asyncio.Future[Any], outcome: bool | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
