@@ -26,7 +26,8 @@ from langgraph.types import interrupt
 
 from graphs import limits as lim
 from graphs.context import RunContext
-from graphs.interrupts import Decision, approval_request, parse_decisions
+from graphs.interrupts import Decision, approval_request, decider_of, parse_decisions
+from identity import Principal
 from providers.errors import BudgetExceeded
 from providers.router import CallInfo, RouterChatModel
 from providers.websearch import citations, search_used
@@ -53,6 +54,9 @@ class AgentState(TypedDict):
     from then on write and destructive calls need approval. Checkpointed with the
     messages, so it survives interrupts, resumes and restarts, and never resets while
     that content is still in the history the model sees."""
+    recalled_memories: NotRequired[list[dict[str, Any]]]
+    """Ids and scores (never the text) of the long-term memories the last model call was
+    given, when the assistant's ``memory`` option is on: the trace of what it saw."""
 
 
 def fresh_turn() -> dict[str, Any]:
@@ -138,6 +142,13 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
                 f"the run used its token budget ({ctx.limits.max_run_tokens} tokens); "
                 "raise max_run_tokens and resume the thread to continue",
             )
+    recalled: dict[str, Any] = {}
+    if ctx.memory is not None:
+        block, traced = await ctx.memory.context_block(dict(state), runtime)
+        if block:
+            prompt.append(SystemMessage(block))
+        if traced or state.get("recalled_memories"):  # each step's trace shows what it saw
+            recalled["recalled_memories"] = traced
     kwargs: dict[str, Any] = {}
     if isinstance(getattr(ctx.model, "bound", ctx.model), RouterChatModel):
         metadata = get_config().get("metadata") or {}
@@ -156,7 +167,7 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
         reply = await ctx.model.ainvoke([*prompt, *history], **kwargs)
     except BudgetExceeded as exc:
         return _budget_stop(exc.reason, str(exc))
-    update: dict[str, Any] = {"messages": [reply]}
+    update: dict[str, Any] = {"messages": [reply], **recalled}
     if search_used(reply):
         # Search results are untrusted content the model has now read: the run is tainted
         # (later writes need approval) and the search is audited like a tool call.
@@ -207,12 +218,18 @@ async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
             approved.append(_cleared(call, None))
     update: dict[str, Any] = {}
     if pending:
-        answer = interrupt(approval_request(pending, ctx.tools.registry))
+        request = approval_request(pending, ctx.tools.registry)
+        answer = interrupt(request)
+        while refusal := _decider_refusal(ctx, pending, answer):
+            # Answered by someone the approval policy refuses (runs.py refuses them before
+            # this; a replay re-checks each stored answer): keep waiting, saying why.
+            answer = interrupt(_with_refusal(request, refusal))
         decisions = parse_decisions(answer, expected=len(pending))
+        reviewer = _decider(ctx, answer).user
         edited_args: dict[str, dict[str, Any]] = {}
         for (call, _reason), choice in zip(pending, decisions, strict=True):
-            outcome = _apply_decision(ctx, call, choice, tainted)
-            await _audit_decision(ctx, runtime, call, choice)
+            outcome = _apply_decision(ctx, call, choice, tainted, reviewer)
+            await _audit_decision(ctx, runtime, call, choice, reviewer)
             if isinstance(outcome, ToolMessage):
                 errors.append(outcome)
             else:
@@ -237,14 +254,56 @@ async def _with_preview(ctx: RunContext, decision: PolicyDecision) -> str:
     return f"{decision.reason}; it would {would}" if would else decision.reason
 
 
+def _decider(ctx: RunContext, answer: Any) -> Principal:
+    """Who gave ``answer``: the server's stamp (``runtime.runs``); an answer given in
+    process without one counts as the run's own ``decided_by`` (roles known only when
+    that is the requester)."""
+    stamped = decider_of(answer)
+    if stamped is not None:
+        return stamped
+    if ctx.decided_by in (None, ctx.principal.user):
+        return ctx.principal
+    return Principal(tenant=ctx.principal.tenant, user=ctx.decided_by or "")
+
+
+def _decider_refusal(ctx: RunContext, pending: list[tuple[ToolCall, str]], answer: Any) -> str:
+    """Why the approval policy (roles per risk, four-eyes) refuses whoever gave ``answer``
+    for one of the ``pending`` calls; "" when it does not."""
+    decider = _decider(ctx, answer)
+    policy = ctx.tools.approvals.policy
+    for call, _reason in pending:
+        tool = ctx.tools.registry.get(call.name)
+        refusal = tool and policy.refusal(
+            decider, risk=tool.risk, requester=ctx.principal.user, door="interrupt"
+        )
+        if refusal:
+            return refusal
+    return ""
+
+
+def _with_refusal(request: dict[str, Any], refusal: str) -> dict[str, Any]:
+    actions = [
+        {
+            **action,
+            "description": f"The last decision was refused ({refusal}). {action['description']}",
+        }
+        for action in request["action_requests"]
+    ]
+    return {**request, "action_requests": actions}
+
+
 async def _audit_decision(
-    ctx: RunContext, runtime: Runtime[RunContext], call: ToolCall, choice: Decision
+    ctx: RunContext,
+    runtime: Runtime[RunContext],
+    call: ToolCall,
+    choice: Decision,
+    reviewer: str,
 ) -> None:
     info = runtime.execution_info
     await ctx.tools.record_decision(
         call,
         ctx.principal,
-        decided_by=ctx.decided_by or ctx.principal.user,
+        decided_by=reviewer,
         decision={"approve": "approved", "edit": "edited", "reject": "rejected"}[choice.type],
         run_id=ctx.run_id,
         thread_id=info.thread_id if info is not None else None,
@@ -266,9 +325,8 @@ def _check(ctx: RunContext, call: ToolCall, tainted: bool = False) -> PolicyDeci
 
 
 def _apply_decision(
-    ctx: RunContext, call: ToolCall, choice: Decision, tainted: bool
+    ctx: RunContext, call: ToolCall, choice: Decision, tainted: bool, reviewer: str
 ) -> dict[str, Any] | ToolMessage:
-    reviewer = ctx.decided_by or ctx.principal.user
     if choice.type == "reject":
         text = choice.message or "no reason given"
         return _error_message(call, "rejected", f"a reviewer rejected this call: {text}")
@@ -344,7 +402,10 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     return update
 
 
-async def finish(state: AgentState) -> dict[str, Any]:
+async def finish(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    if runtime.context is not None and runtime.context.memory is not None:
+        # In the background (the answer is not held up); idempotent if this node reruns.
+        await runtime.context.memory.remember(dict(state), runtime)
     ai = _last_ai(state)
     text = ai.text if ai is not None else ""
     return {"stop_reason": lim.COMPLETED, "final_message": text, "resume_at": None}

@@ -12,9 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from identity import Principal
 from tools import ToolCall, ToolRegistry
 
 ALLOWED_DECISIONS = ["approve", "edit", "reject"]
+DECIDER_KEY = "decided_by"
+"""Where the server records, inside a resume value, who gave it (never the client)."""
 
 
 class InvalidDecision(ValueError):
@@ -100,3 +103,28 @@ def _one(item: Any, position: int) -> Decision:
     raise InvalidDecision(
         f"decision {position}: unknown type {kind!r}; use approve, edit or reject"
     )
+
+
+def stamp_decider(value: Any, decider: Principal) -> Any:
+    """The resume value with ``decider`` recorded in it (whatever a client sent under
+    :data:`DECIDER_KEY` is replaced). The stamp is checkpointed with the answer, so a
+    gate re-run on replay checks each answer against the person who actually gave it.
+    Values that are no decision list are returned unchanged (parsing reports them)."""
+    if isinstance(value, list):
+        value = {"decisions": value}
+    elif isinstance(value, dict) and "type" in value and "decisions" not in value:
+        value = {"decisions": [value]}
+    if not isinstance(value, dict) or "decisions" not in value:
+        return value
+    return {**value, DECIDER_KEY: decider.to_dict()}
+
+
+def decider_of(value: Any) -> Principal | None:
+    """Who gave a resume value, if the server stamped it (:func:`stamp_decider`)."""
+    stamp = value.get(DECIDER_KEY) if isinstance(value, dict) else None
+    if not isinstance(stamp, dict):
+        return None
+    try:
+        return Principal.from_dict(stamp)
+    except (KeyError, TypeError):
+        return None

@@ -172,6 +172,21 @@ class McpHttpEndpoint:
                     scope, receive, send
                 )
                 return
+        if request.method == "POST":
+            limit = max(4 * self.config.max_argument_bytes, 1024 * 1024)
+            body = await _read_body(receive, limit)
+            if body is None:
+                await _problem(
+                    413,
+                    "payload_too_large",
+                    f"the request body is over {limit} bytes; send less data per call",
+                )(scope, receive, send)
+                return
+            invalid = _invalid_jsonrpc(body)
+            if invalid is not None:
+                await JSONResponse(invalid, status_code=400)(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         scope[_PRINCIPAL_KEY] = caller.principal
         scope["user"] = AuthenticatedUser(_access_token(caller, request))
         await manager.handle_request(scope, receive, send)
@@ -240,6 +255,73 @@ def _access_token(caller: Caller, request: Request) -> AccessToken:
         scopes=sorted(principal.scopes),
         subject=f"{principal.tenant}/{principal.user}",
     )
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it grows over ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the already-read body to the SDK, then defers to the client."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _invalid_jsonrpc(body: bytes) -> dict[str, Any] | None:
+    """A JSON-RPC -32600 answer for valid JSON that is no JSON-RPC 2.0 message (the SDK
+    answers those with -32602); None for anything the SDK should see (invalid JSON
+    included: it answers -32700 itself)."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    problem: str | None = None
+    if not isinstance(message, dict):
+        problem = "the body must be one JSON-RPC 2.0 object"
+    elif message.get("jsonrpc") != "2.0":
+        problem = '"jsonrpc" must be "2.0"'
+    elif "method" in message and not isinstance(message["method"], str):
+        problem = '"method" must be a string'
+    elif "method" not in message and not ("result" in message or "error" in message):
+        problem = "a message needs a method, a result or an error"
+    elif "params" in message and not isinstance(message["params"], dict | list):
+        problem = '"params" must be an object'
+    elif "id" in message and (
+        isinstance(message["id"], bool) or not isinstance(message["id"], int | str | None)
+    ):
+        problem = '"id" must be a string or an integer'
+    if problem is None:
+        return None
+    request_id = message.get("id") if isinstance(message, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        request_id = None
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {"code": -32600, "message": f"Invalid Request: {problem}"},
+    }
 
 
 def _quoted(text: str) -> str:

@@ -4,7 +4,8 @@ Transport-free: :func:`build_server` takes a function that names the principal b
 each request (fixed for stdio, from the authenticated HTTP request otherwise). Every
 call goes through ``tools.executor`` (gate, ledger, audit); this module only
 translates between MCP and the executor and keeps the MCP-only parts: the
-``approval_id`` argument, argument size limits, progress heartbeats and session taint.
+``approval_id`` argument, argument size limits, progress heartbeats and taint across
+calls (per session; per principal for stateless requests, which have no session).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -47,6 +49,9 @@ class McpToolService:
         self._entries: dict[str, types.Tool] = {}
         self._tainted_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._tainted_sessions: OrderedDict[str, None] = OrderedDict()
+        self._visible: dict[tuple[frozenset[str], int], list[ToolSpec]] = {}
+        self._tainted_principals: OrderedDict[tuple[str, str], float] = OrderedDict()
+        """Stateless callers: (tenant, user) → when their taint lapses (monotonic)."""
 
     def is_tainted(self, session: Any) -> bool:
         if session is None:
@@ -65,12 +70,41 @@ class McpToolService:
             with suppress(TypeError):  # an object that cannot be weakly referenced
                 self._tainted_connections.add(session)
 
+    def principal_tainted(self, principal: Principal) -> bool:
+        """Whether a stateless call of ``principal`` counts as tainted (see
+        :meth:`taint_principal`)."""
+        key = (principal.tenant, principal.user)
+        until = self._tainted_principals.get(key)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._tainted_principals[key]
+        return False
+
+    def taint_principal(self, principal: Principal) -> None:
+        """A stateless request has no session to carry taint from one call to the next:
+        the principal's stateless calls carry it instead, for
+        ``McpConfig.stateless_taint_seconds`` (over-approximating: another client of the
+        same person is tainted too, never the reverse)."""
+        key = (principal.tenant, principal.user)
+        self._tainted_principals.pop(key, None)
+        self._tainted_principals[key] = time.monotonic() + self.config.stateless_taint_seconds
+        while len(self._tainted_principals) > MAX_REMEMBERED_SESSIONS:
+            self._tainted_principals.popitem(last=False)
+
     def visible_tools(self, principal: Principal) -> list[ToolSpec]:
         """Tools the principal may call here: its scopes ∩ the ``mcp`` profile's, limited
-        to the profile's tool allow-list."""
+        to the profile's tool allow-list (computed once per set of scopes)."""
+        key = (principal.scopes, len(self.executor.registry))
+        cached = self._visible.get(key)
+        if cached is not None:
+            return cached
         specs = self.executor.tools_for(principal, allowed_scopes=self.config.allowed_scopes)
         if self.config.tools is not None:
             specs = [tool for tool in specs if tool.name in self.config.tools]
+        if len(self._visible) < MAX_REMEMBERED_SESSIONS:
+            self._visible[key] = specs
         return specs
 
     def may_use_any(self, principal: Principal) -> bool:
@@ -110,10 +144,10 @@ class McpToolService:
                 f"the arguments are {size} bytes; at most {self.config.max_argument_bytes} "
                 "are accepted: send less data per call",
             )
-        visible = {tool.name: tool for tool in self.visible_tools(principal)}
-        tool = visible.get(name)
+        visible = self.visible_tools(principal)
+        tool = next((spec for spec in visible if spec.name == name), None)
         if tool is None:
-            known = ", ".join(sorted(visible)) or "none"
+            known = ", ".join(sorted(spec.name for spec in visible)) or "none"
             return _error("unknown_tool", f"there is no tool named {name!r} here; tools: {known}")
         approval_id: str | None = None
         if schemas.may_need_approval(tool) and schemas.APPROVAL_ARG in args:
@@ -121,12 +155,18 @@ class McpToolService:
             if raw is not None and not isinstance(raw, str):
                 return _error("invalid_arguments", f"{schemas.APPROVAL_ARG} must be a string")
             approval_id = raw or None
-        tainted = self.config.tainted or self.is_tainted(session)
+        stateless = session is None
+        tainted = self.config.tainted or (
+            self.principal_tainted(principal) if stateless else self.is_tainted(session)
+        )
         outcome = await self._execute(
             principal, tool, args, approval_id, tainted, progress, idempotency_key
         )
         if outcome.ok and not outcome.trusted:
-            self.mark_tainted(session)
+            if stateless:
+                self.taint_principal(principal)
+            else:
+                self.mark_tainted(session)
         return _result(outcome)
 
     async def _execute(
@@ -155,7 +195,8 @@ class McpToolService:
 def session_of(ctx: ServerRequestContext[Any, Any]) -> Any:
     """What identifies the caller's session for taint: the HTTP ``Mcp-Session-Id`` (bound
     to the credential that opened it), else the connection object (stdio, in-process).
-    Stateless 2026-07-28 requests have no session: only ``McpConfig.tainted`` applies."""
+    Stateless 2026-07-28 requests have none (None): their taint is kept per principal
+    (:meth:`McpToolService.taint_principal`)."""
     request = ctx.request
     headers = getattr(request, "headers", None)
     if headers is not None:

@@ -56,7 +56,7 @@ from providers.tokens import (
     fit_or_summarise,
     truncate_to_tokens,
 )
-from providers.usage import UsageRecord, UsageRecorder
+from providers.usage import PaidBy, UsageRecord, UsageRecorder
 from providers.websearch import normalise_search_answer, search_tool_for
 
 Strategy = Literal["ordered", "cost", "latency"]
@@ -150,6 +150,8 @@ class _Request:
     params: dict[str, Any]
     openai_tools: list[dict[str, Any]]
     web_search: bool = False
+    paid_by: PaidBy = "deployment"
+    """Whose key the current attempt uses (recorded on its usage row)."""
 
 
 @dataclass
@@ -335,7 +337,7 @@ class RouterChatModel(BaseChatModel):
         formatted the provider's way by the provider's own ``bind_tools``; a web-search
         call adds the provider's built-in search tool)."""
         model = model or deployment.model
-        tools = list(request.tools)
+        tools = [_shaped_for(tool, deployment.spec.kind) for tool in request.tools]
         if request.web_search:
             tools.append(search_tool_for(deployment.spec.kind))
         if not tools:
@@ -372,6 +374,7 @@ class RouterChatModel(BaseChatModel):
         for position, candidate in enumerate(candidates):
             deployment = candidate.deployment
             fallback = position > 0
+            request.paid_by = "deployment"
             key = self._cache_key(candidate, request)
             if key is not None:
                 assert self.services.cache is not None
@@ -389,6 +392,7 @@ class RouterChatModel(BaseChatModel):
             except Exception as exc:
                 failures.append(f"{deployment.name}: tenant credential: {describe(exc)}")
                 continue
+            request.paid_by = "deployment" if model is deployment.model else "tenant"
             target = self._target(deployment, request, model)
             attempt = 0
             started = time.perf_counter()
@@ -618,6 +622,7 @@ class RouterChatModel(BaseChatModel):
                 prompt_version=call.prompt_version,
                 alias=self.alias,
                 deployment=candidate.deployment.name,
+                paid_by=request.paid_by,
                 **fields,
             )
         )
@@ -777,6 +782,13 @@ def _run_sync(coroutine: Any) -> Any:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+def _shaped_for(tool: Any, kind: str) -> Any:
+    """A tool definition that carries a shape per provider (``for_provider(kind)``, e.g.
+    OpenAI strict and Gemini schemas of one tool) gives this provider's; others pass as is."""
+    shape = getattr(tool, "for_provider", None)
+    return shape(kind) if callable(shape) else tool
 
 
 def _tool_schema(tool: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Approvals expire. Every request, decision and use is written to the audit chain.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -26,11 +26,20 @@ from tools.audit import AuditLog, AuditRecord
 from tools.types import Risk, ToolError, ToolSpec
 
 ApprovalStatus = Literal["pending", "approved", "rejected", "used", "expired"]
+Door = Literal["approval", "interrupt"]
+"""How a decision arrives: an approval of an external (MCP) call, or the resume of a
+graph run's interrupt."""
+REQUESTER = "requester"
+"""Pseudo-role in approver roles: whoever made the call may decide it (not under four-eyes)."""
 DEFAULT_APPROVER_ROLES: dict[str, frozenset[str]] = {
     "read": frozenset({"reviewer", "admin"}),
     "write": frozenset({"reviewer", "admin"}),
     "destructive": frozenset({"reviewer", "admin"}),
 }
+DEFAULT_INTERRUPT_APPROVER_ROLES: dict[str, frozenset[str]] = {
+    risk: roles | {REQUESTER} for risk, roles in DEFAULT_APPROVER_ROLES.items()
+}
+"""A chat user confirms their own agent's action unless configuration says otherwise."""
 
 
 class ApprovalError(ToolError):
@@ -41,16 +50,72 @@ class ApprovalError(ToolError):
 
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    """Who may approve which risk level, four-eyes, and how long an approval lives."""
+    """Who may decide which risk level, four-eyes, and how long an approval lives.
+
+    The one home of the rule for both doors: approvals of external calls
+    (``approver_roles``) and the resume of a graph's interrupt (``interrupt_approver_roles``,
+    which by default also lets the requester confirm their own call). The pseudo-role
+    :data:`REQUESTER` stands for whoever made the call; four-eyes overrides it.
+    """
 
     approver_roles: Mapping[str, frozenset[str]] = field(
         default_factory=lambda: dict(DEFAULT_APPROVER_ROLES)
     )
     four_eyes: bool = False
     ttl_seconds: float = 3600.0
+    interrupt_approver_roles: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: dict(DEFAULT_INTERRUPT_APPROVER_ROLES)
+    )
+
+    @classmethod
+    def configured(
+        cls,
+        overrides: Mapping[str, Iterable[str]],
+        *,
+        four_eyes: bool = False,
+        ttl_seconds: float = 3600.0,
+    ) -> ApprovalPolicy:
+        """The policy with ``overrides`` (risk → roles) applied to both doors: a risk
+        configured as ``["admin"]`` needs an admin whoever asks and however it arrives."""
+        configured = {risk: frozenset(roles) for risk, roles in overrides.items()}
+        return cls(
+            approver_roles={**DEFAULT_APPROVER_ROLES, **configured},
+            four_eyes=four_eyes,
+            ttl_seconds=ttl_seconds,
+            interrupt_approver_roles={**DEFAULT_INTERRUPT_APPROVER_ROLES, **configured},
+        )
+
+    def roles_for(self, risk: str, door: Door = "approval") -> frozenset[str]:
+        table = self.interrupt_approver_roles if door == "interrupt" else self.approver_roles
+        return table.get(risk, frozenset())
 
     def may_approve(self, approver: Principal, risk: str) -> bool:
         return bool(approver.roles & self.approver_roles.get(risk, frozenset()))
+
+    def refusal(
+        self, decider: Principal, *, risk: str, requester: str, door: Door = "approval"
+    ) -> str | None:
+        """Why ``decider`` may not decide ``requester``'s ``risk`` call, or None if they may."""
+        own = decider.user == requester
+        roles = self.roles_for(risk, door)
+        if self.four_eyes and own:
+            return (
+                f"four-eyes policy: {requester!r} made this {risk} call and cannot decide it "
+                "themselves; ask another reviewer"
+            )
+        if decider.roles & roles or (own and REQUESTER in roles):
+            return None
+        allowed = ", ".join(sorted(roles)) or "none"
+        return f"{decider.user!r} may not decide {risk} calls; roles that may: {allowed}"
+
+    def check_decider(
+        self, decider: Principal, *, risk: str, requester: str, door: Door = "approval"
+    ) -> None:
+        """Raises:
+        ApprovalError: ``approval_forbidden`` when the role or four-eyes rule refuses."""
+        reason = self.refusal(decider, risk=risk, requester=requester, door=door)
+        if reason is not None:
+            raise ApprovalError("approval_forbidden", reason)
 
 
 @dataclass(frozen=True)
@@ -226,18 +291,7 @@ class ApprovalService:
             row = await session.get(ApprovalRow, approval_id)
             if row is None or row.tenant != approver.tenant:
                 raise _not_found(approval_id)
-            if not self.policy.may_approve(approver, row.risk):
-                allowed = ", ".join(sorted(self.policy.approver_roles.get(row.risk, ()))) or "none"
-                raise ApprovalError(
-                    "approval_forbidden",
-                    f"{approver.user!r} may not decide {row.risk} calls; roles that may: {allowed}",
-                )
-            if self.policy.four_eyes and approver.user == row.requester:
-                raise ApprovalError(
-                    "approval_forbidden",
-                    "four-eyes policy: the requester cannot decide their own call; "
-                    "ask another reviewer",
-                )
+            self.policy.check_decider(approver, risk=row.risk, requester=row.requester)
             current = Approval.from_row(row, now)
             if current.status == "expired":
                 raise ApprovalError(

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +26,9 @@ from store import Database
 from store.models import AuditEntry, AuditPayload, utcnow
 from tools.types import canonical_json
 
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
+MAX_BATCH = 500
 _CHAINED = (
     "seq",
     "at",
@@ -98,38 +102,117 @@ def _timestamp(value: datetime) -> str:
 
 def link_hash(prev_hash: str, entry: AuditEntry) -> str:
     """The hash of ``entry`` chained onto ``prev_hash``."""
-    fields: dict[str, Any] = {name: getattr(entry, name) for name in _CHAINED}
-    fields["at"] = _timestamp(entry.at)
+    return _chain_hash(prev_hash, {name: getattr(entry, name) for name in _CHAINED})
+
+
+def _chain_hash(prev_hash: str, values: dict[str, Any]) -> str:
+    fields = {name: values[name] for name in _CHAINED}
+    fields["at"] = _timestamp(values["at"])
     if fields["latency_ms"] is not None:
         fields["latency_ms"] = round(float(fields["latency_ms"]), 3)
     return hashlib.sha256(f"{prev_hash}|{canonical_json(fields)}".encode()).hexdigest()
 
 
 class AuditLog:
-    """Appends to and verifies the chain. One process appends under a lock; several
-    processes are serialised by the unique ``seq`` (a loser retries on the new tip)."""
+    """Appends to and verifies the chain.
 
-    def __init__(self, db: Database) -> None:
+    Appends are group-committed: records queue in call order and one flusher task per
+    process writes whatever has queued in one transaction, so the chain order is the
+    append order and concurrent callers share a commit. ``append`` returns once its
+    row is durable; with ``wait=False`` (successful read calls, the hot path of MCP
+    clients) it returns at once and the row commits with the next batch, moments
+    later (a crash in between loses those rows; :meth:`flush` at shutdown does not).
+    Several processes are serialised by the unique ``seq`` (a loser re-reads the tip
+    and retries the batch).
+    """
+
+    def __init__(self, db: Database, *, defer_window_seconds: float = 0.05) -> None:
         self.db = db
-        self._lock = asyncio.Lock()
+        self.defer_window_seconds = defer_window_seconds
+        """How long unwaited rows may gather before their batch commits (one commit for
+        many reads); a waiting append or a reader cuts it short."""
+        self._urgent: asyncio.Event | None = None
+        self._readers = 0
         self._tip: tuple[int, str] | None = None
         """(seq, hash) of the last entry this process appended; a stale tip (another
         process appended since) fails on the unique seq and is read again."""
+        self._queue: list[tuple[AuditRecord, asyncio.Future[int] | None]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
-    async def append(self, record: AuditRecord) -> int:
-        """Append ``record``; returns its sequence number."""
-        async with self._lock:
-            for attempt in range(20):
-                try:
-                    return await self._append_once(record)
-                except IntegrityError:
-                    self._tip = None  # another process appended: read the tip again
-                    if attempt == 19:
-                        raise
-                    await asyncio.sleep(0.005 * (attempt + 1))
+    @overload
+    async def append(self, record: AuditRecord, *, wait: Literal[True] = True) -> int: ...
+    @overload
+    async def append(self, record: AuditRecord, *, wait: bool) -> int | None: ...
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> int | None:
+        """Append ``record``; returns its sequence number once it is committed, or None
+        at once with ``wait=False``.
+
+        Raises:
+            IntegrityError, SQLAlchemyError: the batch could not be written.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] | None = loop.create_future() if wait else None
+        self._queue.append((record, done))
+        if done is not None or len(self._queue) >= MAX_BATCH:
+            self._hurry()
+        flusher = self._flusher
+        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_queue(), name="audit-group-commit")
+        if done is None:
+            return None
+        return await asyncio.shield(done)  # a cancelled caller's row is written anyway
+
+    async def flush(self) -> None:
+        """Wait until every queued record is committed (before reading, at shutdown)."""
+        self._readers += 1  # no gathering while someone waits to read
+        self._hurry()
+        try:
+            while self._queue or (self._flusher is not None and not self._flusher.done()):
+                flusher = self._flusher
+                if flusher is None or flusher.get_loop() is not asyncio.get_running_loop():
+                    return
+                await asyncio.wait([flusher])
+        finally:
+            self._readers -= 1
+
+    def _hurry(self) -> None:
+        if self._urgent is not None:
+            self._urgent.set()
+
+    async def _flush_queue(self) -> None:
+        while self._queue:
+            gather = not self._readers and len(self._queue) < MAX_BATCH
+            if gather and all(done is None for _, done in self._queue):
+                self._urgent = asyncio.Event()
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self.defer_window_seconds):
+                        await self._urgent.wait()
+                self._urgent = None
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                seqs = await self._append_batch([record for record, _ in batch])
+            except Exception as exc:
+                log.exception("audit: %d entries could not be written", len(batch))
+                for _, done in batch:
+                    if done is not None and not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), seq in zip(batch, seqs, strict=True):
+                if done is not None and not done.done():
+                    done.set_result(seq)
+
+    async def _append_batch(self, records: list[AuditRecord]) -> list[int]:
+        for attempt in range(20):
+            try:
+                return await self._append_once(records)
+            except IntegrityError:
+                self._tip = None  # another process appended: read the tip again
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _append_once(self, record: AuditRecord) -> int:
+    async def _append_once(self, records: list[AuditRecord]) -> list[int]:
         async with self.db.transaction() as session:
             tip = self._tip
             if tip is None:
@@ -141,46 +224,21 @@ class AuditLog:
                     )
                 ).first()
                 tip = (row[0], row[1]) if row else (0, GENESIS)
-            seq, prev = tip[0] + 1, tip[1]
-            salt = secrets.token_hex(16)
-            entry = AuditEntry(
-                seq=seq,
-                at=utcnow(),
-                event=record.event,
-                tenant=record.tenant,
-                actor=record.actor,
-                via=record.via,
-                tool=record.tool,
-                decision=record.decision,
-                approver=record.approver,
-                status=record.status,
-                error_code=record.error_code,
-                latency_ms=None if record.latency_ms is None else round(record.latency_ms, 3),
-                run_id=record.run_id,
-                thread_id=record.thread_id,
-                approval_id=record.approval_id,
-                args_digest=None if record.args is None else _digest(salt, record.args),
-                result_digest=None if record.result is None else _digest(salt, record.result),
-                prev_hash=prev,
-            )
-            entry.hash = link_hash(prev, entry)
-            values = {name: getattr(entry, name) for name in (*_CHAINED, "prev_hash", "hash")}
-            await session.execute(insert(AuditEntry).values(**values))
-            await session.execute(
-                insert(AuditPayload).values(
-                    seq=seq,
-                    tenant=record.tenant,
-                    actor=record.actor,
-                    salt=salt,
-                    args=record.args,
-                    result=record.result,
-                )
-            )
-        self._tip = (seq, entry.hash)
-        return seq
+            entries, payloads = [], []
+            for record in records:
+                entry, payload = _link(record, tip)
+                entries.append(entry)
+                payloads.append(payload)
+                tip = (entry["seq"], entry["hash"])
+            # Core executemany: the ORM's bulk path costs more than the rows themselves.
+            await session.execute(insert(AuditEntry.__table__), entries)  # type: ignore[arg-type]
+            await session.execute(insert(AuditPayload.__table__), payloads)  # type: ignore[arg-type]
+        self._tip = tip
+        return [entry["seq"] for entry in entries]
 
     async def verify(self, *, batch: int = 1000) -> VerifyReport:
         """Recompute every link from the start; check remaining payloads against digests."""
+        await self.flush()
         report = VerifyReport()
         prev = GENESIS
         expected_seq = 1
@@ -237,6 +295,7 @@ class AuditLog:
     async def erase_payloads(self, *, tenant: str, actor: str | None = None) -> int:
         """Erase arguments, results and salts of ``tenant``'s entries (one ``actor``'s
         when given); the chain stays valid. Returns the number of payloads erased."""
+        await self.flush()  # queued rows too
         statement = (
             update(AuditPayload)
             .where(AuditPayload.tenant == tenant, AuditPayload.erased_at.is_(None))
@@ -259,6 +318,7 @@ class AuditLog:
         with_payloads: bool = False,
     ) -> list[dict[str, Any]]:
         """``tenant``'s entries, newest first (``before``: a seq to page from)."""
+        await self.flush()
         statement = (
             select(AuditEntry, AuditPayload)
             .outerjoin(AuditPayload, AuditPayload.seq == AuditEntry.seq)
@@ -275,6 +335,43 @@ class AuditLog:
         async with self.db.session() as session:
             rows = (await session.execute(statement)).all()
         return [_entry_dict(entry, payload if with_payloads else None) for entry, payload in rows]
+
+
+def _link(record: AuditRecord, tip: tuple[int, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The entry row for ``record`` chained onto ``tip``, and its payload row."""
+    seq, prev = tip[0] + 1, tip[1]
+    salt = secrets.token_hex(16)
+    entry: dict[str, Any] = {
+        "seq": seq,
+        "at": utcnow(),
+        "event": record.event,
+        "tenant": record.tenant,
+        "actor": record.actor,
+        "via": record.via,
+        "tool": record.tool,
+        "decision": record.decision,
+        "approver": record.approver,
+        "status": record.status,
+        "error_code": record.error_code,
+        "latency_ms": None if record.latency_ms is None else round(record.latency_ms, 3),
+        "run_id": record.run_id,
+        "thread_id": record.thread_id,
+        "approval_id": record.approval_id,
+        "args_digest": None if record.args is None else _digest(salt, record.args),
+        "result_digest": None if record.result is None else _digest(salt, record.result),
+        "prev_hash": prev,
+    }
+    entry["hash"] = _chain_hash(prev, entry)
+    payload = {
+        "seq": seq,
+        "tenant": record.tenant,
+        "actor": record.actor,
+        "salt": salt,
+        "args": record.args,
+        "result": record.result,
+        "erased_at": None,
+    }
+    return entry, payload
 
 
 def _entry_dict(entry: AuditEntry, payload: AuditPayload | None) -> dict[str, Any]:

@@ -70,8 +70,13 @@ class ToolExecutor:
         approvals: ApprovalService | None = None,
         approval_policy: ApprovalPolicy | None = None,
         trust: TrustConfig | None = None,
+        defer_read_audit: bool = False,
     ) -> None:
+        """``defer_read_audit``: a successful read returns before its audit row commits
+        (the row follows within moments, in order; the owner must ``audit.flush()``
+        before exit, as ``runtime.system`` does). Off: every row is durable first."""
         self.db = db
+        self.defer_read_audit = defer_read_audit
         self.policy = policy
         self.audit = audit or AuditLog(db)
         self.approvals = approvals or ApprovalService(db, self.audit, approval_policy)
@@ -346,9 +351,10 @@ class ToolExecutor:
             )
         ):
             status = outcome.error.code
+        tool = self.registry.get(call.name)
         record_attempt(
             # Names of unknown tools come from models and clients: keep them out of labels.
-            tool=call.name if self.registry.get(call.name) is not None else "(unknown)",
+            tool=call.name if tool is not None else "(unknown)",
             decision=decision,
             status=status,
             via=context.via,
@@ -372,7 +378,17 @@ class ToolExecutor:
                 approval_id=context.approval_id,
                 args=call.args,
                 result=outcome.output if outcome.ok else None,
-            )
+            ),
+            # A read that was allowed and succeeded returns without waiting for its row's
+            # commit (it follows within moments, in call order); every other attempt, and
+            # each call with an effect, is durable in the log before its result returns.
+            wait=not (
+                self.defer_read_audit
+                and decision == "allow"
+                and outcome.ok
+                and tool is not None
+                and not tool.side_effecting
+            ),
         )
 
     async def _invoke(self, tool: ToolSpec, ctx: ToolContext, args: BaseModel) -> dict[str, Any]:
@@ -509,6 +525,7 @@ class ToolExecutor:
             run_id=context.run_id,
             tainted=context.tainted,
             progress=context.progress,
+            idempotency_key=context.key.idempotency_key() if context.key else None,
         )
 
 

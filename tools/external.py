@@ -9,20 +9,25 @@ Names are namespaced (``<server>_<tool>``) and kept within 64 characters.
 
 Credentials can differ per tenant (``tenant_env`` for stdio, ``tenant_headers`` for
 HTTP): a call runs with the credentials of the calling principal's tenant and never
-with another tenant's. Each call opens its own connection: simple and isolated; a
-pooled session per (server, tenant) is the next step if start-up cost matters.
+with another tenant's. One session per (server, credentials) stays open and is shared
+by concurrent calls; a session found broken is replaced. A call that was sent when the
+connection broke is not repeated unless the tool is declared idempotent (the executor
+reports it in doubt). Every call carries its ledger key as an idempotency key, in
+``_meta`` (:data:`IDEMPOTENCY_META`) and, where the remote tool's input schema declares
+an ``idempotency_key`` argument, there too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 MAX_NAME = 64
+IDEMPOTENCY_META = "io.relaygraph/idempotency-key"
+IDEMPOTENCY_ARGS = ("idempotency_key", "idempotencyKey")
 
 
 class ExternalToolPolicy(BaseModel):
@@ -140,14 +147,174 @@ def input_model_for(name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
     return ExternalInput
 
 
+def _closed(client: Any) -> bool:
+    """Whether the client's connection is known to be closed (the SDK's dispatcher
+    flag; False when this SDK version keeps it elsewhere)."""
+    dispatcher = getattr(getattr(client, "session", None), "_dispatcher", None)
+    return bool(getattr(dispatcher, "_closed", False))
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    import anyio
+    from mcp import MCPError
+    from mcp_types.jsonrpc import CONNECTION_CLOSED
+
+    if isinstance(exc, MCPError):
+        return exc.code == CONNECTION_CLOSED
+    return isinstance(
+        exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError)
+    )
+
+
+class _HeldSession:
+    """One open MCP client session, entered and exited by its own task (the SDK's
+    context managers must be left by the task that entered them); calls from any task
+    of the same event loop share it."""
+
+    def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+        self._open_client = open_client
+        self.loop = asyncio.get_running_loop()
+        self.client: Any = None
+        self.broken = False
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._error: BaseException | None = None
+        self._task = asyncio.create_task(self._hold(), name="attached-mcp-session")
+
+    async def _hold(self) -> None:
+        try:
+            async with self._open_client() as client:
+                self.client = client
+                self._ready.set()
+                await self._closing.wait()
+        except Exception as exc:  # reported to the caller that waits in started()
+            self._error = exc
+        finally:
+            self.broken = True
+            self._ready.set()
+
+    async def started(self) -> Any:
+        """The client once connected.
+
+        Raises:
+            Exception: why the connection failed.
+        """
+        await self._ready.wait()
+        if self.client is None or self.broken:
+            raise self._error or ConnectionError("the attached MCP session closed")
+        return self.client
+
+    async def aclose(self) -> None:
+        self.broken = True
+        self._closing.set()
+        if asyncio.get_running_loop() is self.loop:
+            await asyncio.wait([self._task])  # its errors were reported to the callers
+
+
 class AttachedServer:
-    """Connections to one configured server, with the credentials of a tenant."""
+    """One configured server: a kept-open session per set of credentials."""
 
     def __init__(self, config: ExternalServerConfig) -> None:
         self.config = config
+        self._sessions: dict[str | None, _HeldSession] = {}
+        self.connects = 0
+        """Sessions opened so far (tests and metrics: one per credentials, not per call)."""
 
-    def client(self, tenant: str | None) -> AbstractAsyncContextManager[Any]:
-        """An MCP client session for ``tenant`` (None: the default credentials).
+    def credentials_of(self, tenant: str | None) -> str | None:
+        """Whose credentials a call from ``tenant`` uses: the tenant's own, or the
+        default ones (None).
+
+        Raises:
+            ToolError: ``not_configured``, the server needs per-tenant credentials and
+                ``tenant`` has none.
+        """
+        config = self.config
+        known = config.tenant_env if config.transport == "stdio" else config.tenant_headers
+        if tenant is not None and config.per_tenant_credentials and tenant not in known:
+            raise ToolError(
+                "not_configured",
+                f"the attached server {config.name!r} has no credentials for tenant "
+                f"{tenant!r}; an operator adds them to its configuration",
+            )
+        return tenant if tenant in known else None
+
+    async def call_tool(
+        self,
+        tenant: str | None,
+        remote: str,
+        arguments: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        retry_in_flight: bool = False,
+    ) -> Any:
+        """Call ``remote`` over the kept session for ``tenant``'s credentials.
+
+        A session that is already broken is replaced before sending. A connection that
+        breaks while the call is in flight is dropped (the next call reconnects); the
+        call is sent again only with ``retry_in_flight`` (idempotent tools).
+
+        Raises:
+            ToolError: ``not_configured`` (see :meth:`credentials_of`), ``external_unavailable``.
+        """
+        owner = self.credentials_of(tenant)
+        meta = cast(Any, {IDEMPOTENCY_META: idempotency_key}) if idempotency_key else None
+        for attempt in (1, 2):
+            last = attempt == 2
+            session = self._session(owner)
+            try:
+                client = await session.started()
+            except Exception as exc:
+                await self._drop(owner, session)
+                if last:
+                    raise self._unavailable(exc) from exc
+                continue
+            if _closed(client):  # it died while idle: nothing is sent on it
+                await self._drop(owner, session)
+                if last:
+                    raise self._unavailable(ConnectionError("connection closed"))
+                continue
+            try:
+                return await client.call_tool(remote, arguments, meta=meta)
+            except Exception as exc:
+                if not _connection_lost(exc):
+                    raise  # the server answered: not a connection problem
+                await self._drop(owner, session)
+                if last or not retry_in_flight:
+                    raise self._unavailable(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _unavailable(self, exc: BaseException) -> ToolError:
+        return ToolError(
+            "external_unavailable",
+            f"the attached server {self.config.name!r} is unreachable or dropped the "
+            f"connection ({type(exc).__name__}: {exc}); the next call reconnects",
+        )
+
+    def _session(self, owner: str | None) -> _HeldSession:
+        # No await between the check and the replacement: concurrent first calls of one
+        # event loop share the session the first of them started.
+        session = self._sessions.get(owner)
+        if session is None or session.broken or session.loop is not asyncio.get_running_loop():
+            session = _HeldSession(lambda: self.client(owner, checked=True))
+            self._sessions[owner] = session
+            self.connects += 1
+        return session
+
+    async def _drop(self, owner: str | None, session: _HeldSession) -> None:
+        if self._sessions.get(owner) is session:
+            del self._sessions[owner]
+        await session.aclose()
+
+    async def aclose(self) -> None:
+        """Close every kept session (at shutdown)."""
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.aclose()
+
+    def client(
+        self, tenant: str | None, *, checked: bool = False
+    ) -> AbstractAsyncContextManager[Any]:
+        """A new MCP client for ``tenant``'s credentials (None: the default ones).
 
         Raises:
             ToolError: ``not_configured``, the server needs per-tenant credentials and
@@ -156,14 +323,8 @@ class AttachedServer:
         from mcp import Client, StdioServerParameters
 
         config = self.config
-        if tenant is not None and config.per_tenant_credentials:
-            known = config.tenant_env if config.transport == "stdio" else config.tenant_headers
-            if tenant not in known:
-                raise ToolError(
-                    "not_configured",
-                    f"the attached server {config.name!r} has no credentials for tenant "
-                    f"{tenant!r}; an operator adds them to its configuration",
-                )
+        if not checked:
+            self.credentials_of(tenant)
         if config.command is not None:
             env = {"PATH": os.environ.get("PATH", ""), **config.env}
             if tenant is not None:
@@ -186,8 +347,13 @@ class AttachedServer:
         Raises:
             Exception: the server cannot be reached (callers decide whether that is fatal).
         """
-        async with self.client(None) as client:
+        session = self._session(None)  # kept open: the first call reuses it
+        try:
+            client = await session.started()
             listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        except BaseException:
+            await self._drop(None, session)
+            raise
         specs = []
         for remote, policy in sorted(self.config.tools.items()):
             tool = listed.get(remote)
@@ -211,10 +377,21 @@ class AttachedServer:
         name = namespaced(self.config.name, remote)
         assert TOOL_NAME.match(name)
 
+        accepts_key = next(
+            (arg for arg in IDEMPOTENCY_ARGS if arg in (schema.get("properties") or {})), None
+        )
+
         async def call(ctx: ToolContext, args: BaseModel) -> ExternalOutput:
             arguments = args.model_dump(mode="json")
-            async with self.client(ctx.principal.tenant) as client:
-                result = await client.call_tool(remote, arguments)
+            if accepts_key and ctx.idempotency_key and accepts_key not in arguments:
+                arguments[accepts_key] = ctx.idempotency_key
+            result = await self.call_tool(
+                ctx.principal.tenant,
+                remote,
+                arguments,
+                idempotency_key=ctx.idempotency_key,
+                retry_in_flight=policy.idempotent or policy.risk == "read",
+            )
             text = "\n".join(
                 block.text for block in result.content if getattr(block, "type", "") == "text"
             )
@@ -223,6 +400,7 @@ class AttachedServer:
             structured = result.structured_content
             return ExternalOutput(text=text, structured=structured)
 
+        call.attached = self  # type: ignore[attr-defined]
         return ToolSpec(
             name=name,
             title=policy.title or f"{self.config.name}: {remote}",
@@ -253,3 +431,14 @@ async def external_tools(configs: list[ExternalServerConfig]) -> list[ToolSpec]:
                 "attached MCP server %s is unavailable; its tools are left out", config.name
             )
     return specs
+
+
+async def close_attached(tools: Iterable[ToolSpec]) -> None:
+    """Close the sessions kept by the attached servers behind ``tools`` (at shutdown)."""
+    servers = {
+        id(server): server
+        for tool in tools
+        if isinstance(server := getattr(tool.handler, "attached", None), AttachedServer)
+    }
+    for server in servers.values():
+        await server.aclose()

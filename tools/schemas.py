@@ -16,7 +16,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-_OPENAI_UNSUPPORTED = {"format", "default", "title", "examples", "$schema"}
+_OPENAI_UNSUPPORTED = {
+    "format",
+    "default",
+    "title",
+    "examples",
+    "$schema",
+    "minLength",
+    "maxLength",
+}
+"""Dropped from strict schemas (string lengths are not among strict mode's supported
+keywords: they move into the description; pydantic still enforces them at the gate)."""
 _GEMINI_ALLOWED = {
     "type",
     "description",
@@ -69,7 +79,17 @@ def openai_strict_schema(model: type[BaseModel]) -> dict[str, Any]:
             return [walk(item) for item in node]
         if not isinstance(node, dict):
             return node
-        out = {k: walk(v) for k, v in node.items() if k not in _OPENAI_UNSUPPORTED}
+        out: dict[str, Any] = {
+            key: {name: walk(prop) for name, prop in value.items()}
+            if key == "properties"
+            else walk(value)
+            for key, value in node.items()
+            if key not in _OPENAI_UNSUPPORTED
+        }
+        length = _length_note(node)
+        if length:
+            description = str(out.get("description", "")).rstrip(". ")
+            out["description"] = f"{description} ({length})".lstrip()
         if _is_object(out):
             out["type"] = "object"
             props = out.setdefault("properties", {})
@@ -82,6 +102,17 @@ def openai_strict_schema(model: type[BaseModel]) -> dict[str, Any]:
         return out
 
     return walk(_inline_refs(model.model_json_schema()))  # type: ignore[no-any-return]
+
+
+def _length_note(node: dict[str, Any]) -> str:
+    low, high = node.get("minLength"), node.get("maxLength")
+    if low is not None and high is not None:
+        return f"{low} to {high} characters"
+    if high is not None:
+        return f"at most {high} characters"
+    if low is not None:
+        return f"at least {low} characters"
+    return ""
 
 
 def _nullable(prop: dict[str, Any]) -> bool:

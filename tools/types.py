@@ -58,6 +58,9 @@ class ToolContext:
     tainted: bool = False
     progress: ProgressCallback | None = None
     flags: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    """Stable for one logical call (derived from its ledger key), for downstream systems
+    that deduplicate (attached MCP servers get it); None for unrecorded calls."""
 
     def mark_untrusted(self) -> None:
         self.flags["untrusted"] = True
@@ -197,6 +200,11 @@ class CallKey:
     thread_id: str
     task_id: str
     tool_call_id: str
+
+    def idempotency_key(self) -> str:
+        """The key as one opaque string (what downstream systems deduplicate on)."""
+        raw = canonical_json([self.thread_id, self.task_id, self.tool_call_id])
+        return "rg-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)

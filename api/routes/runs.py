@@ -52,6 +52,7 @@ async def _submit(
     stateless: bool = False,
     on_completion: Literal["delete", "keep"] | None = None,
 ) -> Run:
+    _check_message_lengths(body.input, svc.system.settings.max_message_chars)
     command = body.command.model_dump(exclude_none=True) if body.command else None
     request = RunRequest(
         principal=principal,
@@ -80,13 +81,49 @@ async def _submit(
         run = await svc.runner.submit(request, claim_for=worker.owner)
         if run.lease_owner == worker.owner and run.status == "running" and run.attempt == 1:
             if not svc.runner.events.is_live(run.run_id):
-                worker.adopt(run.run_id)
+                worker.adopt(run.run_id, run)
             return run
     else:
         run = await svc.runner.submit(request)
     if worker is not None:
         worker.wake()
     return run
+
+
+def _message_texts(message: Any) -> list[str]:
+    if isinstance(message, str):
+        return [message]
+    if not isinstance(message, dict):
+        return []
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [
+            part if isinstance(part, str) else str(part.get("text", ""))
+            for part in content
+            if isinstance(part, str | dict)
+        ]
+    return []
+
+
+def _check_message_lengths(run_input: Any, limit: int) -> None:
+    """Raises: ApiError 422 ``message_too_long`` when an input message's text is over
+    ``limit`` characters (``max_message_chars``)."""
+    if not isinstance(run_input, dict):
+        return
+    messages = run_input.get("messages")
+    if not isinstance(messages, list):
+        messages = [messages]
+    for index, message in enumerate(messages):
+        length = sum(len(text) for text in _message_texts(message))
+        if length > limit:
+            raise ApiError(
+                422,
+                "message_too_long",
+                f"input.messages[{index}] has {length} characters; at most {limit} are "
+                "accepted (RELAYGRAPH_MAX_MESSAGE_CHARS): send long content as a file",
+            )
 
 
 async def _final_values(svc: Services, run: Run) -> Any:
@@ -114,6 +151,7 @@ def _sse(
     cancel_on_disconnect: bool,
     headers: dict[str, str],
     on_complete: Callable[[], Awaitable[None]] | None = None,
+    release: Callable[[], None] | None = None,
 ) -> Response:
     """The run's events as SSE from ``after``; ``messages-tuple`` names the ``messages``
     events; the run is cancelled if asked and the client leaves before it ended."""
@@ -132,7 +170,35 @@ def _sse(
         headers=headers,
         on_disconnect=cancel if cancel_on_disconnect else None,
         on_complete=on_complete,
+        release=release,
     )
+
+
+def _stream_slot(svc: Services, principal: Principal) -> Callable[[], None]:
+    """Reserve one of the caller's SSE streams (before a run is created for it).
+
+    Raises:
+        ApiError: 429 ``too_many_streams`` over ``max_sse_streams`` (per user) or
+            ``max_sse_streams_per_tenant``.
+    """
+    settings = svc.system.settings
+    return svc.streams.reserve(
+        principal.tenant,
+        principal.user,
+        per_user=settings.max_sse_streams,
+        per_tenant=settings.max_sse_streams_per_tenant,
+    )
+
+
+async def _submit_streamed(
+    svc: Services, principal: Principal, *args: Any, **kwargs: Any
+) -> tuple[Run, Callable[[], None]]:
+    release = _stream_slot(svc, principal)
+    try:
+        return await _submit(svc, principal, *args, **kwargs), release
+    except BaseException:
+        release()
+        raise
 
 
 def _stream(
@@ -140,12 +206,14 @@ def _stream(
     run: Run,
     body: RunCreate,
     on_complete: Callable[[], Awaitable[None]] | None = None,
+    release: Callable[[], None] | None = None,
 ) -> Response:
     return _sse(
         svc,
         run,
         body.modes(),
         on_complete=on_complete,
+        release=release,
         cancel_on_disconnect=body.on_disconnect == "cancel",
         headers={
             **_location(run),
@@ -177,8 +245,8 @@ async def stream_run(
     svc: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    run = await _submit(svc, principal, thread_id, body, idempotency_key)
-    return _stream(svc, run, body)
+    run, release = await _submit_streamed(svc, principal, thread_id, body, idempotency_key)
+    return _stream(svc, run, body, release=release)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
@@ -278,6 +346,7 @@ async def join_stream(
         after=after,
         cancel_on_disconnect=cancel_on_disconnect,
         headers=_location(run),
+        release=_stream_slot(svc, principal),
     )
 
 
@@ -365,11 +434,17 @@ async def stream_stateless_run(
 ) -> Response:
     # The waiting request deletes the thread once it has the result: a worker in another
     # process deleting it would take the result with it.
-    run = await _submit(
+    run, release = await _submit_streamed(
         svc, principal, None, body, idempotency_key, stateless=True, on_completion="keep"
     )
 
-    return _stream(svc, run, body, on_complete=lambda: _discard_stateless(svc, run, body))
+    return _stream(
+        svc,
+        run,
+        body,
+        on_complete=lambda: _discard_stateless(svc, run, body),
+        release=release,
+    )
 
 
 @router.post("/runs/wait")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
+
 from sqlalchemy import delete, select, update
 
 from identity import Principal, local_principal
@@ -158,3 +161,78 @@ async def test_entries_are_listed_per_tenant_newest_first(system) -> None:  # ty
     assert [entry["seq"] for entry in acme] == [6, 5, 4]
     assert all(entry["tenant"] == "acme" for entry in acme)
     assert acme[0]["args"] == {}
+
+
+def _record(n: int) -> AuditRecord:
+    return AuditRecord(
+        event="tool_call", tenant="acme", actor="ann", tool="t", decision="allow", status=f"s{n}"
+    )
+
+
+async def test_concurrent_appends_share_commits_and_keep_call_order(system, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    log = AuditLog(system.db)
+    transactions = 0
+    opened = system.db.transaction
+
+    def counting():  # type: ignore[no-untyped-def]
+        nonlocal transactions
+        transactions += 1
+        return opened()
+
+    monkeypatch.setattr(system.db, "transaction", counting)
+    seqs = await asyncio.gather(*(log.append(_record(n)) for n in range(40)))
+    monkeypatch.undo()
+
+    assert seqs == list(range(1, 41))  # the order the appends were made in
+    assert transactions < 40  # group commit: callers waiting together share a transaction
+    assert [e.status for e in await _entries(system)] == [f"s{n}" for n in range(40)]
+    assert (await log.verify()).ok
+
+
+async def test_unwaited_appends_commit_in_order_and_readers_flush_first(system) -> None:  # type: ignore[no-untyped-def]
+    log = AuditLog(system.db)
+
+    assert await log.append(_record(0), wait=False) is None
+    assert await log.append(_record(1), wait=False) is None
+    waited = await log.append(_record(2))
+    listed = await log.entries(tenant="acme")  # flushes what is still queued
+
+    assert waited == 3
+    assert [entry["status"] for entry in listed] == ["s2", "s1", "s0"]
+    await log.append(_record(3), wait=False)
+    assert (await log.verify()).entries == 4
+
+
+async def test_successful_reads_are_audited_without_waiting_writes_before_returning(
+    system,  # type: ignore[no-untyped-def]
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    executor = system.executor
+    assert executor.defer_read_audit  # what runtime.system builds
+    gate = asyncio.Event()
+    opened = system.db.transaction
+
+    @asynccontextmanager
+    async def held():  # type: ignore[no-untyped-def]
+        await gate.wait()  # no audit batch can commit until the gate opens
+        async with opened() as session:
+            yield session
+
+    await executor.call_external(ANN, "notes_create", {"title": "a", "body": "b"})
+    monkeypatch.setattr(system.db, "transaction", held)
+    try:
+        read = await asyncio.wait_for(
+            executor.call_external(ANN, "notes_search", {"query": "a"}), 5
+        )
+        write = asyncio.ensure_future(
+            executor.call_external(ANN, "tickets_create", {"title": "t", "body": "b"})
+        )
+        await asyncio.sleep(0)
+        assert read.ok and not write.done()  # the read returned; the write waits
+    finally:
+        gate.set()
+        monkeypatch.undo()
+    assert (await asyncio.wait_for(write, 5)).ok
+    await executor.audit.flush()
+    tools = [entry.tool for entry in await _entries(system)]
+    assert tools == ["notes_create", "notes_search", "tickets_create"]

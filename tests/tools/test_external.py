@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,16 +16,33 @@ from mcp_server import McpConfig, McpToolService, build_server
 from runtime.settings import Settings
 from runtime.system import open_system
 from tools.external import (
+    IDEMPOTENCY_META,
     AttachedServer,
     ExternalServerConfig,
     external_tools,
     input_model_for,
     namespaced,
 )
+from tools.types import CallKey
 
 pytestmark = pytest.mark.slow
 ALICE = Principal.with_roles("a", "alice", ["user"])
 BOB = Principal.with_roles("b", "bob", ["user"])
+
+
+ECHO = Path(__file__).with_name("echo_mcp_server.py")
+
+
+def echo_server(**tool: Any) -> ExternalServerConfig:
+    policy = {"risk": "write", "scope": "notes:write", "approval": "never", **tool}
+    return ExternalServerConfig.model_validate(
+        {
+            "name": "echo",
+            "command": sys.executable,
+            "args": [str(ECHO)],
+            "tools": {"record": policy},
+        }
+    )
 
 
 def time_server(**overrides: Any) -> ExternalServerConfig:
@@ -74,7 +92,9 @@ def test_input_model_validates_against_the_remote_schema() -> None:
 
 
 async def test_only_allowed_tools_become_entries() -> None:
-    specs = await AttachedServer(time_server()).tool_specs()
+    attached = AttachedServer(time_server())
+    specs = await attached.tool_specs()
+    await attached.aclose()
     assert [spec.name for spec in specs] == ["time_get_current_time"]
     spec = specs[0]
     assert spec.source == "external:time" and spec.open_world
@@ -128,3 +148,42 @@ async def test_tenants_without_credentials_are_refused(data_dir: Any) -> None:
 async def test_an_unreachable_server_is_left_out() -> None:
     broken = time_server(name="broken", command="/nonexistent/relaygraph-no-such-binary")
     assert await external_tools([broken]) == []
+
+
+async def test_one_session_is_kept_per_server_and_replaced_once_broken(data_dir: Any) -> None:
+    specs = await external_tools([echo_server()])
+    attached = specs[0].handler.attached  # type: ignore[attr-defined]
+    async with open_system(Settings(data_dir=data_dir), extra_tools=specs) as opened:
+        call = opened.executor.call_external
+        outcomes = [await call(ALICE, "echo_record", {"text": t}, via="mcp") for t in "abc"]
+        assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes]
+        served = [outcome.output["structured"]["calls_in_this_process"] for outcome in outcomes]
+        assert served == [1, 2, 3]  # one server process answered them all
+        assert attached.connects == 1  # the listing at start-up opened it; calls reuse it
+
+        (session,) = attached._sessions.values()
+        await session.aclose()  # as if the server had gone away between calls
+        again = await call(ALICE, "echo_record", {"text": "d"}, via="mcp")
+        assert again.ok, again.error
+        assert again.output["structured"]["calls_in_this_process"] == 1  # a new process
+        assert attached.connects == 2
+    assert attached._sessions == {}  # closed with the system
+
+
+async def test_calls_carry_their_ledger_key_downstream(data_dir: Any) -> None:
+    specs = await external_tools([echo_server()])
+    async with open_system(Settings(data_dir=data_dir), extra_tools=specs) as opened:
+        keyed = await opened.executor.call_external(
+            ALICE, "echo_record", {"text": "a"}, via="mcp", idempotency_key="client-key-1"
+        )
+        repeated = await opened.executor.call_external(
+            ALICE, "echo_record", {"text": "a"}, via="mcp", idempotency_key="client-key-1"
+        )
+        unkeyed = await opened.executor.call_external(ALICE, "echo_record", {"text": "b"})
+    assert keyed.ok and repeated.ok and unkeyed.ok
+    sent = keyed.output["structured"]
+    expected = CallKey("ext:a:alice", "external", "client-key-1").idempotency_key()
+    assert sent["meta_key"] == sent["argument_key"] == expected
+    assert repeated.replayed and repeated.output == keyed.output  # the ledger answered
+    assert unkeyed.output["structured"]["meta_key"] is None
+    assert IDEMPOTENCY_META == "io.relaygraph/idempotency-key"

@@ -74,6 +74,30 @@ def test_input_schema_is_valid_for_openai_strict_mode(tool: ToolSpec) -> None:
 
 
 @pytest.mark.parametrize("tool", ALL_TOOLS, ids=lambda tool: tool.name)
+def test_strict_schema_keeps_every_property(tool: ToolSpec) -> None:
+    """Properties named like dropped keywords (``title``, ``format``) stay."""
+    declared = set(tool.input_model.model_json_schema().get("properties", {}))
+
+    assert set(openai_strict_schema(tool.input_model)["properties"]) == declared
+    assert set(gemini_schema(tool.input_model).get("properties", {})) == declared
+
+
+def test_strict_schema_moves_string_lengths_into_the_description() -> None:
+    class Named(BaseModel):
+        title: str = Field(min_length=1, max_length=80, description="The title.")
+        format: str | None = Field(default=None, max_length=10)
+
+    schema = openai_strict_schema(Named)
+
+    assert schema["required"] == ["title", "format"]
+    assert schema["properties"]["title"] == {
+        "type": "string",
+        "description": "The title (1 to 80 characters)",
+    }
+    assert openai_strict_problems(schema) == []
+
+
+@pytest.mark.parametrize("tool", ALL_TOOLS, ids=lambda tool: tool.name)
 def test_input_schema_is_valid_for_gemini(tool: ToolSpec) -> None:
     schema = gemini_schema(tool.input_model)
 

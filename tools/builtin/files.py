@@ -9,6 +9,7 @@ refused before any file is opened; the final component is opened with
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -18,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tools.types import ToolContext, ToolError, ToolSpec
 
-_TENANT_DIR = re.compile(r"[^A-Za-z0-9_.-]")
+# Tenant ids spelled like this are their own folder name; any other id (".", "..",
+# "a/b", "a b") gets "_" + a digest, which no safe name can equal (they start alnum).
+_SAFE_TENANT_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_READ_BYTES = 1_000_000
 
 
@@ -73,7 +76,10 @@ class Sandbox:
         self.root = root
 
     def folder(self, tenant: str) -> Path:
-        folder = self.root / (_TENANT_DIR.sub("_", tenant) or "_")
+        name = tenant
+        if not _SAFE_TENANT_DIR.fullmatch(tenant):
+            name = "_" + hashlib.sha256(tenant.encode()).hexdigest()[:32]
+        folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder.resolve()
 

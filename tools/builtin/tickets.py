@@ -10,11 +10,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select
+from pydantic import BaseModel, Field
 
 from store.models import Ticket, utcnow
-from tools.types import ToolContext, ToolError, ToolSpec
+from tools.builtin._records import (
+    Body,
+    DeletedRecord,
+    Limit,
+    Query,
+    RecordId,
+    RecordInput,
+    RecordKind,
+    Title,
+)
+from tools.types import ToolContext, ToolSpec
 
 Priority = Literal["low", "normal", "high", "urgent"]
 Status = Literal["open", "closed"]
@@ -31,50 +40,38 @@ class TicketOut(BaseModel):
     closed_at: datetime | None
 
 
-class TicketsCreateInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=500, description="One-line summary.")
-    body: str = Field(max_length=100_000, description="What needs doing, and why.")
+class TicketsCreateInput(RecordInput):
+    title: Title = Field(description="One-line summary.")
+    body: Body = Field(description="What needs doing, and why.")
     priority: Priority = Field(default="normal", description="low, normal, high or urgent.")
 
 
-class TicketsSearchInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    query: str = Field(max_length=500, description="Words to look for in titles and bodies.")
+class TicketsSearchInput(RecordInput):
+    query: Query
     status: Status | None = Field(default=None, description="open or closed; null: both.")
-    limit: int = Field(default=10, ge=1, le=100, description="Most tickets to return.")
+    limit: Limit = Field(default=10, description="Most tickets to return.")
 
 
 class TicketsSearchOutput(BaseModel):
     tickets: list[TicketOut]
 
 
-class TicketsUpdateInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ticket_id: int = Field(ge=1, description="Id of the ticket to change.")
-    title: str | None = Field(
-        default=None, min_length=1, max_length=500, description="New summary; null keeps it."
-    )
-    body: str | None = Field(
-        default=None, max_length=100_000, description="New text; null keeps it."
-    )
+class TicketsUpdateInput(RecordInput):
+    ticket_id: RecordId = Field(description="Id of the ticket to change.")
+    title: Title | None = Field(default=None, description="New summary; null keeps it.")
+    body: Body | None = Field(default=None, description="New text; null keeps it.")
     priority: Priority | None = Field(default=None, description="New priority; null keeps it.")
 
 
-class TicketsCloseInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ticket_id: int = Field(ge=1, description="Id of the ticket to close.")
+class TicketsCloseInput(RecordInput):
+    ticket_id: RecordId = Field(description="Id of the ticket to close.")
 
 
-class TicketsDeleteInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ticket_id: int = Field(ge=1, description="Id of the ticket to delete.")
+class TicketsDeleteInput(RecordInput):
+    ticket_id: RecordId = Field(description="Id of the ticket to delete.")
 
 
-class TicketsDeleteOutput(BaseModel):
-    id: int
-    deleted: bool
-    title: str
+TicketsDeleteOutput = DeletedRecord
 
 
 def _out(ticket: Ticket) -> TicketOut:
@@ -90,73 +87,37 @@ def _out(ticket: Ticket) -> TicketOut:
     )
 
 
-async def _ticket(ctx: ToolContext, ticket_id: int) -> Ticket:
-    ticket = (
-        await ctx.session.execute(
-            select(Ticket).where(Ticket.id == ticket_id, Ticket.tenant == ctx.principal.tenant)
-        )
-    ).scalar_one_or_none()
-    if ticket is None:
-        raise ToolError("not_found", f"there is no ticket {ticket_id} in your workspace")
-    return ticket
+TICKETS = RecordKind(Ticket, "ticket", lambda ctx: (Ticket.tenant == ctx.principal.tenant,))
+"""Tickets are shared by everyone in the tenant."""
 
 
 async def tickets_create(ctx: ToolContext, args: TicketsCreateInput) -> TicketOut:
-    ticket = Ticket(
-        tenant=ctx.principal.tenant,
-        owner=ctx.principal.user,
-        title=args.title,
-        body=args.body,
-        priority=args.priority,
-        status="open",
-        untrusted=ctx.tainted,
-        created_at=utcnow(),
+    ticket = await TICKETS.create(
+        ctx, title=args.title, body=args.body, priority=args.priority, status="open"
     )
-    ctx.session.add(ticket)
-    await ctx.session.flush()
     return _out(ticket)
 
 
 async def tickets_search(ctx: ToolContext, args: TicketsSearchInput) -> TicketsSearchOutput:
-    statement = select(Ticket).where(Ticket.tenant == ctx.principal.tenant)
-    if args.status is not None:
-        statement = statement.where(Ticket.status == args.status)
-    for word in args.query.split():
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        statement = statement.where(
-            or_(Ticket.title.ilike(pattern, escape="\\"), Ticket.body.ilike(pattern, escape="\\"))
-        )
-    statement = statement.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(args.limit)
-    tickets = (await ctx.session.execute(statement)).scalars().all()
-    if any(ticket.untrusted for ticket in tickets):
-        ctx.mark_untrusted()
+    where = () if args.status is None else (Ticket.status == args.status,)
+    tickets = await TICKETS.search(ctx, args.query, args.limit, *where)
     return TicketsSearchOutput(tickets=[_out(ticket) for ticket in tickets])
 
 
+def _changes(args: TicketsUpdateInput) -> dict[str, Any]:
+    return {"title": args.title, "body": args.body, "priority": args.priority}
+
+
 async def tickets_update(ctx: ToolContext, args: TicketsUpdateInput) -> TicketOut:
-    ticket = await _ticket(ctx, args.ticket_id)
-    for name in ("title", "body", "priority"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(ticket, name, value)
-    ticket.updated_at = utcnow()
-    ticket.untrusted = ticket.untrusted or ctx.tainted
-    await ctx.session.flush()
-    return _out(ticket)
+    return _out(await TICKETS.update(ctx, args.ticket_id, _changes(args)))
 
 
 async def tickets_update_preview(ctx: ToolContext, args: TicketsUpdateInput) -> dict[str, Any]:
-    ticket = await _ticket(ctx, args.ticket_id)
-    changes = {
-        name: {"from": getattr(ticket, name), "to": getattr(args, name)}
-        for name in ("title", "body", "priority")
-        if getattr(args, name) is not None and getattr(args, name) != getattr(ticket, name)
-    }
-    return {"would": f"change ticket {ticket.id} ({ticket.title!r})", "changes": changes}
+    return await TICKETS.update_preview(ctx, args.ticket_id, _changes(args))
 
 
 async def tickets_close(ctx: ToolContext, args: TicketsCloseInput) -> TicketOut:
-    ticket = await _ticket(ctx, args.ticket_id)
+    ticket = await TICKETS.get(ctx, args.ticket_id)
     if ticket.status != "closed":
         ticket.status = "closed"
         ticket.closed_at = ticket.updated_at = utcnow()
@@ -165,21 +126,19 @@ async def tickets_close(ctx: ToolContext, args: TicketsCloseInput) -> TicketOut:
 
 
 async def tickets_close_preview(ctx: ToolContext, args: TicketsCloseInput) -> dict[str, Any]:
-    ticket = await _ticket(ctx, args.ticket_id)
+    ticket = await TICKETS.get(ctx, args.ticket_id)
     if ticket.status == "closed":
         return {"would": f"nothing: ticket {ticket.id} is already closed"}
     return {"would": f"close ticket {ticket.id} ({ticket.title!r})"}
 
 
 async def tickets_delete(ctx: ToolContext, args: TicketsDeleteInput) -> TicketsDeleteOutput:
-    ticket = await _ticket(ctx, args.ticket_id)
-    await ctx.session.delete(ticket)
-    await ctx.session.flush()
+    ticket = await TICKETS.delete(ctx, args.ticket_id)
     return TicketsDeleteOutput(id=args.ticket_id, deleted=True, title=ticket.title)
 
 
 async def tickets_delete_preview(ctx: ToolContext, args: TicketsDeleteInput) -> dict[str, Any]:
-    ticket = await _ticket(ctx, args.ticket_id)
+    ticket = await TICKETS.get(ctx, args.ticket_id)
     return {
         "would": f"delete ticket {ticket.id} ({ticket.title!r}, {ticket.status}) for good",
         "ticket": {"id": ticket.id, "title": ticket.title, "status": ticket.status},

@@ -1,0 +1,72 @@
+"""A run whose lease lapses while its worker still executes it (the store was busy past
+a renewal) is claimed again by that same worker: it must not start a second execution
+of the run (that repeated model calls and side effects in the crash matrix)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from identity import local_principal
+from runtime.runs import Runner, RunRequest
+from runtime.settings import Settings
+from runtime.system import open_system
+from runtime.worker import Worker
+from store.models import Note, Run, utcnow
+from tests.reliability.crash_worker import SLOW_NOTE
+
+pytestmark = pytest.mark.reliability
+
+MODEL = f"scripted:{Path(__file__).with_name('crash_model.py')}:turn"
+
+
+async def test_a_worker_never_executes_its_own_lapsed_run_twice(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phases = tmp_path / "phases.log"
+    monkeypatch.setenv("RELAYGRAPH_TEST_PHASE_LOG", str(phases))
+    async with open_system(
+        Settings(data_dir=data_dir, model=MODEL), extra_tools=[SLOW_NOTE]
+    ) as system:
+        runner = Runner(system)
+        worker = Worker(runner, concurrency=2)
+        worker.start()
+        try:
+            run = await runner.submit(
+                RunRequest(
+                    principal=local_principal(),
+                    input={"messages": [{"type": "human", "content": "lapse"}]},
+                )
+            )
+            worker.wake()
+            async with asyncio.timeout(30):
+                while "model-start 0" not in (phases.read_text() if phases.exists() else ""):
+                    await asyncio.sleep(0.02)
+            async with system.db.transaction() as session:
+                await session.execute(
+                    update(Run)
+                    .where(Run.run_id == run.run_id)
+                    .values(lease_expires_at=utcnow() - timedelta(hours=1))
+                )
+            worker.wake()
+            async with asyncio.timeout(60):
+                while True:
+                    async with system.db.session() as session:
+                        row = await session.get(Run, run.run_id)
+                        assert row is not None
+                        if row.status not in ("pending", "running"):
+                            break
+                    await asyncio.sleep(0.05)
+        finally:
+            await worker.stop()
+        async with system.db.session() as session:
+            titles = sorted((await session.execute(select(Note.title))).scalars())
+    assert (row.status, row.stop_reason) == ("success", "completed")
+    steps = Counter(line.split(" ", 2)[2] for line in phases.read_text().splitlines())
+    assert all(count == 1 for count in steps.values()), steps
+    assert titles == ["lapse/a", "lapse/b", "lapse/c"]
