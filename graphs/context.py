@@ -12,6 +12,7 @@ from langchain_core.runnables import Runnable
 from graphs.limits import Limits
 from graphs.prompts import Prompt
 from identity import Principal
+from memory.nodes import AgentMemory
 from tools import ToolExecutor
 
 
@@ -33,3 +34,5 @@ class RunContext:
     prompt: Prompt | None
     options: Mapping[str, Any] = field(default_factory=dict)
     """Graph-specific assistant options (e.g. the planner's ``review_plan``)."""
+    memory: AgentMemory | None = None
+    """Long-term memory, set when the assistant's ``memory`` option is on."""

@@ -14,12 +14,17 @@ text) to the state; the model node turns them into one clearly marked untrusted 
 ``format_untrusted_context``. The ids and scores (never the text) go to the run trace: a
 ``custom`` stream event ``{"type": "memory_recall", ...}`` and attributes on the current span.
 ``remember`` schedules the writes in the background and returns at once.
+
+``AgentMemory`` bundles both nodes for a graph whose run context carries the principal
+(``runtime.context.principal``), as relaygraph's agent does: its model node calls
+``context_block`` before each model call and ``remember`` when the turn finishes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -27,6 +32,7 @@ from opentelemetry import trace
 
 from identity import Principal
 from memory.memories import Memories, RecalledMemory
+from memory.minimisation import DEFAULT_POLICY, MinimisationPolicy, minimise_text
 
 log = structlog.get_logger(__name__)
 
@@ -194,3 +200,42 @@ def make_remember_node(
         return {}
 
     return remember
+
+
+def _context_principal(runtime: Any) -> Principal:
+    principal = getattr(getattr(runtime, "context", None), "principal", None)
+    if not isinstance(principal, Principal):
+        raise TypeError("the run context has no principal: AgentMemory needs one")
+    return principal
+
+
+@dataclass
+class AgentMemory:
+    """Long-term memory for a graph whose ``runtime.context.principal`` is the requester.
+
+    ``context_block`` recalls (``make_recall_node``) and returns the untrusted-context
+    block, minimised by ``minimisation`` as any text bound for a provider, with the hits'
+    ids and scores (no text) for the state and trace. ``remember`` is the remember node:
+    facts go through ``Memories.remember`` in the background, which scans them and holds
+    sensitive ones until a legal basis exists. What is learnt in one thread is recalled in
+    the user's other threads; another user or tenant never sees it.
+    """
+
+    memories: Memories
+    minimisation: MinimisationPolicy = DEFAULT_POLICY
+    k: int = 5
+    _recall: Node = field(init=False, repr=False)
+    remember: Node = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._recall = make_recall_node(self.memories, principal_of=_context_principal, k=self.k)
+        self.remember = make_remember_node(self.memories, principal_of=_context_principal)
+
+    async def context_block(
+        self, state: dict[str, Any], runtime: Any
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """(system-message text, or "" when nothing was recalled; traced hits)."""
+        found = (await self._recall(state, runtime)).get(RECALL_STATE_KEY) or []
+        block, _mapping = minimise_text(format_untrusted_context(found), self.minimisation)
+        traced = [{key: value for key, value in hit.items() if key != "text"} for hit in found]
+        return block, traced

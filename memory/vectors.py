@@ -14,7 +14,18 @@ Why this shape:
   in memory as a numpy matrix, loaded lazily and bounded by an LRU: exact search over
   1k vectors takes ~0.04 ms and is exact (recall 1.0). Chroma stays the durable copy.
   With a Chroma server (``connect``) other processes write too, so queries go to Chroma.
-- **Erasure.** ``delete`` removes ids; ``delete_scope`` drops a scope's collection.
+- **Erasure.** ``delete`` removes ids; ``delete_scope`` drops a scope's collection;
+  ``rebuild`` copies a scope's surviving vectors into a fresh collection (hnswlib only marks
+  deleted vectors). ``purge_residue`` then leaves no residue on disk (below).
+- **Residue.** hnswlib allocates an index's capacity with ``malloc`` and writes all of it
+  when it first persists a segment (``length.bin``, ``data_level0.bin``), so the unused
+  capacity holds uninitialised process memory: stray bytes of any text this process
+  handled, whoever it belonged to. Chroma 1.5 also leaves a deleted collection's segment
+  directory behind, and its SQLite file keeps deleted rows in free pages.
+  ``scrub_chroma_dir`` zeroes the unused capacity (it never holds an element: hnswlib
+  zeroes an element's slot before using it and rereads the whole file on load), removes
+  orphaned segment directories and compacts ``chroma.sqlite3``. It runs on open, on close
+  and, with the client released, after every erasure (``purge_residue``).
 
 All vectors are stored L2-normalised and compared by cosine similarity; ``VectorHit.score``
 is that similarity (1.0 = same direction).
@@ -27,6 +38,9 @@ import hmac
 import os
 import re
 import secrets
+import shutil
+import sqlite3
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Collection as AbstractCollection
@@ -51,6 +65,107 @@ _LOCK_FILE = "relaygraph.lock"
 _OWNER_FILE = "relaygraph.owner"
 _SCOPE_KEY_FILE = "relaygraph-scope.key"
 DEFAULT_CACHE_MAX_VECTORS = 250_000  # ~384 MB of 384-d float32
+_CHROMA_SQLITE = "chroma.sqlite3"
+_SEGMENT_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# hnswlib's persisted header (PERSISTENCE_VERSION 1): int32 version, then size_t
+# offsetLevel0, max_elements, cur_element_count, size_data_per_element, ...
+_HNSW_HEADER = struct.Struct("<iQQQQ")
+_ZEROS = bytes(1 << 20)
+
+
+def _zero_tail(path: Path, start: int) -> int:
+    """Zero ``path`` from byte ``start`` to its end; returns how many bytes were not zero.
+
+    Blocks that are already zero (sparse holes, mostly) are only read, not rewritten.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    dirty = 0
+    with path.open("r+b") as handle:
+        position = start
+        while position < size:
+            handle.seek(position)
+            block = handle.read(min(len(_ZEROS), size - position))
+            if not block:
+                break
+            if block.count(0) != len(block):
+                dirty += len(block) - block.count(0)
+                handle.seek(position)
+                handle.write(_ZEROS[: len(block)])
+            position += len(block)
+        if dirty:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return dirty
+
+
+def scrub_hnsw_segment(directory: Path) -> int:
+    """Zero the unused capacity of one HNSW segment's files (see the module docstring).
+
+    Only bytes past the elements the header counts are touched. Returns bytes zeroed.
+
+    Raises:
+        VectorIndexError: a header this code does not understand (a newer Chroma).
+    """
+    try:
+        header = (directory / "header.bin").read_bytes()
+    except FileNotFoundError:
+        return 0
+    if len(header) < _HNSW_HEADER.size:
+        return 0
+    version, _offset, _capacity, count, per_element = _HNSW_HEADER.unpack_from(header)
+    if version != 1 or per_element <= 0:
+        raise VectorIndexError(
+            f"unknown HNSW segment format in {directory} (version {version})",
+            hint="this Chroma version is newer than relaygraph knows; pin chromadb 1.5",
+        )
+    zeroed = _zero_tail(directory / "data_level0.bin", count * per_element)
+    zeroed += _zero_tail(directory / "length.bin", count * 4)  # one float per element
+    return zeroed
+
+
+def scrub_chroma_dir(
+    path: Path, *, compact: bool = True, busy_timeout_ms: int = 30_000
+) -> dict[str, int]:
+    """Leave no residue in an embedded Chroma directory no client has open.
+
+    Zeroes the unused capacity of every HNSW segment, removes segment directories of
+    deleted collections and (``compact``) compacts ``chroma.sqlite3`` (``secure_delete``,
+    ``VACUUM``: deleted rows' vectors leave its free pages). Returns counts:
+    ``bytes_zeroed`` (bytes that were not zero), ``segments_removed``.
+    """
+    path = Path(path)
+    result = {"bytes_zeroed": 0, "segments_removed": 0}
+    database = path / _CHROMA_SQLITE
+    live: set[str] | None = None
+    if database.exists():
+        connection = sqlite3.connect(
+            str(database), timeout=busy_timeout_ms / 1000, isolation_level=None
+        )
+        try:
+            connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            try:
+                live = {row[0] for row in connection.execute("SELECT id FROM segments")}
+            except sqlite3.OperationalError:  # not initialised yet
+                live = None
+            if compact:
+                connection.execute("PRAGMA secure_delete=ON")
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                connection.execute("VACUUM")
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
+    for child in sorted(path.iterdir()) if path.exists() else ():
+        if not child.is_dir() or not _SEGMENT_DIR.match(child.name):
+            continue
+        if live is not None and child.name not in live:
+            shutil.rmtree(child, ignore_errors=True)
+            result["segments_removed"] += 1
+        else:
+            result["bytes_zeroed"] += scrub_hnsw_segment(child)
+    return result
 
 
 def load_or_create_scope_key(path: Path) -> bytes:
@@ -231,6 +346,7 @@ class VectorStore:
         try:
             owner_file.write_text(str(os.getpid()))
             key = scope_key or load_or_create_scope_key(path / _SCOPE_KEY_FILE)
+            scrub_chroma_dir(path, compact=False)  # a crashed owner may have left residue
             client = chromadb.PersistentClient(
                 path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
             )
@@ -289,9 +405,47 @@ class VectorStore:
             self._collections.clear()
             self._cache.clear()
             if self._lock is not None:
-                # Chroma caches one system per path; drop it so a reopen reads the disk.
-                self._client.clear_system_cache()
-                self._lock.release()
+                try:
+                    self._release_client()
+                    scrub_chroma_dir(Path(self.location), compact=False)
+                finally:
+                    self._lock.release()
+
+    def _release_client(self) -> None:
+        """Stop Chroma's system for this directory and forget it: its Rust side drops the
+        SQLite pool and the HNSW indexes with their files, and a new client (or a reopen)
+        reads the disk afresh. Chroma caches one system per path in the process."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        identifier = str(getattr(self._client, "_identifier", ""))
+        system = SharedSystemClient._identifier_to_system.pop(identifier, None)
+        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        if system is not None:
+            system.stop()
+
+    def purge_residue(self) -> dict[str, int]:
+        """After deletions (erasure): make the embedded directory hold no trace of them.
+
+        Chroma's client is released, the directory scrubbed (``scrub_chroma_dir``) and a
+        fresh client opened, which rereads the scrubbed segments, so the uninitialised
+        capacity in memory is gone too. With a Chroma server this is a no-op: the server
+        never receives text, so its memory holds none of ours. Returns the scrub counts.
+        """
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        with self._mutex:
+            self._check_open()
+            if self._lock is None:
+                return {"bytes_zeroed": 0, "segments_removed": 0}
+            self._collections.clear()
+            self._release_client()
+            try:
+                return scrub_chroma_dir(Path(self.location))
+            finally:
+                self._client = chromadb.PersistentClient(
+                    path=self.location, settings=ChromaSettings(anonymized_telemetry=False)
+                )
 
     def __enter__(self) -> VectorStore:
         return self
@@ -503,12 +657,17 @@ class VectorIndex:
                 return []
             try:
                 size = collection.count()
+                wanted: list[str] | None = None
+                if ids is not None and size:
+                    # A server refuses a query naming ids it does not hold: keep those it has.
+                    wanted = list(collection.get(ids=list(ids), include=[])["ids"])
+                    size = len(wanted)
                 if size == 0:
                     return []
                 result = collection.query(
                     query_embeddings=[query],
                     n_results=min(k, size),
-                    ids=list(ids) if ids is not None else None,
+                    ids=wanted,
                     include=["distances"],
                 )
             except NotFoundError:  # deleted by another process: forget the handle, retry
@@ -517,6 +676,8 @@ class VectorIndex:
                     return []
                 continue
             except ChromaError as exc:
+                if "dimension" in str(exc).lower():
+                    raise self._dimension_error(None, len(query)) from exc
                 raise VectorIndexError(f"Chroma query failed: {exc}") from exc
             distances = (result["distances"] or [[]])[0]
             return [
@@ -560,6 +721,29 @@ class VectorIndex:
                 store._client.delete_collection(name)
             except (NotFoundError, ValueError):
                 pass
+
+    def rebuild(self, scope: Scope) -> int:
+        """Copy ``scope``'s vectors into a fresh collection and drop the old one, so that
+        vectors deleted by id (which hnswlib only marks) leave its segment files. Returns
+        how many vectors were kept. Run ``VectorStore.purge_residue`` afterwards.
+        """
+        store = self._store
+        name = store.collection_name(self.namespace, scope)
+        with store._mutex:
+            store._check_open()
+            collection = store._collection(name, create=False)
+            if collection is None:
+                return 0
+            ids: list[str] = []
+            rows: list[np.ndarray] = []
+            for offset in range(0, collection.count(), store._max_batch):
+                page = collection.get(include=["embeddings"], limit=store._max_batch, offset=offset)
+                ids.extend(page["ids"])
+                rows.append(np.asarray(page["embeddings"], dtype=np.float32))
+            self.delete_scope(scope)
+            if ids:
+                self.add(scope, ids, np.concatenate(rows))
+            return len(ids)
 
     def count(self, scope: Scope) -> int:
         """How many vectors ``scope`` holds."""

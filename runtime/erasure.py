@@ -13,7 +13,12 @@ Order of work:
    leaving the hash chain verifiable; model usage rows keep their cost but lose the user.
 3. **Compact.** SQLite deletes run with ``secure_delete`` (pages zeroed) and the FTS5 indexes
    with ``secure-delete``; then ``VACUUM`` and a truncating WAL checkpoint on the relational
-   store and the checkpoint database, so no free page or WAL frame keeps old bytes.
+   store and the checkpoint database, so no free page or WAL frame keeps old bytes. The
+   tenant's shared store partition, which lost vectors by id, is rebuilt into a fresh
+   collection (hnswlib only marks deleted vectors); then ``VectorStore.purge_residue``
+   removes dropped collections' segment files, zeroes the HNSW capacity that hnswlib wrote
+   from uninitialised memory (it can hold stray bytes of any text the process handled) and
+   compacts Chroma's SQLite file.
 4. **Verify.** Every file under the data directory (SQLite files, WAL files, the Chroma
    directory, the files directory) is read as raw bytes and searched for each identifier
    (UTF-8, and UTF-16 for good measure). The report names files and identifier *kinds*
@@ -311,17 +316,40 @@ class Eraser:
             await self.delete_thread(thread_id)
         deleted["threads"] = len(thread_ids)
         deleted["memories"] = await self.memories.delete_user(tenant, user)
+        await self._revoke_keys(tenant, user)
         await self._erase_rows(tenant, user, deleted)
         chunks = self.vectors.index("chunks")
         await asyncio.to_thread(chunks.delete_scope, Scope(tenant, user))
         deleted["audit_payloads"] = await self._erase_audit(tenant, user)
         report.compacted = await self._compact()
+        residue = await asyncio.to_thread(self.vectors.purge_residue)
+        if residue["bytes_zeroed"] or residue["segments_removed"]:
+            report.compacted.append(self.vectors.location)
         if verify:
             roots = [self.data_dir, *self.extra_roots]
             report.verification = await asyncio.to_thread(verify_erased, roots, found)
             await self._classify_retained(tenant, user, found, report.verification)
         log.info("user_erased", tenant=tenant, ok=report.ok, deleted=deleted)
         return report
+
+    async def _revoke_keys(self, tenant: str, user: str) -> None:
+        """Revoke the user's API keys before their rows go, so that caches of verified
+        keys in this process (``identity.auth``) drop them at once."""
+        from identity.apikeys import ApiKeyError, revoke_api_key
+
+        async with self.db.session() as session:
+            key_ids = list(
+                (
+                    await session.execute(
+                        select(ApiKey.key_id).where(ApiKey.tenant == tenant, ApiKey.user == user)
+                    )
+                ).scalars()
+            )
+        for key_id in key_ids:
+            try:
+                await revoke_api_key(db=self.db, key_id=key_id, tenant=tenant)
+            except ApiKeyError:  # deleted meanwhile
+                pass
 
     async def _erase_rows(self, tenant: str, user: str, deleted: dict[str, int]) -> None:
         async with self.db.transaction() as session:
@@ -422,6 +450,7 @@ class Eraser:
         if vector_ids:
             index = self.vectors.index("store")
             await asyncio.to_thread(index.delete, Scope(tenant), vector_ids)
+            await asyncio.to_thread(index.rebuild, Scope(tenant))
 
     async def _erase_audit(self, tenant: str, user: str) -> int:
         from tools.audit import AuditLog

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -52,16 +52,22 @@ class Env:
 
 @asynccontextmanager
 async def open_memories(
-    directory: Path, embedder: Embedder | None = None, config: MemoryConfig | None = None
+    directory: Path,
+    embedder: Embedder | None = None,
+    config: MemoryConfig | None = None,
+    *,
+    vectors: Callable[[Path], VectorStore] | None = None,
 ) -> AsyncIterator[Env]:
+    """``vectors``: how to open the vector store (the ``open_vectors`` fixture: embedded
+    or a Chroma server); default embedded in ``directory/chroma``."""
     url = f"sqlite+aiosqlite:///{directory / 'relaygraph.db'}"
     migrate(url)
     db = Database(url)
-    vectors = VectorStore.open_local(directory / "chroma")
-    memories = Memories(db, vectors.index(MEMORY_NAMESPACE), embedder or WordHashEmbedder(), config)
+    store = vectors(directory) if vectors else VectorStore.open_local(directory / "chroma")
+    memories = Memories(db, store.index(MEMORY_NAMESPACE), embedder or WordHashEmbedder(), config)
     try:
-        yield Env(db, vectors, memories)
+        yield Env(db, store, memories)
     finally:
         await memories.drain()
-        vectors.close()
+        store.close()
         await db.dispose()

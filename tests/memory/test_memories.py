@@ -21,6 +21,7 @@ from memory.nodes import (
 )
 from memory.types import Scope
 from store.models import Memory
+from tests.memory.conftest import OpenVectors
 from tests.memory.memory_helpers import open_memories
 
 ALICE = Principal.with_roles("acme", "alice", ["user"])
@@ -36,8 +37,8 @@ async def count(env, **where) -> int:  # type: ignore[no-untyped-def]
         return int((await session.execute(statement)).scalar_one())
 
 
-async def test_writes_are_idempotent_on_retry(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_writes_are_idempotent_on_retry(tmp_path: Path, open_vectors: OpenVectors) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         first = await env.memories.remember(ALICE, "Prefers tea over coffee.")
         again = await env.memories.remember(ALICE, "  prefers TEA over   coffee. ")
         concurrent = await asyncio.gather(
@@ -50,9 +51,11 @@ async def test_writes_are_idempotent_on_retry(tmp_path: Path) -> None:
         assert env.vectors.index("memories").count(Scope("acme", "alice")) == 2
 
 
-async def test_near_duplicates_merge_with_the_real_model(tmp_path: Path) -> None:
+async def test_near_duplicates_merge_with_the_real_model(
+    tmp_path: Path, open_vectors: OpenVectors
+) -> None:
     embedder = create_embedder(DEFAULT_EMBEDDING_MODEL, cache_dir=tmp_path / "models")
-    async with open_memories(tmp_path, embedder) as env:
+    async with open_memories(tmp_path, embedder, vectors=open_vectors) as env:
         first = await env.memories.remember(ALICE, "Alice prefers answers in Danish.")
         merged = await env.memories.remember(ALICE, "Alice prefers her answers in Danish")
         other = await env.memories.remember(ALICE, "Alice has a dog called Rufus.")
@@ -66,8 +69,10 @@ async def test_near_duplicates_merge_with_the_real_model(tmp_path: Path) -> None
         assert texts == {"Alice prefers her answers in Danish", "Alice has a dog called Rufus."}
 
 
-async def test_recall_is_isolated_between_users_and_tenants(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_recall_is_isolated_between_users_and_tenants(
+    tmp_path: Path, open_vectors: OpenVectors
+) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         mine = await env.memories.remember(ALICE, "Favourite colour is green.")
         await env.memories.remember(BOB, "Favourite colour is green and blue.")
         await env.memories.remember(ALICE_GLOBEX, "Favourite colour is green too.")
@@ -90,8 +95,8 @@ async def test_recall_is_isolated_between_users_and_tenants(tmp_path: Path) -> N
         assert len(await env.memories.recall(BOB, "favourite colour green")) == 1
 
 
-async def test_assistant_and_thread_scopes(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_assistant_and_thread_scopes(tmp_path: Path, open_vectors: OpenVectors) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         everywhere = await env.memories.remember(ALICE, "Name of the cat is Mits.")
         support = await env.memories.remember(
             ALICE, "Cat insurance case open.", assistant_id="support"
@@ -107,8 +112,12 @@ async def test_assistant_and_thread_scopes(tmp_path: Path) -> None:
         assert await ids(assistant_id="sales", thread_id="t-2") == {everywhere.memory_id}
 
 
-async def test_bad_input_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    async with open_memories(tmp_path, config=MemoryConfig(max_chars=50)) as env:
+async def test_bad_input_is_refused_and_nothing_is_written(
+    tmp_path: Path, open_vectors: OpenVectors
+) -> None:
+    async with open_memories(
+        tmp_path, vectors=open_vectors, config=MemoryConfig(max_chars=50)
+    ) as env:
         for text, kwargs in (("   ", {}), ("x" * 51, {}), ("ok", {"source": "gossip"})):
             with pytest.raises(MemoryError):
                 await env.memories.remember(ALICE, text, **kwargs)
@@ -117,8 +126,10 @@ async def test_bad_input_is_refused_and_nothing_is_written(tmp_path: Path) -> No
         assert await count(env) == 0
 
 
-async def test_expired_memories_are_not_recalled_and_are_swept(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_expired_memories_are_not_recalled_and_are_swept(
+    tmp_path: Path, open_vectors: OpenVectors
+) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         short = await env.memories.remember(ALICE, "Parking spot 42 today.", ttl_days=1)
         long = await env.memories.remember(ALICE, "Parking permit for zone B.")
         async with env.db.transaction() as session:
@@ -140,19 +151,22 @@ async def test_chroma_holds_no_text_or_identifiers(tmp_path: Path) -> None:
     async with open_memories(tmp_path) as env:
         await env.memories.remember(ALICE, "Uniquewordzebra is the wifi password hint.")
         await env.memories.remember(ALICE, "Mail me at zebra.owner@example.com please.")
-    # Chroma's SQLite file is where it keeps documents and metadata (even after deletes);
-    # ours must hold neither. (Its HNSW binaries are not checked: hnswlib persists
-    # uninitialised buffers, which can hold any bytes of the process's heap.)
-    sqlite_files = list((tmp_path / "chroma").rglob("*.sqlite3"))
-    assert sqlite_files
-    for path in sqlite_files:
+    # Chroma keeps documents and metadata in its SQLite file (even after deletes): ours
+    # must hold neither. Its HNSW segment files are checked too: the store zeroes the
+    # capacity hnswlib persists from uninitialised memory (see memory.vectors).
+    files = [path for path in (tmp_path / "chroma").rglob("*") if path.is_file()]
+    assert any(path.name == "chroma.sqlite3" for path in files)
+    assert any(path.name == "length.bin" for path in files)
+    for path in files:
         data = path.read_bytes().lower()
         assert b"uniquewordzebra" not in data and b"zebra.owner" not in data, path
         assert b"alice" not in data and b"acme" not in data, path
 
 
-async def test_remember_later_returns_at_once_and_drains(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_remember_later_returns_at_once_and_drains(
+    tmp_path: Path, open_vectors: OpenVectors
+) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         task = env.memories.remember_later(ALICE, "Allergic to nothing in particular.")
         assert not task.done()
         bad = env.memories.remember_later(ALICE, "")  # a failure is logged, never raised
@@ -165,8 +179,8 @@ class _Runtime:
         principal = ALICE
 
 
-async def test_recall_and_remember_nodes(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_recall_and_remember_nodes(tmp_path: Path, open_vectors: OpenVectors) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         remember = make_remember_node(env.memories, principal_of=lambda rt: rt.context.principal)
         recall = make_recall_node(env.memories, principal_of=lambda rt: rt.context.principal)
         state = {

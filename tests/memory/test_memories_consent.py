@@ -12,6 +12,7 @@ from memory.consent import LegalBasisError, LegalBasisNotFoundError
 from memory.memories import MemoryConfig
 from memory.types import Scope
 from privacy import Sensitivity
+from tests.memory.conftest import OpenVectors
 from tests.memory.memory_helpers import WordHashEmbedder, open_memories
 
 ALICE = Principal.with_roles("acme", "alice", ["user"])
@@ -20,9 +21,11 @@ HEALTH = "Alice was diagnosed with diabetes last year."
 CARD = "Alice pays with card 4111 1111 1111 1111."
 
 
-async def test_special_and_financial_content_is_held_until_consent(tmp_path: Path) -> None:
+async def test_special_and_financial_content_is_held_until_consent(
+    tmp_path: Path, open_vectors: OpenVectors
+) -> None:
     embedder = WordHashEmbedder()
-    async with open_memories(tmp_path, embedder) as env:
+    async with open_memories(tmp_path, embedder, vectors=open_vectors) as env:
         health = await env.memories.remember(ALICE, HEALTH)
         card = await env.memories.remember(ALICE, CARD)
         plain = await env.memories.remember(ALICE, "Alice likes long walks.")
@@ -72,8 +75,8 @@ async def test_special_and_financial_content_is_held_until_consent(tmp_path: Pat
         assert remaining == {plain.memory_id}
 
 
-async def test_other_bases_need_who_and_why(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_other_bases_need_who_and_why(tmp_path: Path, open_vectors: OpenVectors) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         await env.memories.remember(ALICE, CARD)
         with pytest.raises(LegalBasisError, match="needs a note"):
             await env.consent.grant(
@@ -113,8 +116,8 @@ async def test_other_bases_need_who_and_why(tmp_path: Path) -> None:
             await env.consent.withdraw(tenant="acme", subject="bob", basis_id=both.basis.id, by="x")
 
 
-async def test_hold_set_is_configurable(tmp_path: Path) -> None:
+async def test_hold_set_is_configurable(tmp_path: Path, open_vectors: OpenVectors) -> None:
     config = MemoryConfig(hold_sensitivities=frozenset({Sensitivity.SPECIAL}))
-    async with open_memories(tmp_path, config=config) as env:
+    async with open_memories(tmp_path, vectors=open_vectors, config=config) as env:
         assert (await env.memories.remember(ALICE, CARD)).status == "active"
         assert (await env.memories.remember(ALICE, HEALTH)).status == "awaiting_basis"

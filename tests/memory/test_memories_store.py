@@ -10,11 +10,14 @@ import pytest
 from memory.store import STORE_NAMESPACE, RelayStore, StoreIndex
 from memory.types import Scope
 from runtime import store_items
+from tests.memory.conftest import OpenVectors
 from tests.memory.memory_helpers import WordHashEmbedder, open_memories
 
 
-async def test_base_store_operations_and_semantic_search(tmp_path: Path) -> None:
-    async with open_memories(tmp_path) as env:
+async def test_base_store_operations_and_semantic_search(
+    tmp_path: Path, open_vectors: OpenVectors
+) -> None:
+    async with open_memories(tmp_path, vectors=open_vectors) as env:
         index = StoreIndex(env.db, env.vectors.index(STORE_NAMESPACE), WordHashEmbedder())
 
         def store(tenant: str) -> RelayStore:

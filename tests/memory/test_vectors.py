@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -21,7 +15,9 @@ from memory.vectors import (
     VectorStore,
     load_or_create_scope_key,
     open_vector_store,
+    scrub_chroma_dir,
 )
+from tests.memory.conftest import OpenVectors
 
 ALICE = Scope("acme", "alice@example.com")
 BOB = Scope("acme", "bob")
@@ -35,9 +31,9 @@ def vectors(count: int, seed: int) -> np.ndarray:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[VectorStore]:
-    with VectorStore.open_local(tmp_path / "chroma") as opened:
-        yield opened
+def store(tmp_path: Path, open_vectors: OpenVectors) -> VectorStore:
+    """Embedded, and (``slow``) on a Chroma server: see tests/memory/conftest.py."""
+    return open_vectors(tmp_path)
 
 
 @pytest.fixture
@@ -169,9 +165,10 @@ def test_a_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
         assert reopened.index("memories").count(ALICE) == 0
 
 
-def test_a_second_store_in_the_same_process_is_refused_too(store: VectorStore) -> None:
-    with pytest.raises(VectorIndexLockedError):
-        VectorStore.open_local(Path(store.location))
+def test_a_second_store_in_the_same_process_is_refused_too(tmp_path: Path) -> None:
+    with VectorStore.open_local(tmp_path / "chroma") as store:
+        with pytest.raises(VectorIndexLockedError):
+            VectorStore.open_local(Path(store.location))
 
 
 def test_chroma_files_hold_no_identifiers(tmp_path: Path) -> None:
@@ -256,42 +253,7 @@ def test_scope_key_is_created_private_and_reused(tmp_path: Path) -> None:
 # --- a real Chroma server (HttpClient) ---------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    chroma = shutil.which("chroma", path=os.path.dirname(sys.executable))
-    if chroma is None:
-        pytest.skip("the chroma CLI is not installed beside this Python")
-    port = _free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    server = subprocess.Popen(
-        [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "chroma run exited early"
-            assert time.monotonic() < deadline, "chroma run did not start within 60 s"
-            time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
+@pytest.mark.slow
 def test_http_client_mode_against_a_chroma_server(chroma_url: str) -> None:
     key = b"k" * 32
     data = vectors(25, seed=15)
@@ -320,6 +282,7 @@ def test_bad_chroma_urls_are_refused() -> None:
         VectorStore.connect("http://127.0.0.1:9", scope_key=b"short")
 
 
+@pytest.mark.slow
 def test_settings_choose_the_embedded_store_or_a_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chroma_url: str
 ) -> None:
@@ -347,3 +310,70 @@ def test_settings_choose_the_embedded_store_or_a_server(
         index.add(ALICE, ["s"], vectors(1, seed=31))
         assert index.count(ALICE) == 1
         index.delete_scope(ALICE)
+
+
+# --- residue: hnswlib's uninitialised capacity, orphaned segments, deleted vectors ------
+
+
+def _segments(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and (p / "header.bin").exists())
+
+
+def test_scrub_zeroes_unused_hnsw_capacity_and_keeps_the_vectors(tmp_path: Path) -> None:
+    path = tmp_path / "chroma"
+    data = vectors(5, seed=40)
+    with VectorStore.open_local(path) as opened:
+        opened.index("memories").add(ALICE, [f"m{i}" for i in range(5)], data)
+    (segment,) = _segments(path)
+    # What hnswlib leaves in the capacity it persists unused: stray heap bytes.
+    for name in ("length.bin", "data_level0.bin"):
+        file = segment / name
+        raw = bytearray(file.read_bytes())
+        raw[-64:] = b"stray heap: maria.jensen@example.dk 010190-1234 ".ljust(64, b"!")
+        file.write_bytes(bytes(raw))
+    assert scrub_chroma_dir(path)["bytes_zeroed"] >= 128
+    for file in segment.iterdir():
+        assert b"maria.jensen" not in file.read_bytes(), file
+    assert scrub_chroma_dir(path)["bytes_zeroed"] == 0  # nothing left to zero
+    with VectorStore.open_local(path) as reopened:  # the index still reads and answers
+        hits = reopened.index("memories").query(ALICE, data[3], k=2)
+        assert hits[0].id == "m3" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_purge_residue_removes_dropped_collections_and_deleted_vectors(tmp_path: Path) -> None:
+    path = tmp_path / "chroma"
+    # Entries of ±0.25 over 16 dimensions have norm 1 exactly, so the bytes are the same
+    # however a layer normalises them: a byte search can find (or miss) each vector.
+    data = np.random.default_rng(41).choice([-0.25, 0.25], size=(12, DIM)).astype(np.float32)
+    with VectorStore.open_local(path) as opened:
+        index = opened.index("store")
+        index.add(ALICE, ["a1", "a2"], data[:2])
+        index.add(ACME_SHARED, [f"s{i}" for i in range(10)], data[2:])
+        assert len(_segments(path)) == 2
+        index.delete_scope(ALICE)
+        index.delete(ACME_SHARED, ["s0", "s1"])
+        assert index.rebuild(ACME_SHARED) == 8
+        assert index.rebuild(Scope("acme", "nobody")) == 0
+        residue = opened.purge_residue()
+        assert residue["segments_removed"] >= 2  # ALICE's, and the shared one's old copy
+        assert len(_segments(path)) == 1
+        # The store works on after the client was replaced.
+        assert index.count(ACME_SHARED) == 8 and index.count(ALICE) == 0
+        assert {h.id for h in index.query(ACME_SHARED, data[2], k=20)} == {
+            f"s{i}" for i in range(2, 10)
+        }
+        index.add(ALICE, ["a3"], data[:1])
+        assert index.query(ALICE, data[0], k=1)[0].id == "a3"
+    # The deleted vectors' bytes are gone from every file, SQLite's free pages included.
+    deleted = [data[0], data[1], data[2], data[3]]  # a1, a2, s0, s1 (a3 reuses data[0])
+    blobs = b"".join(f.read_bytes() for f in path.rglob("*") if f.is_file())
+    assert data[7].tobytes() in blobs, "control: a surviving vector (s5) is found"
+    assert not any(vector.tobytes() in blobs for vector in deleted[1:])
+
+
+def test_purge_residue_is_a_no_op_on_a_server(store: VectorStore) -> None:
+    store.index("memories").add(ALICE, ["x"], vectors(1, seed=42))
+    result = store.purge_residue()
+    if store.location.startswith("http"):
+        assert result == {"bytes_zeroed": 0, "segments_removed": 0}
+    assert store.index("memories").count(ALICE) == 1

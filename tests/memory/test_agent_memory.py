@@ -1,0 +1,107 @@
+"""Long-term memory in the agent graph: what a user tells one thread is recalled in their
+next thread (the model's prompt shows it as untrusted context, the state traces ids and
+scores), never for another user or tenant, and not at all when the assistant's ``memory``
+option is off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from graphs.agent import compile_agent, turn_counts
+from identity import Principal
+from runtime.memory_services import LazyMemoryServices
+from runtime.runs import Runner, RunRequest
+from runtime.settings import Settings
+from runtime.system import open_system
+from store.models import TraceStep
+from tests.memory.memory_helpers import WordHashEmbedder
+
+ALICE = Principal.with_roles("acme", "alice", ["user"])
+BOB = Principal.with_roles("acme", "bob", ["user"])
+ALICE_ELSEWHERE = Principal.with_roles("globex", "alice", ["user"])
+MODEL = "scripted:tests.memory.agent_memory_model:echo_memories"
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        model=MODEL,
+        assistants={
+            "remembering": {"graph_id": "agent", "options": {"memory": True}},
+            "forgetful": {"graph_id": "agent", "options": {"memory": False}},
+        },
+    )
+
+
+async def _values(system: Any, thread_id: str) -> dict[str, Any]:
+    snapshot = await compile_agent(system.checkpointer).aget_state(
+        {"configurable": {"thread_id": thread_id}}
+    )
+    return dict(snapshot.values)
+
+
+async def _ask(runner: Runner, principal: Principal, text: str, assistant: str) -> Any:
+    summary = await runner.run(
+        RunRequest(principal=principal, assistant_id=assistant, input_text=text)
+    )
+    assert summary.stop_reason == "completed", summary
+    return summary
+
+
+async def test_a_fact_told_in_one_thread_is_recalled_in_the_next(settings: Settings) -> None:
+    async with open_system(settings) as system:
+        system.memory = LazyMemoryServices(system, embedder=WordHashEmbedder())
+        runner = Runner(system)
+        first = await _ask(
+            runner, ALICE, "Remember that my favourite colour is teal.", "remembering"
+        )
+        assert first.final_message == "SEEN: no memories"
+        services = await system.memory.get()
+        await services.memories.drain()  # the remember node writes in the background
+        stored = [
+            m.text for m in await services.memories.list_memories(tenant="acme", user="alice")
+        ]
+        assert stored == ["My favourite colour is teal"]
+
+        second = await _ask(runner, ALICE, "What is my favourite colour?", "remembering")
+        assert second.thread_id != first.thread_id
+        assert "<untrusted_memories>" in (second.final_message or "")
+        assert "My favourite colour is teal" in (second.final_message or "")
+        values = await _values(system, second.thread_id)
+        # The block reached the model's prompt only: the thread keeps the human message and
+        # the answer, and the turn counts one model step.
+        assert [m.type for m in values["messages"]] == ["human", "ai"]
+        assert turn_counts(values) == (1, 0)  # type: ignore[arg-type]
+        traced = values["recalled_memories"]
+        assert len(traced) == 1 and traced[0]["memory_id"].startswith("mem_")
+        assert traced[0]["score"] > 0 and "text" not in traced[0]
+        assert "recalled_memories" not in await _values(system, first.thread_id)
+        async with system.db.session() as session:
+            steps = (
+                await session.execute(
+                    select(TraceStep.retrieved).where(
+                        TraceStep.run_id == second.run_id, TraceStep.node == "model"
+                    )
+                )
+            ).scalars()
+            retrieved = [item for step in steps for item in step or []]
+        assert {"kind": "memory", "id": traced[0]["memory_id"]}.items() <= retrieved[0].items()
+
+        for other in (BOB, ALICE_ELSEWHERE):
+            answer = await _ask(runner, other, "What is my favourite colour?", "remembering")
+            assert answer.final_message == "SEEN: no memories", other
+
+        # Memory off: nothing recalled, and nothing learnt from the turn.
+        off = await _ask(runner, ALICE, "What is my favourite colour?", "forgetful")
+        assert off.final_message == "SEEN: no memories"
+        assert "recalled_memories" not in await _values(system, off.thread_id)
+        await _ask(runner, ALICE, "Remember that I play the cello.", "forgetful")
+        await services.memories.drain()
+        assert [
+            m.text for m in await services.memories.list_memories(tenant="acme", user="alice")
+        ] == stored
