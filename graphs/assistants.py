@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from graphs.registry import GraphRegistry
+from graphs.registry import GraphRegistry, InvalidOptions
 
 
 class AssistantNotFound(LookupError):
@@ -34,8 +34,8 @@ class AssistantConfig(BaseModel):
     prompt_version: str | None = None
     """Pinned prompt version for new threads; None: the newest."""
     options: dict[str, Any] = Field(default_factory=dict)
-    """Graph-specific options, validated by the graph when it runs (e.g. the planner's
-    ``{"review_plan": true}``)."""
+    """Graph-specific options (e.g. the planner's ``{"review_plan": true}``), checked against
+    the graph's options model when the assistant is configured, created or changed."""
 
 
 class AssistantCatalog:
@@ -64,6 +64,10 @@ class AssistantCatalog:
                 raise ValueError(
                     f"assistant {assistant_id!r} names unknown graph {config.graph_id!r}"
                 )
+            try:
+                graphs.get(config.graph_id).check_options(config.options)
+            except InvalidOptions as exc:
+                raise ValueError(f"assistant {assistant_id!r}: {exc}") from None
             assistants[assistant_id] = config
         return cls(assistants)
 

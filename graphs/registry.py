@@ -3,8 +3,12 @@
 A user graph is ``package.module:attr`` or ``path/to/file.py:attr`` where ``attr``
 is a ``StateGraph``, a compiled graph, or a factory returning either. relaygraph
 compiles it with its own checkpointer, so user graphs get the same durability,
-limits and API as the built-ins. Its version is the module's ``GRAPH_VERSION``
-(or ``__version__``): threads pin it, and refuse to run on another version.
+limits and API as the built-ins, and the same ``RunContext`` (``runtime.context``: the
+principal, the tool executor, the assistant's model and limits). Its version is the
+module's ``GRAPH_VERSION`` (or ``__version__``): threads pin it, and refuse to run on
+another version. A module may declare ``ASSISTANT_OPTIONS``, a pydantic model of the
+assistant ``options`` it understands; assistants are checked against it when they are
+created or changed (and at start-up for configured ones), not at their first run.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from graphs import agent, planner
 from graphs.workflows import triage
@@ -37,6 +42,29 @@ class GraphLoadError(ValueError):
     """A user graph cannot be imported or is not a LangGraph graph."""
 
 
+class InvalidOptions(ValueError):
+    """An assistant's ``options`` do not fit its graph; the message lists the valid ones."""
+
+
+class AgentOptions(BaseModel):
+    """Assistant ``options`` the agent graph understands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    web_search: bool = False
+    """Let the model search the web (results are untrusted content)."""
+    memory: bool = False
+    """Recall and remember long-term memories."""
+
+
+class TriageOptions(BaseModel):
+    """Assistant ``options`` the triage workflow understands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory: bool = False
+
+
 @dataclass(frozen=True)
 class GraphEntry:
     graph_id: str
@@ -46,10 +74,34 @@ class GraphEntry:
     prompt: str | None = None
     """Name of the versioned prompt the graph's model node uses (None: no system prompt)."""
     source: str = ""
+    options: type[BaseModel] | None = None
+    """The assistant ``options`` this graph understands (None: not checked)."""
 
     @property
     def uses_run_context(self) -> bool:
-        return self.builtin
+        """Every graph, built-in or the user's, runs with the ``RunContext``."""
+        return True
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raises:
+        InvalidOptions: ``options`` do not validate against this graph's options model."""
+        if self.options is None:
+            return
+        try:
+            self.options.model_validate(dict(options))
+        except ValidationError as exc:
+            fields = ", ".join(
+                f"{name} ({_type_name(field.annotation)})"
+                for name, field in self.options.model_fields.items()
+            )
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'options'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise InvalidOptions(
+                f"options for graph {self.graph_id!r} are invalid ({problems}); "
+                f"it understands: {fields or 'no options'}"
+            ) from None
 
 
 class GraphRegistry:
@@ -96,6 +148,7 @@ def builtin_registry() -> GraphRegistry:
             builtin=True,
             prompt=agent.PROMPT,
             source="graphs.agent",
+            options=AgentOptions,
         )
     )
     registry.register(
@@ -106,6 +159,7 @@ def builtin_registry() -> GraphRegistry:
             builtin=True,
             prompt=planner.PROMPT,
             source="graphs.planner",
+            options=planner.PlannerOptions,
         )
     )
     registry.register(
@@ -116,6 +170,7 @@ def builtin_registry() -> GraphRegistry:
             builtin=True,
             prompt=triage.PROMPT,
             source="graphs.workflows.triage",
+            options=TriageOptions,
         )
     )
     return registry
@@ -178,7 +233,19 @@ def load_user_graph(graph_id: str, target: str) -> GraphEntry:
         return _as_compiled(graph_id, obj, checkpointer)
 
     _as_compiled(graph_id, obj, None)  # fail at load time, not at first run
-    return GraphEntry(graph_id, version, compile_user_graph, builtin=False, source=target)
+    options = getattr(module, "ASSISTANT_OPTIONS", None)
+    if options is not None and not (isinstance(options, type) and issubclass(options, BaseModel)):
+        raise GraphLoadError(
+            f"graph {graph_id!r}: ASSISTANT_OPTIONS must be a pydantic model class, "
+            f"got {type(options).__name__}"
+        )
+    return GraphEntry(
+        graph_id, version, compile_user_graph, builtin=False, source=target, options=options
+    )
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 def _as_compiled(graph_id: str, obj: Any, checkpointer: BaseCheckpointSaver | None) -> Pregel:

@@ -23,6 +23,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from providers.errors import ModelSpecError, ScriptError
@@ -127,6 +128,11 @@ class ScriptedChatModel(BaseChatModel):
     spec: str
     turns: list[ScriptedTurn] | None = None
     function: TurnFunction | None = None
+    structured_answers: bool = False
+    """Answer a forced tool call (structured output) with a schema-valid object derived
+    from the request (``providers.scripted_structured``) instead of the next turn."""
+    forced_tool: dict[str, Any] | None = None
+    """The tool a ``bind_tools(..., tool_choice=NAME)`` forced: name and JSON schema."""
 
     @property
     def _llm_type(self) -> str:
@@ -137,10 +143,24 @@ class ScriptedChatModel(BaseChatModel):
         return {"spec": self.spec}
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+        forced = _forced_name(kwargs.get("tool_choice"))
+        if not self.structured_answers or forced is None:
+            return self
+        for tool in tools:
+            function = convert_to_openai_tool(tool)["function"]
+            if function["name"] == forced:
+                return self.model_copy(update={"forced_tool": function})
         return self
 
     def next_turn(self, messages: list[BaseMessage]) -> AIMessage:
         index = turn_index(messages)
+        if self.forced_tool is not None:
+            from providers.scripted_structured import structured_arguments
+
+            args = structured_arguments(self.forced_tool.get("parameters") or {}, messages)
+            return to_ai_message(
+                {"tool_calls": [{"name": self.forced_tool["name"], "args": args}]}, index
+            )
         if self.turns is not None:
             if index >= len(self.turns):
                 raise ScriptError(
@@ -191,7 +211,18 @@ def build_scripted_model(target: str) -> ScriptedChatModel:
     spec = f"scripted:{target}"
     if target.endswith(".json"):
         return ScriptedChatModel(spec=spec, turns=load_script(Path(target)))
-    return ScriptedChatModel(spec=spec, function=load_function(target))
+    function = load_function(target)
+    return ScriptedChatModel(spec=spec, function=function, structured_answers=function is demo_turn)
+
+
+def _forced_name(tool_choice: Any) -> str | None:
+    """The tool name a ``tool_choice`` forces (``"name"`` or OpenAI's dict form)."""
+    if isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "any", "required"):
+        return tool_choice
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        return str(name) if name else None
+    return None
 
 
 # --- The offline demo model -------------------------------------------------------------

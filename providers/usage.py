@@ -8,18 +8,19 @@ what is pending (the router's budget checks and ``aclose`` call it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Integer, String, func, insert, select
+from sqlalchemy import Integer, String, case, func, insert, select
 
 from providers import metrics
 from store import Database
 from store.models import ProviderUsage
 
-GroupBy = Literal["tenant", "user", "assistant", "model", "day"]
+GroupBy = Literal["tenant", "user", "assistant", "model", "day", "paid_by"]
+PaidBy = Literal["tenant", "deployment"]
 GROUP_COLUMNS: dict[str, Any] = {
     "tenant": ProviderUsage.tenant,
     "user": ProviderUsage.user,
@@ -27,6 +28,7 @@ GROUP_COLUMNS: dict[str, Any] = {
     "model": ProviderUsage.deployment,
     # SQLite stores UTC timestamps as ISO text: date() reads them; PostgreSQL has date() too.
     "day": func.date(ProviderUsage.created_at, type_=String),
+    "paid_by": ProviderUsage.paid_by,
 }
 
 
@@ -54,6 +56,8 @@ class UsageRecord:
     fallback: bool = False
     streamed: bool = False
     error: str | None = None
+    paid_by: PaidBy = "deployment"
+    """Whose key the call used: the tenant's own credential, or the deployment's key."""
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -67,14 +71,29 @@ class UsageRecorder:
         self._pending: list[UsageRecord] = []
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._watchers: dict[str, Callable[[UsageRecord], None]] = {}
 
     @property
     def pending(self) -> Sequence[UsageRecord]:
         return tuple(self._pending)
 
+    def watch(self, run_id: str, callback: Callable[[UsageRecord], None]) -> Callable[[], None]:
+        """Call ``callback`` with every row of ``run_id`` as it is recorded (the run's step
+        trace); returns the function that stops watching."""
+        self._watchers[run_id] = callback
+
+        def unwatch() -> None:
+            if self._watchers.get(run_id) is callback:
+                del self._watchers[run_id]
+
+        return unwatch
+
     def record(self, row: UsageRecord) -> None:
         """Queue a row; it is written within ``flush_interval`` seconds."""
         metrics.observe(row)
+        watcher = self._watchers.get(row.run_id) if row.run_id else None
+        if watcher is not None:
+            watcher(row)
         self._pending.append(row)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
@@ -123,6 +142,10 @@ class UsageSummaryRow:
     output_tokens: int
     cached_tokens: int
     cost_usd: float
+    tenant_key_calls: int = 0
+    """Calls made with the tenant's own provider key (bring your own key)."""
+    tenant_key_cost_usd: float = 0.0
+    """Their cost: billed to the tenant by the provider, not to the deployment."""
 
 
 async def summarize_usage(
@@ -143,6 +166,7 @@ async def summarize_usage(
     if unknown:
         raise ValueError(f"unknown grouping {unknown}; use: {', '.join(GROUP_COLUMNS)}")
     columns = [GROUP_COLUMNS[g].label(g) for g in group_by]
+    tenant_paid = ProviderUsage.paid_by == "tenant"
     query = select(
         *columns,
         func.count().label("calls"),
@@ -152,6 +176,10 @@ async def summarize_usage(
         func.sum(ProviderUsage.output_tokens).label("output_tokens"),
         func.sum(ProviderUsage.cached_tokens).label("cached_tokens"),
         func.sum(ProviderUsage.cost_usd).label("cost_usd"),
+        func.sum(func.cast(tenant_paid, Integer)).label("tenant_key_calls"),
+        func.sum(case((tenant_paid, ProviderUsage.cost_usd), else_=0.0)).label(
+            "tenant_key_cost_usd"
+        ),
     )
     if tenant is not None:
         query = query.where(ProviderUsage.tenant == tenant)
@@ -175,6 +203,8 @@ async def summarize_usage(
             output_tokens=int(row.output_tokens or 0),
             cached_tokens=int(row.cached_tokens or 0),
             cost_usd=round(float(row.cost_usd or 0.0), 8),
+            tenant_key_calls=int(row.tenant_key_calls or 0),
+            tenant_key_cost_usd=round(float(row.tenant_key_cost_usd or 0.0), 8),
         )
         for row in rows
         if row.calls

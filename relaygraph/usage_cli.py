@@ -29,7 +29,8 @@ EXIT_BAD_INPUT = 2
 @usage_app.callback()
 def usage(
     group_by: Annotated[
-        str, typer.Option("--by", help="Comma-separated: tenant, user, assistant, model, day.")
+        str,
+        typer.Option("--by", help="Comma-separated: tenant, user, assistant, model, day, paid_by."),
     ] = "tenant,model",
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
     user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
@@ -75,7 +76,16 @@ def usage(
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
-    table = Table(*groups, "calls", "errors", "cache hits", "tokens in", "tokens out", "cost USD")
+    table = Table(
+        *groups,
+        "calls",
+        "errors",
+        "cache hits",
+        "tokens in",
+        "tokens out",
+        "cost USD",
+        "tenant key USD",
+    )
     for row in rows:
         table.add_row(
             *(str(row[g]) for g in groups),
@@ -85,8 +95,12 @@ def usage(
             str(row["input_tokens"]),
             str(row["output_tokens"]),
             f"{row['cost_usd']:.6f}",
+            f"{row['tenant_key_cost_usd']:.6f}",
         )
     Console(highlight=False).print(table)
     total = sum(float(row["cost_usd"]) for row in rows)
     calls = sum(int(row["calls"]) for row in rows)
-    Console(highlight=False).print(f"total: ${total:.6f} over {calls} calls")
+    own = sum(float(row["tenant_key_cost_usd"]) for row in rows)
+    Console(highlight=False).print(
+        f"total: ${total:.6f} over {calls} calls (${own:.6f} paid with tenants' own keys)"
+    )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from graphs.assistants import AssistantConfig, AssistantNotFound
+from graphs.registry import InvalidOptions
 from runtime.system import System
 from store.models import Assistant, utcnow
 
@@ -212,9 +213,13 @@ class AssistantService:
                 raise AssistantNotFound(f"there is no assistant {assistant_id!r}")
             await session.delete(row)
 
-    @staticmethod
-    def _validate(row: Assistant) -> None:
+    def _validate(self, row: Assistant) -> None:
+        """Raises: AssistantError for a malformed config or options its graph rejects."""
         try:
-            _config_of(row)
+            config = _config_of(row)
         except ValidationError as exc:
             raise AssistantError(f"assistant config is invalid: {exc}") from exc
+        try:
+            self.system.graphs.get(config.graph_id).check_options(config.options)
+        except InvalidOptions as exc:
+            raise AssistantError(f"assistant config is invalid: {exc}") from None

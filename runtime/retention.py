@@ -4,8 +4,9 @@ vectors, checkpoints, files; SQLite deletes zero their pages with ``secure_delet
 
 Expiry comes from the rows' own ``expires_at`` (memories, documents, chunks, ingestion jobs,
 store items, provider cache) or from a configured age: threads idle longer than
-``thread_ttl`` (deleted through the runner, checkpoints included) and files in the files
-directory not modified for ``file_ttl``. A thread that is running is never swept.
+``thread_ttl`` (deleted through the runner, checkpoints included), files in the files
+directory not modified for ``file_ttl``, and per-step trace rows older than ``trace_ttl``.
+A thread that is running is never swept.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from store.models import (
     StoreItem,
     StoreItemVector,
     Thread,
+    TraceStep,
 )
 
 log = structlog.get_logger(__name__)
@@ -44,6 +46,8 @@ class RetentionPolicy:
 
     thread_ttl: timedelta | None = timedelta(days=365)
     file_ttl: timedelta | None = timedelta(days=365)
+    trace_ttl: timedelta | None = timedelta(days=30)
+    """Per-step trace rows older than this go (their runs stay)."""
 
 
 @dataclass
@@ -90,6 +94,7 @@ class RetentionSweeper:
                 delete(ProviderCacheEntry).where(ProviderCacheEntry.expires_at <= moment)
             )
             report.deleted["cache_entries"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        report.deleted["trace_steps"] = await self._trace_steps(moment)
         report.deleted["threads"] = await self._threads(moment)
         report.deleted["files"] = await asyncio.to_thread(self._files, moment)
         log.info("retention_swept", **report.deleted)
@@ -169,6 +174,15 @@ class RetentionSweeper:
         for tenant, doomed in by_tenant.items():
             await asyncio.to_thread(index.delete, Scope(tenant), doomed)
         return len(items)
+
+    async def _trace_steps(self, now: datetime) -> int:
+        if self.policy.trace_ttl is None:
+            return 0
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                delete(TraceStep).where(TraceStep.created_at <= now - self.policy.trace_ttl)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def _threads(self, now: datetime) -> int:
         if self.policy.thread_ttl is None:

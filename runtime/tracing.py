@@ -1,16 +1,28 @@
-"""OpenTelemetry spans for the inside of a run: one per graph node and one per model call.
+"""The trace of a run's inside: OpenTelemetry spans and the per-step rows the console shows.
 
 LangGraph reports every node and every chat-model call through LangChain callbacks; this
-handler turns them into spans under the run's span. A node's span is made current for the
-node's own task (the handler runs inline, in that task), so spans opened inside the node
-(tool calls in ``tools.executor``, retrieval) nest under it without being told.
+handler turns them into
+
+- spans under the run's span (when a tracer provider is installed): one per graph node and
+  one per model call. A node's span is made current for the node's own task (the handler
+  runs inline, in that task), so spans opened inside the node (tool calls in
+  ``tools.executor``, retrieval) nest under it without being told;
+- one ``trace_steps`` row per executed node (``StepTrace``): the model calls the router
+  recorded while it ran (alias, deployment, prompt version, tokens, cost, latency), the tool
+  calls it produced with their outcomes, and the memory/document ids it retrieved with their
+  scores (never text). Rows are handed to the run's event log and commit with the next
+  event group commit, so tracing adds no transaction of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler
@@ -19,29 +31,235 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from providers.usage import UsageRecord, UsageRecorder
+from store.models import TraceStep, utcnow
+
 tracer = trace.get_tracer("relaygraph.runtime")
+_NOT_FAILURES = frozenset({"GraphInterrupt", "NodeInterrupt", "ParentCommand"})
+_RETRIEVED_IDS = (("memory_id", "memory"), ("chunk_id", "chunk"), ("document_id", "document"))
+MAX_RETRIEVED = 50
+MAX_TOOL_CALLS = 50
+
+
+class StepSink(Protocol):
+    """Where finished steps go (``runtime.events.EventLog``: the event group commit)."""
+
+    def add_rows(self, model: Any, rows: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass
+class _Step:
+    node: str
+    step: int
+    namespace: str
+    started_at: datetime
+    started: float
+    model_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StepTrace:
+    """Builds one run's ``trace_steps`` rows and hands each finished step to ``sink``."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        thread_id: str,
+        tenant: str,
+        sink: StepSink,
+        usage: UsageRecorder | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.thread_id = thread_id
+        self.tenant = tenant
+        self.sink = sink
+        self._seq = 0
+        self._open: dict[UUID, _Step] = {}
+        self._unwatch: Callable[[], None] | None = (
+            usage.watch(run_id, self.on_model_call) if usage is not None else None
+        )
+
+    def start(self, key: UUID, node: str, step: int, namespace: str) -> None:
+        self._open[key] = _Step(node, step, namespace, utcnow(), time.perf_counter())
+
+    def on_model_call(self, record: UsageRecord) -> None:
+        """A usage row of this run: it belongs to the open step of its node (else the
+        newest open step)."""
+        candidates = [s for s in self._open.values() if s.node == record.node]
+        candidates = candidates or list(self._open.values())
+        if not candidates:
+            return
+        target = candidates[-1]
+        target.model_calls.append(
+            {
+                "alias": record.alias,
+                "deployment": record.deployment,
+                "prompt_name": record.prompt_name,
+                "prompt_version": record.prompt_version,
+                "input_tokens": record.input_tokens,
+                "output_tokens": record.output_tokens,
+                "cost_usd": record.cost_usd,
+                "latency_ms": round(record.latency_ms, 3),
+                "cache_hit": record.cache_hit,
+                "fallback": record.fallback,
+                "paid_by": getattr(record, "paid_by", "deployment"),
+                "error": record.error,
+            }
+        )
+
+    def end(self, key: UUID, outputs: Any, status: str, error: str | None = None) -> None:
+        opened = self._open.pop(key, None)
+        if opened is None:
+            return
+        self.sink.add_rows(TraceStep, [self._row(opened, outputs, status, error)])
+
+    def close(self) -> None:
+        """Write steps still open (a cancelled or crashed run) and stop watching usage."""
+        for key in list(self._open):
+            self.end(key, None, "incomplete")
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+
+    def _row(self, step: _Step, outputs: Any, status: str, error: str | None) -> dict[str, Any]:
+        self._seq += 1
+        calls = step.model_calls
+        answered = [c for c in calls if not c["error"]] or calls
+        last = answered[-1] if answered else {}
+        return {
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "tenant": self.tenant,
+            "seq": self._seq,
+            "step": step.step,
+            "namespace": step.namespace[:512],
+            "node": step.node[:128],
+            "status": status,
+            "error": error,
+            "alias": last.get("alias"),
+            "deployment": last.get("deployment"),
+            "prompt_name": last.get("prompt_name"),
+            "prompt_version": last.get("prompt_version"),
+            "input_tokens": sum(c["input_tokens"] for c in calls),
+            "output_tokens": sum(c["output_tokens"] for c in calls),
+            "cost_usd": round(sum(c["cost_usd"] for c in calls), 8),
+            "latency_ms": round((time.perf_counter() - step.started) * 1000, 3),
+            "model_calls": calls,
+            "tool_calls": tool_outcomes(outputs),
+            "retrieved": retrieved_ids(outputs),
+            "started_at": step.started_at,
+            "created_at": utcnow(),
+        }
+
+
+def _update(outputs: Any) -> Any:
+    """A node's state update: its dict, or a ``Command``'s update."""
+    return outputs if isinstance(outputs, dict) else getattr(outputs, "update", None)
+
+
+def _messages(outputs: Any) -> list[Any]:
+    """The messages a node returned."""
+    update = _update(outputs)
+    if isinstance(update, dict):
+        found = update.get("messages")
+        if isinstance(found, list):
+            return found
+    return []
+
+
+def _field(message: Any, name: str) -> Any:
+    return message.get(name) if isinstance(message, dict) else getattr(message, name, None)
+
+
+def tool_outcomes(outputs: Any) -> list[dict[str, Any]]:
+    """Tool calls among a node's new messages: proposed by a model (outcome
+    ``proposed``) or executed (``success``/``error``), with tool and call id."""
+    results = []
+    for message in _messages(outputs):
+        if _field(message, "type") == "ai":
+            for call in _field(message, "tool_calls") or []:
+                results.append(
+                    {
+                        "tool": call.get("name"),
+                        "tool_call_id": call.get("id"),
+                        "outcome": "proposed",
+                    }
+                )
+            continue
+        if _field(message, "type") != "tool":
+            continue
+        results.append(
+            {
+                "tool": _field(message, "name"),
+                "tool_call_id": _field(message, "tool_call_id"),
+                "outcome": _field(message, "status") or "success",
+            }
+        )
+    return results[:MAX_TOOL_CALLS]
+
+
+def retrieved_ids(outputs: Any) -> list[dict[str, Any]]:
+    """Memory, chunk and document ids with scores found in a node's output (its state
+    update and its tool results' JSON), never their text."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    update = _update(outputs)
+    sources: list[Any] = [update] if isinstance(update, dict) else []
+    for message in _messages(outputs):
+        if _field(message, "type") == "tool" and isinstance(_field(message, "content"), str):
+            try:
+                sources.append(json.loads(_field(message, "content")))
+            except ValueError:
+                continue
+    for source in sources:
+        for item in _walk(source, depth=0):
+            for key, kind in _RETRIEVED_IDS:
+                if isinstance(item.get(key), str) and isinstance(item.get("score"), int | float):
+                    found.setdefault(
+                        (kind, item[key]),
+                        {"kind": kind, "id": item[key], "score": round(float(item["score"]), 6)},
+                    )
+                    break
+            if len(found) >= MAX_RETRIEVED:
+                return list(found.values())
+    return list(found.values())
+
+
+def _walk(value: Any, depth: int) -> Iterator[dict[str, Any]]:
+    if depth > 6:
+        return
+    if isinstance(value, dict):
+        yield value
+        for child in value.values():
+            yield from _walk(child, depth + 1)
+    elif isinstance(value, list | tuple):
+        for child in value:
+            yield from _walk(child, depth + 1)
 
 
 @dataclass
 class _Open:
-    span: Span
+    span: Span | None
     token: object | None
     task: asyncio.Task[Any] | None
 
 
 class RunTracer(AsyncCallbackHandler):
-    """Callback handler for one run: node spans and model-call spans under ``parent``."""
+    """Callback handler for one run: node and model-call spans under ``parent`` (None: no
+    spans) and, with ``steps``, one trace row per node."""
 
     run_inline = True  # called in the node's own task, so the node span can be made current
     raise_error = False
 
-    def __init__(self, parent: Span) -> None:
+    def __init__(self, parent: Span | None, steps: StepTrace | None = None) -> None:
         self._parent = parent
+        self._steps = steps
         self._open: dict[UUID, _Open] = {}
 
     def _parent_context(self, parent_run_id: UUID | None) -> otel_context.Context:
         opened = self._open.get(parent_run_id) if parent_run_id else None
-        return trace.set_span_in_context(opened.span if opened else self._parent)
+        span = opened.span if opened and opened.span else self._parent
+        assert span is not None
+        return trace.set_span_in_context(span)
 
     async def on_chain_start(
         self,
@@ -56,27 +274,41 @@ class RunTracer(AsyncCallbackHandler):
     ) -> None:
         metadata = metadata or {}
         node = metadata.get("langgraph_node")
-        # Only the node's own runnable (named after it) opens a span, not its inner ones.
-        if node is None or kwargs.get("name") != node:
+        # Only the node's own runnable (named after it) counts, not its inner ones, nor
+        # LangGraph's own ``__start__`` input node.
+        if node is None or kwargs.get("name") != node or str(node).startswith("__"):
+            return
+        step = int(metadata.get("langgraph_step") or 0)
+        namespace = str(metadata.get("checkpoint_ns") or "")
+        if self._steps is not None:
+            self._steps.start(run_id, str(node), step, namespace)
+        if self._parent is None:
             return
         span = tracer.start_span(
             f"node {node}",
             context=self._parent_context(parent_run_id),
             attributes={
                 "relaygraph.node": str(node),
-                "relaygraph.step": int(metadata.get("langgraph_step") or 0),
-                "relaygraph.checkpoint_ns": str(metadata.get("checkpoint_ns") or ""),
+                "relaygraph.step": step,
+                "relaygraph.checkpoint_ns": namespace,
             },
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         self._open[run_id] = _Open(span, token, _current_task())
 
     async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if self._steps is not None:
+            self._steps.end(run_id, outputs, "ok")
         self._close(run_id, None)
 
     async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         # GraphInterrupt and friends also arrive here: an interrupt is not a failure.
-        failed = type(error).__name__ not in {"GraphInterrupt", "ParentCommand"}
+        failed = type(error).__name__ not in _NOT_FAILURES
+        if self._steps is not None:
+            if failed:
+                self._steps.end(run_id, None, "error", f"{type(error).__name__}: {error}"[:2000])
+            else:
+                self._steps.end(run_id, None, "interrupted")
         self._close(run_id, error if failed else None)
 
     async def on_chat_model_start(
@@ -89,6 +321,8 @@ class RunTracer(AsyncCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if self._parent is None:
+            return
         metadata = metadata or {}
         attributes: dict[str, str | int] = {
             "relaygraph.messages": sum(len(batch) for batch in messages)
@@ -103,7 +337,7 @@ class RunTracer(AsyncCallbackHandler):
 
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         opened = self._open.get(run_id)
-        if opened is not None:
+        if opened is not None and opened.span is not None:
             usage = _usage(response)
             for key, value in usage.items():
                 opened.span.set_attribute(f"gen_ai.usage.{key}", value)
@@ -114,7 +348,7 @@ class RunTracer(AsyncCallbackHandler):
 
     def _close(self, run_id: UUID, error: BaseException | None) -> None:
         opened = self._open.pop(run_id, None)
-        if opened is None:
+        if opened is None or opened.span is None:
             return
         if error is not None:
             opened.span.record_exception(error)
@@ -125,11 +359,14 @@ class RunTracer(AsyncCallbackHandler):
             otel_context.detach(opened.token)  # type: ignore[arg-type]
 
     def close_all(self) -> None:
-        """End spans still open (a cancelled or crashed run)."""
+        """End spans still open and write steps still open (a cancelled or crashed run)."""
         for run_id in list(self._open):
             opened = self._open.pop(run_id)
-            opened.span.set_status(Status(StatusCode.ERROR, "run ended"))
-            opened.span.end()
+            if opened.span is not None:
+                opened.span.set_status(Status(StatusCode.ERROR, "run ended"))
+                opened.span.end()
+        if self._steps is not None:
+            self._steps.close()
 
 
 def _current_task() -> asyncio.Task[Any] | None:

@@ -106,8 +106,40 @@
 
   function apiKey() { return sessionStorage.getItem(KEY_STORAGE); }
 
+  // The credential is an API key (rg_...) or a JWT (three base64url parts); a JWT goes as a
+  // bearer token, a key as x-api-key. Both are kept in this tab's session storage only.
+  const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+  function isJwt(token) { return !!token && !token.startsWith("rg_") && JWT_SHAPE.test(token); }
+
+  function authHeaders() {
+    const token = apiKey() || "";
+    return isJwt(token) ? { Authorization: `Bearer ${token}` } : { "x-api-key": token };
+  }
+
+  /** Seconds since the epoch at which a JWT expires (its exp claim), or null. */
+  function jwtExpiry(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
+      return typeof claims.exp === "number" ? claims.exp : null;
+    } catch {
+      return null;
+    }
+  }
+
+  let expiryTimer = null;
+  function watchExpiry(token) {
+    clearTimeout(expiryTimer);
+    expiryTimer = null;
+    const exp = isJwt(token) ? jwtExpiry(token) : null;
+    if (exp === null) return;
+    const left = exp * 1000 - Date.now();
+    // setTimeout holds at most ~24.8 days; a longer-lived token is checked on each 401.
+    if (left < 2 ** 31 - 1) expiryTimer = setTimeout(() => signOut("Your token expired; sign in again."), Math.max(0, left));
+  }
+
   async function api(path, options = {}) {
-    const headers = { "x-api-key": apiKey() || "", Accept: "application/json" };
+    const headers = { ...authHeaders(), Accept: "application/json" };
     if (options.body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(API + path, {
       method: options.method || (options.body !== undefined ? "POST" : "GET"),
@@ -116,7 +148,9 @@
       cache: "no-store",
     });
     if (response.status === 401) {
-      signOut("Your API key was not accepted (expired or revoked?). Sign in again.");
+      signOut(isJwt(apiKey() || "")
+        ? "Your token was not accepted (expired?). Sign in again."
+        : "Your API key was not accepted (expired or revoked?). Sign in again.");
       throw new ApiError(401, "unauthorized", "not signed in");
     }
     const text = await response.text();
@@ -134,7 +168,7 @@
   async function apiStream(path, body, onEvent) {
     const response = await fetch(API + path, {
       method: "POST",
-      headers: { "x-api-key": apiKey() || "", "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: { ...authHeaders(), "Content-Type": "application/json", Accept: "text/event-stream" },
       body: JSON.stringify(body),
       cache: "no-store",
     });
@@ -289,6 +323,10 @@
   // --- session ----------------------------------------------------------------------------
 
   async function signIn(key) {
+    const exp = isJwt(key) ? jwtExpiry(key) : null;
+    if (exp !== null && exp * 1000 <= Date.now()) {
+      throw new ApiError(401, "token_expired", "That token has expired.");
+    }
     sessionStorage.setItem(KEY_STORAGE, key);
     try {
       state.me = await api("/whoami");
@@ -296,6 +334,7 @@
       sessionStorage.removeItem(KEY_STORAGE);
       throw err;
     }
+    watchExpiry(key);
     try {
       const listed = await api("/tools");
       state.tools = new Map((listed.tools || []).map((tool) => [tool.name, tool]));
@@ -307,6 +346,8 @@
 
   function signOut(message) {
     sessionStorage.removeItem(KEY_STORAGE);
+    clearTimeout(expiryTimer);
+    expiryTimer = null;
     state.me = null;
     state.inbox = [];
     state.inboxSignature = "";
@@ -910,6 +951,23 @@
             step.approved_by ? el("span", { class: "muted" }, ` · approved by ${step.approved_by}`) : null),
           el("td", {}, "—"), el("td", {}, "—"), el("td", {}, fmtMs(step.latency_ms)),
           el("td", {}, badge("status", step.status), step.error ? ` ${step.error}` : "")));
+      const nodes = run.nodes || [];
+      const nodeRows = nodes.map((step) => el("tr", { "data-testid": "trace-step" },
+        el("td", {}, String(step.step)),
+        el("td", {}, step.namespace ? `${step.namespace.split(":")[0]} › ${step.node}` : step.node),
+        el("td", { class: "wrap" }, step.alias
+          ? `${step.alias === step.deployment ? step.alias : `${step.alias} → ${step.deployment}`}${step.prompt ? ` · prompt ${step.prompt}` : ""}${(step.model_calls || []).some((c) => c.paid_by === "tenant") ? " · tenant key" : ""}`
+          : "—"),
+        el("td", {}, step.alias ? `${step.input_tokens} / ${step.output_tokens}` : "—"),
+        el("td", {}, step.alias ? `$${Number(step.cost_usd || 0).toFixed(5)}` : "—"),
+        el("td", {}, fmtMs(step.latency_ms)),
+        el("td", { class: "wrap" }, (step.tool_calls || []).length
+          ? (step.tool_calls || []).map((call) => el("span", { class: "tool-outcome" }, el("code", {}, call.tool), ` ${call.outcome} `))
+          : "—"),
+        el("td", { class: "wrap mono" }, (step.retrieved || []).length
+          ? (step.retrieved || []).map((hit) => `${hit.kind} ${short(hit.id)} (${Number(hit.score).toFixed(3)})`).join(", ")
+          : "—"),
+        el("td", {}, badge("status", step.status), step.error ? ` ${step.error}` : "")));
       const totals = run.totals || {};
       const events = Object.entries(run.events || {}).map(([name, count]) => `${name} ${count}`).join(", ");
       const feedback = el("div", { class: "feedback", "data-testid": "feedback" });
@@ -925,6 +983,11 @@
           el("span", { class: "muted" }, `${totals.model_calls || 0} model · ${totals.tool_calls || 0} tool calls · ${totals.input_tokens || 0}/${totals.output_tokens || 0} tokens · $${Number(totals.cost_usd || 0).toFixed(5)}`),
           events ? el("span", { class: "muted" }, `events: ${events}`) : null),
         run.error ? el("p", { class: "error" }, run.error) : null,
+        nodeRows.length
+          ? el("table", { class: "table", "data-testid": "trace-steps" },
+            el("thead", {}, el("tr", {}, ["Step", "Node", "Model / prompt", "Tokens in/out", "Cost", "Latency", "Tool calls", "Retrieved (score)", "Outcome"].map((h) => el("th", {}, h)))),
+            el("tbody", {}, nodeRows))
+          : null,
         rows.length
           ? el("table", { class: "table" },
             el("thead", {}, el("tr", {}, ["Kind", "Node", "Model / tool", "Tokens in/out", "Cost", "Latency", "Outcome"].map((h) => el("th", {}, h)))),
@@ -1106,8 +1169,9 @@
         if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/inbox";
         else route();
       } catch (err) {
-        showError("signin-error", err.status === 401 || err.code === "unauthorized"
-          ? "That API key was not accepted." : `Could not sign in: ${err.message}`);
+        showError("signin-error", err.code === "token_expired" ? err.message
+          : err.status === 401 || err.code === "unauthorized"
+            ? `That ${isJwt(key) ? "token" : "API key"} was not accepted.` : `Could not sign in: ${err.message}`);
       } finally {
         button.disabled = false;
       }

@@ -6,8 +6,10 @@ to ``/api/v1`` with the API key the reviewer typed, so it sees exactly what that
 may see. The reads here are tenant-scoped like the rest of the API:
 
 - ``GET /api/v1/whoami``: the authenticated principal (who the console acts as).
-- ``GET /api/v1/console/threads/{id}/trace``: the thread's runs with their model calls
-  (provider usage rows) and tool calls (ledger rows), oldest run first.
+- ``GET /api/v1/console/threads/{id}/trace``: the thread's runs, oldest first, each with its
+  per-step trace rows (``nodes``: node, model alias/deployment, prompt version, tokens, cost,
+  latency, tool calls with outcomes, retrieved ids with scores) and its model calls
+  (provider usage rows) and tool calls (ledger rows, with arguments and approver).
 - ``GET /api/v1/console/threads/{id}/preview``: dry runs of the pending proposed
   actions, as the run's requester would execute them, touching nothing.
 - ``GET /api/v1/console/runs``: the tenant's runs by status, failures with their error
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -28,7 +30,7 @@ from sqlalchemy import func, select
 from api.deps import CurrentPrincipal, Services, ServicesDep, require_scope
 from api.errors import ApiError
 from identity import Principal
-from store.models import ProviderUsage, Run, RunEvent, ToolCall
+from store.models import ProviderUsage, Run, RunEvent, ToolCall, TraceStep
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 _ASSETS = {
@@ -47,7 +49,11 @@ _PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-cache",
 }
-RUN_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted")
+RunStatusFilter = Literal[
+    "pending", "running", "success", "error", "timeout", "interrupted", "failed"
+]
+"""A run status, or ``failed`` for ``error`` and ``timeout`` together."""
+RUN_STATUSES = tuple(name for name in get_args(RunStatusFilter) if name != "failed")
 
 _page = APIRouter(tags=["console"], include_in_schema=False)
 _api = APIRouter(tags=["console"])
@@ -142,6 +148,29 @@ def _tool_call(row: ToolCall) -> dict[str, Any]:
     }
 
 
+def _trace_step(row: TraceStep) -> dict[str, Any]:
+    return {
+        "kind": "node",
+        "seq": row.seq,
+        "step": row.step,
+        "namespace": row.namespace,
+        "node": row.node,
+        "status": row.status,
+        "error": row.error,
+        "alias": row.alias,
+        "deployment": row.deployment,
+        "prompt": f"{row.prompt_name}@{row.prompt_version}" if row.prompt_name else None,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cost_usd": row.cost_usd,
+        "latency_ms": row.latency_ms,
+        "model_calls": row.model_calls,
+        "tool_calls": row.tool_calls,
+        "retrieved": row.retrieved,
+        "started_at": _iso(row.started_at),
+    }
+
+
 @_api.get("/console/threads/{thread_id}/trace")
 async def thread_trace(
     thread_id: str,
@@ -149,8 +178,9 @@ async def thread_trace(
     svc: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    """The thread's latest runs, oldest first, each with its steps: model calls and tool
-    calls in time order, and how many events of each kind it streamed."""
+    """The thread's latest runs, oldest first, each with its per-step trace rows
+    (``nodes``; gone after the trace retention period), its model and tool calls in time
+    order (``steps``), and how many events of each kind it streamed."""
     await svc.threads.get_row(principal, thread_id)  # 404 unless the caller may read it
     async with svc.system.db.session() as session:
         runs = list(
@@ -178,6 +208,19 @@ async def thread_trace(
             if ids
             else []
         )
+        trace_rows = (
+            (
+                await session.execute(
+                    select(TraceStep)
+                    .where(TraceStep.run_id.in_(ids))
+                    .order_by(TraceStep.run_id, TraceStep.started_at, TraceStep.seq)
+                )
+            )
+            .scalars()
+            .all()
+            if ids
+            else []
+        )
         event_counts = (
             (
                 await session.execute(
@@ -196,6 +239,9 @@ async def thread_trace(
     for call in calls:
         if call.run_id in steps:
             steps[call.run_id].append(_tool_call(call))
+    nodes: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in ids}
+    for trace_row in trace_rows:
+        nodes[trace_row.run_id].append(_trace_step(trace_row))
     events: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     for run_id, event, count in event_counts:
         events[run_id][event] = int(count)
@@ -207,6 +253,7 @@ async def thread_trace(
             {
                 **_run_row(run),
                 "steps": ordered,
+                "nodes": nodes[run.run_id],
                 "events": events[run.run_id],
                 "totals": {
                     "model_calls": len(model_steps),
@@ -274,7 +321,7 @@ async def thread_preview(
 async def tenant_runs(
     principal: CurrentPrincipal,
     svc: ServicesDep,
-    status: str | None = Query(default=None, description="One run status, or 'failed'."),
+    status: RunStatusFilter | None = Query(default=None, description="A run status, or 'failed'."),
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
@@ -282,19 +329,13 @@ async def tenant_runs(
     ``status=failed`` selects ``error`` and ``timeout`` runs.
 
     Raises:
-        ApiError: 403 without ``tenant:read``; 422 for an unknown status.
+        ApiError: 403 without ``tenant:read`` (an unknown status is a 422 by its schema).
     """
     require_scope(principal, "tenant:read")
     wanted: tuple[str, ...] | None = None
     if status == "failed":
         wanted = ("error", "timeout")
     elif status:
-        if status not in RUN_STATUSES:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)} or failed",
-            )
         wanted = (status,)
     statement = select(Run).where(Run.tenant == principal.tenant)
     if wanted:

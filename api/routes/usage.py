@@ -1,6 +1,7 @@
-"""Model usage and cost: ``GET /usage``, totals grouped by tenant, user, assistant, model
-or day. An admin (scope ``tenant:read``) sees the whole tenant; anyone else only their
-own calls."""
+"""Model usage and cost: ``GET /usage``, totals grouped by tenant, user, assistant, model,
+day or ``paid_by`` (``tenant``: the tenant's own provider key; ``deployment``: ours), with
+what the tenant's own keys paid in every group. An admin (scope ``tenant:read``) sees the
+whole tenant; anyone else only their own calls."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ class UsageGroup(BaseModel):
     output_tokens: int
     cached_tokens: int
     cost_usd: float
+    tenant_key_calls: int
+    """Calls made with the tenant's own provider key (the tenant's provider bills them)."""
+    tenant_key_cost_usd: float
 
 
 class UsagePublic(BaseModel):
@@ -46,6 +50,8 @@ class UsagePublic(BaseModel):
     group_by: list[str]
     groups: list[UsageGroup]
     total_cost_usd: float
+    tenant_key_cost_usd: float
+    """Of the total, what the tenant's own provider keys paid."""
 
 
 @router.get("/usage", response_model=UsagePublic)
@@ -88,4 +94,5 @@ async def get_usage(
         group_by=groups,
         groups=[UsageGroup(**row.__dict__) for row in rows],
         total_cost_usd=round(sum(row.cost_usd for row in rows), 8),
+        tenant_key_cost_usd=round(sum(row.tenant_key_cost_usd for row in rows), 8),
     )

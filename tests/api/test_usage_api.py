@@ -13,10 +13,10 @@ from store import Database
 from store.models import ProviderUsage
 
 ROWS = [
-    ("a", "alice", "openai:gpt-4o-mini", 100, 0.001),
-    ("a", "alice", "google:gemini-2.5-flash", 50, 0.002),
-    ("a", "ada", "openai:gpt-4o-mini", 10, 0.004),
-    ("b", "bob", "openai:gpt-4o-mini", 7, 0.5),
+    ("a", "alice", "openai:gpt-4o-mini", 100, 0.001, "deployment"),
+    ("a", "alice", "google:gemini-2.5-flash", 50, 0.002, "tenant"),
+    ("a", "ada", "openai:gpt-4o-mini", 10, 0.004, "deployment"),
+    ("b", "bob", "openai:gpt-4o-mini", 7, 0.5, "deployment"),
 ]
 
 
@@ -24,7 +24,7 @@ async def _insert(settings: Settings) -> None:
     db = Database(settings.store_url)
     try:
         async with db.transaction() as session:
-            for tenant, user, deployment, tokens, cost in ROWS:
+            for tenant, user, deployment, tokens, cost, paid_by in ROWS:
                 session.add(
                     ProviderUsage(
                         tenant=tenant,
@@ -35,6 +35,7 @@ async def _insert(settings: Settings) -> None:
                         input_tokens=tokens,
                         output_tokens=1,
                         cost_usd=cost,
+                        paid_by=paid_by,
                     )
                 )
     finally:
@@ -56,6 +57,12 @@ def test_usage_is_grouped_and_scoped(serve: Any) -> None:
         "openai:gpt-4o-mini": 100,
     }
     assert mine["total_cost_usd"] == 0.003
+    assert mine["tenant_key_cost_usd"] == 0.002  # alice's Gemini call used acme's own key
+    paid = get("ada", group_by="paid_by").json()["groups"]
+    assert [(g["group"]["paid_by"], g["calls"], g["tenant_key_calls"]) for g in paid] == [
+        ("deployment", 2, 0),
+        ("tenant", 1, 1),
+    ]
 
     tenant = get("ada", group_by="user").json()
     assert tenant["user"] is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tests.api.conftest import _Running
 from tests.helpers import call, write_script
 
 XSS = '<img src=x onerror="window.__xss=1">'
+JWT_SECRET = "console-test-jwt-secret-that-is-long-enough-0123"
 KEYS = {
     "alice": ("a", "alice", ["user"]),
     "rita": ("a", "rita", ["reviewer"]),
@@ -95,6 +97,14 @@ async def _mcp_approval(settings: Settings) -> str:
         await db.dispose()
 
 
+def console_jwt(user: str, tenant: str, roles: list[str], *, expires_in: float = 600) -> str:
+    """A bearer JWT the console server accepts (HS256 with its secret)."""
+    import jwt
+
+    claims = {"sub": user, "tenant": tenant, "roles": roles, "exp": int(time.time() + expires_in)}
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
 def interrupted_thread(server: ConsoleServer, who: str, text: str) -> str:
     """Start a thread as ``who`` and wait until its run paused for a decision."""
     with httpx.Client(base_url=server.api, headers=server.headers(who), timeout=60) as client:
@@ -118,7 +128,7 @@ def interrupted_thread(server: ConsoleServer, who: str, text: str) -> str:
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
     root = tmp_path_factory.mktemp("console")
     model = write_script(root / "script.json", SCRIPT)
-    settings = Settings(data_dir=root / "data", model=model)
+    settings = Settings(data_dir=root / "data", model=model, jwt_secret=JWT_SECRET)
     with ThreadPoolExecutor(1) as pool:
         keys = pool.submit(asyncio.run, _create_keys(settings)).result()
     running = _Running(settings, workers=2)

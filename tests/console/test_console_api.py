@@ -59,6 +59,12 @@ def test_trace_lists_runs_with_model_and_tool_steps(console_server: ConsoleServe
     tool_step = next(step for step in runs[0]["steps"] if step["kind"] == "tool")
     assert tool_step["tool"] == "notes_create" and tool_step["status"] == "succeeded"
     assert runs[0]["totals"]["model_calls"] == kinds.count("model")
+    nodes = runs[0]["nodes"]  # the per-step trace rows
+    assert nodes[0]["node"] == "model" and nodes[0]["alias"] and nodes[0]["prompt"]
+    assert nodes[-1]["node"] == "gate" and nodes[-1]["status"] == "interrupted"
+    outcomes = [(c["tool"], c["outcome"]) for n in nodes for c in n["tool_calls"]]
+    assert ("notes_create", "success") in outcomes and ("notes_delete", "proposed") in outcomes
+    assert sum(n["input_tokens"] for n in nodes) == runs[0]["totals"]["input_tokens"]
 
 
 def test_preview_dry_runs_the_proposed_call_as_the_requester(

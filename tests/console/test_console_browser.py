@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.conftest import XSS, ConsoleServer, interrupted_thread
+from tests.console.conftest import XSS, ConsoleServer, console_jwt, interrupted_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -105,7 +105,8 @@ def css(driver: Any, selector: str) -> list[Any]:
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
-def sign_in(driver: Any, server: ConsoleServer, who: str) -> None:
+def sign_in(driver: Any, server: ConsoleServer, who: str, credential: str | None = None) -> None:
+    """Sign in as ``who`` with their API key (or ``credential``, e.g. a JWT)."""
     driver.get(f"{server.origin}/console#/signin")
     driver.execute_script("sessionStorage.clear()")
     driver.refresh()  # a fresh page with no key: nothing from the last session is running
@@ -115,7 +116,7 @@ def sign_in(driver: Any, server: ConsoleServer, who: str) -> None:
         "the sign-in form did not show",
     )
     key.clear()
-    key.send_keys(server.keys[who])
+    key.send_keys(credential or server.keys[who])
     by_id(driver, "signin-submit").click()
     wait_for(driver, lambda d: by_id(d, "who-user").text == who, f"{who} was not signed in")
 
@@ -155,6 +156,47 @@ def test_a_wrong_key_is_refused(browser: Any, console_server: ConsoleServer) -> 
     )
     assert "not accepted" in error.text
     assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_reviewer_signs_in_with_a_jwt(browser: Any, console_server: ConsoleServer) -> None:
+    token = console_jwt("rita", "a", ["reviewer"])
+    sign_in(browser, console_server, "rita", token)
+    assert by_id(browser, "who-tenant").text == "tenant a"
+    wait_for(
+        browser,
+        lambda d: any(
+            console_server.thread_id in (item.get_attribute("href") or "")
+            for item in inbox_items(d)
+        ),
+        "the JWT reviewer does not see the interrupted thread",
+    )
+    assert browser.execute_script("return sessionStorage.length") == 1  # kept per tab only
+
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    key = wait_for(
+        browser,
+        lambda d: by_id(d, "api-key").is_displayed() and by_id(d, "api-key"),
+        "no sign-in form",
+    )
+    key.send_keys(console_jwt("rita", "a", ["reviewer"], expires_in=-60))
+    by_id(browser, "signin-submit").click()
+    error = wait_for(
+        browser,
+        lambda d: by_id(d, "signin-error").is_displayed() and by_id(d, "signin-error"),
+        "no error for an expired token",
+    )
+    assert "expired" in error.text
+    assert browser.execute_script("return sessionStorage.length") == 0
+
+    key.clear()
+    key.send_keys(console_jwt("rita", "a", ["reviewer"]) + "tampered")
+    by_id(browser, "signin-submit").click()
+    wait_for(
+        browser,
+        lambda d: "token was not accepted" in by_id(d, "signin-error").text,
+        "no error for a bad signature",
+    )
 
 
 def test_reviewer_of_another_tenant_sees_nothing(
@@ -275,6 +317,10 @@ def test_reviewer_edits_and_approves_then_watches_the_run_finish(
     )
     trace = by_id(browser, "trace").text
     assert "approved by rita" in trace
+    # The per-step rows: the resumed run's gate, act (the deletion succeeded) and model.
+    steps = [row.text for row in css(browser, "[data-testid=trace-step]")]
+    assert any("gate" in row for row in steps) and any("model" in row for row in steps)
+    assert any("notes_delete success" in row for row in steps), steps
     screenshot(browser, "run-finished")
 
     # The server agrees: the edited call deleted alice's note 1, decided by rita.

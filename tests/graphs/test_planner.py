@@ -387,15 +387,9 @@ def test_a_plan_killed_mid_step_resumes_from_a_new_process(tmp_path: Path, data_
     assert titles == ["first", "second"]
 
 
-async def test_unknown_planner_options_fail_the_run_clearly(data_dir: Path) -> None:
+async def test_unknown_planner_options_are_refused_at_start_up(data_dir: Path) -> None:
+    # Checked when the assistant is configured (issue 7), not at its first run.
     assistants = {"odd": {"graph_id": "planner", "options": {"review_plans": True}}}
-    async with open_system(_settings(data_dir, "launch", assistants=assistants)) as system:
-        summary = await Runner(system).run(
-            RunRequest(principal=PRINCIPAL, assistant_id="odd", input_text="launch?")
-        )
-        usage = await _usage(system, {summary.run_id})
-    assert summary.status == "error"
-    assert (
-        summary.error and "options are invalid" in summary.error and "review_plans" in summary.error
-    )
-    assert usage == []  # refused before any model call
+    with pytest.raises(ValueError, match=r"assistant 'odd'.*review_plans.*review_plan \(bool\)"):
+        async with open_system(_settings(data_dir, "launch", assistants=assistants)):
+            pass

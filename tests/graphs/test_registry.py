@@ -102,3 +102,66 @@ def test_bad_user_graphs_fail_clearly(
     settings = Settings(data_dir=tmp_path, graphs={"bad": target.format(file=user_graph_file)})
     with pytest.raises(GraphLoadError, match=message):
         build_graph_registry(settings)
+
+
+CONTEXT_GRAPH = textwrap.dedent(
+    """
+    from typing import Annotated, TypedDict
+    from langchain_core.messages import AIMessage, AnyMessage
+    from langgraph.graph import START, StateGraph
+    from langgraph.graph.message import add_messages
+    from langgraph.runtime import Runtime
+    from pydantic import BaseModel, ConfigDict
+
+    class ASSISTANT_OPTIONS(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        greeting: str = "hello"
+
+    class State(TypedDict, total=False):
+        messages: Annotated[list[AnyMessage], add_messages]
+
+    async def greet(state: State, runtime: Runtime) -> dict:
+        ctx = runtime.context
+        steps = len(ctx.tool_names) > 0 and ctx.limits.max_steps
+        text = f"{ctx.options.get('greeting', 'hello')} {ctx.principal.user}: {steps}"
+        return {"messages": [AIMessage(content=text)]}
+
+    builder = StateGraph(State)
+    builder.add_node("greet", greet)
+    builder.add_edge(START, "greet")
+    graph = builder
+    """
+)
+
+
+async def test_user_graphs_get_the_run_context_and_their_options_are_checked(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from graphs.assistants import AssistantCatalog
+
+    path = tmp_path / "context_graph.py"
+    path.write_text(CONTEXT_GRAPH, encoding="utf-8")
+    settings = Settings(
+        data_dir=data_dir,
+        graphs={"greeter": f"{path}:graph"},
+        assistants={"polite": {"graph_id": "greeter", "options": {"greeting": "good day"}}},
+    )
+    async with open_system(settings) as system:
+        summary = await Runner(system).run(
+            RunRequest(
+                principal=local_principal(user="ann"), assistant_id="polite", input_text="hi"
+            )
+        )
+        assert summary.status == "success", summary.final_message
+        assert summary.final_message == f"good day ann: {settings.max_steps}"
+
+        with pytest.raises(
+            ValueError, match=r"greeter.*greting: Extra inputs.*understands: greeting \(str\)"
+        ):
+            AssistantCatalog.build(
+                system.graphs, {"bad": {"graph_id": "greeter", "options": {"greting": "x"}}}
+            )
+        with pytest.raises(ValueError, match="review_plan"):
+            AssistantCatalog.build(
+                system.graphs, {"p": {"graph_id": "planner", "options": {"review_plan": "maybe"}}}
+            )

@@ -25,8 +25,9 @@ from providers.credentials import (
 )
 from providers.factory import ProviderSettings, build_router
 from providers.router import CallInfo, RouterChatModel, RouterServices
+from providers.usage import UsageRecorder
 from store import Database, migrate
-from store.models import ProviderCredentialRow
+from store.models import ProviderCredentialRow, ProviderUsage
 from tests.stubs.gemini_stub import GeminiStub
 from tests.stubs.openai_stub import OpenAIStub
 
@@ -289,3 +290,43 @@ async def test_a_refused_tenant_key_does_not_open_the_shared_breaker(
     finally:
         await router.aclose()
     assert openai_stub.pending == 0
+
+
+async def test_usage_rows_record_whose_key_paid(
+    stubs: tuple[OpenAIStub, GeminiStub], store: CredentialStore, db: Database
+) -> None:
+    openai_stub, gemini_stub = stubs
+    openai_stub.reset()
+    settings = ProviderSettings(
+        openai_api_key="sk-default-key-000000000",
+        openai_base_url=openai_stub.base_url,
+        google_api_key="AIza-default-key-0000000",
+        google_base_url=gemini_stub.base_url,
+        timeout_seconds=10.0,
+    )
+    recorder = UsageRecorder(db)
+    router = build_router(
+        "openai:gpt-4o-mini",
+        {},
+        settings,
+        services=RouterServices(credentials=store, recorder=recorder),
+    )
+    await store.set(tenant="acme", provider="openai", api_key=ACME_OPENAI_KEY)
+    try:
+        for tenant in ("acme", "globex"):
+            openai_stub.reply(f"for {tenant}")
+            await router.ainvoke([HumanMessage("hi")], call=CallInfo(tenant=tenant))
+        assert [(row.tenant, row.paid_by) for row in recorder.pending] == [
+            ("acme", "tenant"),
+            ("globex", "deployment"),
+        ]
+        await recorder.flush()
+        async with db.session() as session:
+            stored = (
+                await session.execute(
+                    select(ProviderUsage.tenant, ProviderUsage.paid_by).order_by(ProviderUsage.id)
+                )
+            ).all()
+        assert [tuple(row) for row in stored] == [("acme", "tenant"), ("globex", "deployment")]
+    finally:
+        await router.aclose()

@@ -20,7 +20,11 @@ async def _insert() -> None:
     db = Database(settings.store_url)
     try:
         async with db.transaction() as session:
-            for tenant, user, cost in (("a", "ann", 0.25), ("a", "ann", 0.5), ("b", "bo", 1.0)):
+            for tenant, user, cost, paid_by in (
+                ("a", "ann", 0.25, "deployment"),
+                ("a", "ann", 0.5, "tenant"),
+                ("b", "bo", 1.0, "deployment"),
+            ):
                 session.add(
                     ProviderUsage(
                         tenant=tenant,
@@ -30,6 +34,7 @@ async def _insert() -> None:
                         input_tokens=10,
                         output_tokens=2,
                         cost_usd=cost,
+                        paid_by=paid_by,
                     )
                 )
     finally:
@@ -50,6 +55,15 @@ def test_usage_groups_and_filters(data_dir: Path) -> None:
 
     table = runner.invoke(usage_app, ["--tenant", "a", "--by", "user,model"])
     assert table.exit_code == 0 and "ann" in table.stdout and "total: $0.750000" in table.stdout
+    assert "$0.500000 paid with tenants' own keys" in table.stdout
+
+    paid = runner.invoke(usage_app, ["--by", "paid_by", "--json"], catch_exceptions=False)
+    assert [
+        (r["paid_by"], r["calls"], r["tenant_key_cost_usd"]) for r in json.loads(paid.stdout)
+    ] == [
+        ("deployment", 2, 0.0),
+        ("tenant", 1, 0.5),
+    ]
 
     bad = runner.invoke(usage_app, ["--by", "colour"])
     assert bad.exit_code == 2

@@ -118,6 +118,7 @@ async def test_sweep_deletes_what_expired_and_keeps_the_rest(data_dir: Path) -> 
                 "chunks": 1,
                 "store_items": 1,
                 "cache_entries": 1,
+                "trace_steps": 0,  # fresh (the default keeps them 30 days)
                 "threads": 1,
                 "files": 1,
             }

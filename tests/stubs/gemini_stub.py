@@ -15,14 +15,11 @@ arrives in ``x-goog-api-key``), paths and models are recorded.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.stubs.openai_stub import EMBEDDING_DIMENSIONS, stub_vector
-from tests.stubs.server import LocalServer
+from tests.stubs.scripting import Fault, ReplyBehaviour, ScriptedStub, broken_stream, lines
 
 DEFAULT_USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 5}
 MODEL_VERSION = "gemini-stub-001"
@@ -47,30 +44,14 @@ STATUS_NAMES = {
 
 
 @dataclass(frozen=True)
-class ScriptedReply:
+class ScriptedReply(ReplyBehaviour):
+    """A ``generateContent`` answer; ``citations`` become the candidate's
+    ``groundingMetadata`` (chunks, supports), with ``search_query``."""
+
     text: str = ""
     function_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
     finish_reason: str = "STOP"
-    delay: float = 0.0
-    """Seconds before the first byte (a slow provider; beyond the client timeout: a timeout)."""
-    fault: Fault | None = None
-    citations: list[dict[str, str]] = field(default_factory=list)
-    """``{"url", "title", "cited"}`` (``cited``: a substring of the text) become the
-    candidate's ``groundingMetadata`` (chunks, supports), with ``search_query``."""
-    search_query: str = "stub search"
-
-
-Fault = Literal["malformed", "drop_before", "drop_after"]
-"""Fault injection: ``malformed`` answers with a body that is not JSON (SSE: a broken
-event); ``drop_before`` cuts a stream before its first token, ``drop_after`` right after it."""
-
-
-@dataclass(frozen=True)
-class ScriptedFailure:
-    status: int = 500
-    message: str = "gemini stub: scripted failure"
-    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,16 +76,15 @@ def error_response(status: int, message: str) -> Response:
     return JSONResponse(body, status_code=status)
 
 
-class GeminiStub(LocalServer):
-    """A Gemini API server on 127.0.0.1 with a free port, run in a background thread."""
+class GeminiStub(ScriptedStub):
+    """A Gemini API server on 127.0.0.1 with a free port, run in a background thread.
+    Queueing, failures (``fail``), ``reset`` and ``pending``: ``tests.stubs.scripting``."""
 
     name = "gemini stub"
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.embedding_requests: list[RecordedRequest] = []
-        self._queue: deque[ScriptedReply | ScriptedFailure] = deque()
-        self._lock = threading.Lock()
         super().__init__()
         self.app = Starlette(
             routes=[
@@ -137,42 +117,26 @@ class GeminiStub(LocalServer):
         ``usage`` is ``{"promptTokenCount", "candidatesTokenCount"}`` (``DEFAULT_USAGE`` if
         omitted); ``totalTokenCount`` is added.
         """
-        with self._lock:
-            self._queue.append(
-                ScriptedReply(
-                    text=text,
-                    function_calls=list(function_calls or []),
-                    usage=dict(usage or DEFAULT_USAGE),
-                    finish_reason=finish_reason,
-                    delay=delay,
-                    fault=fault,
-                    citations=list(citations or []),
-                    search_query=search_query,
-                )
+        self.enqueue(
+            ScriptedReply(
+                text=text,
+                function_calls=list(function_calls or []),
+                usage=dict(usage or DEFAULT_USAGE),
+                finish_reason=finish_reason,
+                delay=delay,
+                fault=fault,
+                citations=list(citations or []),
+                search_query=search_query,
             )
+        )
 
-    def fail(
-        self,
-        status: int = 500,
-        message: str = "gemini stub: scripted failure",
-        *,
-        retry_after: float | None = None,
-    ) -> None:
-        """Queue an error response in Google's format (with ``Retry-After`` if given)."""
-        with self._lock:
-            self._queue.append(ScriptedFailure(status, message, retry_after))
+    def error_response(
+        self, status: int, message: str, *, type: str = "server_error", code: str | None = None
+    ) -> Response:
+        return error_response(status, message)  # Google's format has no type or code
 
-    def reset(self) -> None:
-        """Forget queued replies and recorded requests (for a stub shared between tests)."""
-        with self._lock:
-            self._queue.clear()
-            self.requests.clear()
-
-    @property
-    def pending(self) -> int:
-        """How many queued replies have not been served yet."""
-        with self._lock:
-            return len(self._queue)
+    def clear_records(self) -> None:
+        self.requests.clear()
 
     # --- lifecycle (start, stop, context manager: tests.stubs.server) --------------
 
@@ -214,31 +178,21 @@ class GeminiStub(LocalServer):
         if method not in ("generateContent", "streamGenerateContent") or not model:
             return await self._unknown(request)
         body = await request.json()
-        with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    model=model,
-                    method=method,
-                    query=dict(request.query_params),
-                    headers=dict(request.headers),
-                    body=body,
-                )
-            )
-            number = len(self.requests)
-            scripted = self._queue.popleft() if self._queue else None
-        if scripted is None:
-            return error_response(
-                500,
-                f"gemini stub: no scripted reply left for request {number}; "
-                "queue one with stub.reply(...) or stub.fail(...)",
-            )
-        if isinstance(scripted, ScriptedFailure):
-            response = error_response(scripted.status, scripted.message)
-            if scripted.retry_after is not None:
-                response.headers["retry-after"] = f"{scripted.retry_after:g}"
-            return response
-        if scripted.delay:
-            await asyncio.sleep(scripted.delay)
+        recorded = RecordedRequest(
+            model=model,
+            method=method,
+            query=dict(request.query_params),
+            headers=dict(request.headers),
+            body=body,
+        )
+
+        def record() -> int:
+            self.requests.append(recorded)
+            return len(self.requests)
+
+        number, scripted, answered = await self.next_reply(record)
+        if answered is not None:
+            return answered
         response_id = f"stub-response-{number}"
         if method == "streamGenerateContent":
             if request.query_params.get("alt") != "sse":
@@ -313,15 +267,12 @@ async def sse(events: list[dict[str, Any]]) -> AsyncIterator[str]:
         yield f"data: {json.dumps(event)}\r\n\r\n"
 
 
-async def faulty_sse(events: list[dict[str, Any]], fault: Fault) -> AsyncIterator[str]:
-    """A stream that breaks: see ``Fault``; the connection is cut by raising."""
+def faulty_sse(events: list[dict[str, Any]], fault: Fault) -> AsyncIterator[str]:
+    """A stream that breaks: see ``Fault``."""
     if fault == "malformed":
-        yield "data: {not json\r\n\r\n"
-        return
-    if fault == "drop_after":
-        yield f"data: {json.dumps(events[0])}\r\n\r\n"
-    await asyncio.sleep(0.01)
-    raise ConnectionResetError("gemini stub: stream dropped (fault injection)")
+        return lines(["data: {not json\r\n\r\n"])
+    first = [f"data: {json.dumps(events[0])}\r\n\r\n"] if fault == "drop_after" else []
+    return broken_stream(first, GeminiStub.name)
 
 
 def grounding_metadata(scripted: ScriptedReply) -> dict[str, Any]:

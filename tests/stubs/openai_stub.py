@@ -13,22 +13,19 @@ headers are recorded in ``requests`` and ``request_headers``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
-import threading
-from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.stubs.server import LocalServer
+from tests.stubs.scripting import Fault, ReplyBehaviour, ScriptedStub, broken_stream, lines
 
 CREATED = 1_700_000_000
 DEFAULT_USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
@@ -42,34 +39,15 @@ def stub_vector(text: str, size: int = EMBEDDING_DIMENSIONS) -> list[float]:
 
 
 @dataclass(frozen=True)
-class ScriptedReply:
+class ScriptedReply(ReplyBehaviour):
+    """A chat completion (or Responses API answer). ``citations`` are served by the
+    Responses API only, as ``url_citation`` annotations; with a ``web_search`` tool in the
+    request a ``web_search_call`` item (``search_query``) precedes the message."""
+
     content: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
     finish_reason: str | None = None
-    delay: float = 0.0
-    """Seconds before the first byte (a slow provider; beyond the client timeout: a timeout)."""
-    fault: Fault | None = None
-    citations: list[dict[str, str]] = field(default_factory=list)
-    """Responses API only: ``{"url", "title", "cited"}`` (``cited``: a substring of the
-    text) become ``url_citation`` annotations; with a ``web_search`` tool in the request
-    a ``web_search_call`` item (``search_query``) precedes the message."""
-    search_query: str = "stub search"
-
-
-Fault = Literal["malformed", "drop_before", "drop_after"]
-"""Fault injection: ``malformed`` answers with a body that is not JSON (SSE: a broken
-event); ``drop_before`` ends a stream before its first token, ``drop_after`` right after
-it (both without ``[DONE]``, as a dropped connection looks to the client)."""
-
-
-@dataclass(frozen=True)
-class ScriptedFailure:
-    status: int = 500
-    message: str = "openai stub: scripted failure"
-    type: str = "server_error"
-    code: str | None = None
-    retry_after: float | None = None
 
 
 def error_response(status: int, message: str, type_: str, code: str | None = None) -> Response:
@@ -78,8 +56,9 @@ def error_response(status: int, message: str, type_: str, code: str | None = Non
     return JSONResponse(body, status_code=status)
 
 
-class OpenAIStub(LocalServer):
-    """A chat-completions server on 127.0.0.1 with a free port, run in a background thread."""
+class OpenAIStub(ScriptedStub):
+    """A chat-completions server on 127.0.0.1 with a free port, run in a background thread.
+    Queueing, failures (``fail``), ``reset`` and ``pending``: ``tests.stubs.scripting``."""
 
     name = "openai stub"
 
@@ -87,8 +66,6 @@ class OpenAIStub(LocalServer):
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.embedding_requests: list[dict[str, Any]] = []
-        self._queue: deque[ScriptedReply | ScriptedFailure] = deque()
-        self._lock = threading.Lock()
         super().__init__()
         self.app = Starlette(
             routes=[
@@ -122,45 +99,35 @@ class OpenAIStub(LocalServer):
         """
         if usage is not None:
             usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
-        with self._lock:
-            self._queue.append(
-                ScriptedReply(
-                    content=content,
-                    tool_calls=list(tool_calls or []),
-                    usage=usage or dict(DEFAULT_USAGE),
-                    finish_reason=finish_reason,
-                    delay=delay,
-                    fault=fault,
-                    citations=list(citations or []),
-                    search_query=search_query,
-                )
+        self.enqueue(
+            ScriptedReply(
+                content=content,
+                tool_calls=list(tool_calls or []),
+                usage=usage or dict(DEFAULT_USAGE),
+                finish_reason=finish_reason,
+                delay=delay,
+                fault=fault,
+                citations=list(citations or []),
+                search_query=search_query,
             )
+        )
 
-    def fail(
-        self,
-        status: int = 500,
-        message: str = "openai stub: scripted failure",
-        *,
-        type: str = "server_error",
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Queue an error response in OpenAI's format (with a ``Retry-After`` header if given)."""
-        with self._lock:
-            self._queue.append(ScriptedFailure(status, message, type, code, retry_after))
+    def error_response(
+        self, status: int, message: str, *, type: str = "server_error", code: str | None = None
+    ) -> Response:
+        return error_response(status, message, type, code)
 
-    def reset(self) -> None:
-        """Forget queued replies and recorded requests (for a stub shared between tests)."""
-        with self._lock:
-            self._queue.clear()
-            self.requests.clear()
-            self.request_headers.clear()
+    def clear_records(self) -> None:
+        self.requests.clear()
+        self.request_headers.clear()
 
-    @property
-    def pending(self) -> int:
-        """How many queued replies have not been served yet."""
-        with self._lock:
-            return len(self._queue)
+    def _record(self, request: Request, body: dict[str, Any]) -> Callable[[], int]:
+        def record() -> int:
+            self.requests.append(body)
+            self.request_headers.append(dict(request.headers))
+            return len(self.requests)
+
+        return record
 
     # --- lifecycle (start, stop, context manager: tests.stubs.server) --------------
 
@@ -195,24 +162,9 @@ class OpenAIStub(LocalServer):
         """``POST /v1/responses`` (non-streaming): the next scripted reply as a Responses
         API object; bodies are recorded in ``requests`` like chat completions."""
         body = await request.json()
-        with self._lock:
-            self.requests.append(body)
-            self.request_headers.append(dict(request.headers))
-            number = len(self.requests)
-            scripted = self._queue.popleft() if self._queue else None
-        if scripted is None:
-            return error_response(
-                500, "openai stub: no scripted reply left", "server_error", "stub_queue_empty"
-            )
-        if isinstance(scripted, ScriptedFailure):
-            response = error_response(
-                scripted.status, scripted.message, scripted.type, scripted.code
-            )
-            if scripted.retry_after is not None:
-                response.headers["retry-after"] = f"{scripted.retry_after:g}"
-            return response
-        if scripted.delay:
-            await asyncio.sleep(scripted.delay)
+        number, scripted, answered = await self.next_reply(self._record(request, body))
+        if answered is not None:
+            return answered
         if body.get("stream"):
             return error_response(
                 400, "openai stub: streaming Responses are not served", "invalid_request_error"
@@ -221,28 +173,9 @@ class OpenAIStub(LocalServer):
 
     async def _chat_completions(self, request: Request) -> Response:
         body = await request.json()
-        with self._lock:
-            self.requests.append(body)
-            self.request_headers.append(dict(request.headers))
-            number = len(self.requests)
-            scripted = self._queue.popleft() if self._queue else None
-        if scripted is None:
-            return error_response(
-                500,
-                f"openai stub: no scripted reply left for request {number}; "
-                "queue one with stub.reply(...) or stub.fail(...)",
-                "server_error",
-                "stub_queue_empty",
-            )
-        if isinstance(scripted, ScriptedFailure):
-            response = error_response(
-                scripted.status, scripted.message, scripted.type, scripted.code
-            )
-            if scripted.retry_after is not None:
-                response.headers["retry-after"] = f"{scripted.retry_after:g}"
-            return response
-        if scripted.delay:
-            await asyncio.sleep(scripted.delay)
+        number, scripted, answered = await self.next_reply(self._record(request, body))
+        if answered is not None:
+            return answered
         completion_id = f"chatcmpl-stub-{number}"
         tool_calls = [
             {
@@ -259,17 +192,11 @@ class OpenAIStub(LocalServer):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = stream_chunks(scripted, tool_calls, finish_reason, include_usage=include_usage)
+            envelope = envelope_of(completion_id, body)
             if scripted.fault is not None:
                 return StreamingResponse(
-                    faulty_sse(envelope_of(completion_id, body), chunks, scripted.fault),
-                    media_type="text/event-stream",
+                    faulty_sse(envelope, chunks, scripted.fault), media_type="text/event-stream"
                 )
-            envelope = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": CREATED,
-                "model": body.get("model", ""),
-            }
             return StreamingResponse(sse(envelope, chunks), media_type="text/event-stream")
         message: dict[str, Any] = {
             "role": "assistant",
@@ -342,21 +269,15 @@ def envelope_of(completion_id: str, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def faulty_sse(
+def faulty_sse(
     envelope: dict[str, Any], chunks: list[dict[str, Any]], fault: Fault
 ) -> AsyncIterator[str]:
-    """A stream that breaks: see ``Fault``. The connection is cut by raising, as a
-    crashed upstream would."""
+    """A stream that breaks: see ``Fault`` (after the role chunk)."""
+    role = f"data: {json.dumps({**envelope, **chunks[0]})}\n\n"
     if fault == "malformed":
-        yield f"data: {json.dumps({**envelope, **chunks[0]})}\n\n"
-        yield "data: {not json\n\n"
-        yield "data: [DONE]\n\n"
-        return
-    yield f"data: {json.dumps({**envelope, **chunks[0]})}\n\n"  # the role chunk
-    if fault == "drop_after":
-        yield f"data: {json.dumps({**envelope, **chunks[1]})}\n\n"
-    await asyncio.sleep(0.01)
-    raise ConnectionResetError("openai stub: stream dropped (fault injection)")
+        return lines([role, "data: {not json\n\n", "data: [DONE]\n\n"])
+    first = [f"data: {json.dumps({**envelope, **chunks[1]})}\n\n"] if fault == "drop_after" else []
+    return broken_stream([role, *first], OpenAIStub.name)
 
 
 def responses_body(scripted: ScriptedReply, body: dict[str, Any], number: int) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""Assistants created or changed through the API: their options are checked against the
+graph's options model at once (422 with the reason), not at their first run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+def test_options_are_validated_at_create_and_patch(serve: Any) -> None:
+    server = serve([{"content": "hi"}])
+    headers = server.headers("ada")
+
+    def post(body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(f"{server.base_url}/assistants", json=body, headers=headers)
+
+    bad = post({"graph_id": "planner", "config": {"configurable": {"options": {"review": 1}}}})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"] == "invalid_request"
+    message = bad.json()["message"]
+    assert "graph 'planner'" in message and "review: Extra inputs are not permitted" in message
+    assert "it understands: review_plan (bool)" in message
+
+    wrong_type = post(
+        {"graph_id": "agent", "config": {"configurable": {"options": {"web_search": "often"}}}}
+    )
+    assert wrong_type.status_code == 422 and "web_search" in wrong_type.json()["message"]
+
+    made = post(
+        {
+            "graph_id": "planner",
+            "assistant_id": "careful-planner",
+            "config": {"configurable": {"options": {"review_plan": True}}},
+        }
+    )
+    assert made.status_code == 200, made.text
+
+    url = f"{server.base_url}/assistants/careful-planner"
+    patched = httpx.patch(
+        url,
+        json={"config": {"configurable": {"options": {"review_plan": "sometimes"}}}},
+        headers=headers,
+    )
+    assert patched.status_code == 422 and "review_plan" in patched.json()["message"]
+    kept = httpx.get(url, headers=headers).json()
+    assert kept["config"]["configurable"]["options"] == {"review_plan": True}
+    assert kept["version"] == 1  # the refused change left no trace
+
+    moved = httpx.patch(url, json={"graph_id": "triage"}, headers=headers)
+    assert moved.status_code == 422 and "graph 'triage'" in moved.json()["message"]
