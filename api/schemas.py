@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 MAX_OFFSET = 1_000_000
 
 
-def _json_integer(value: Any) -> Any:
+def json_integer(value: Any) -> Any:
     """JSON has one number type: 10.0 is the integer 10 (JSON Schema agrees), true is not."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -18,7 +18,7 @@ def _json_integer(value: Any) -> Any:
 
 
 # An integer as JSON means it: integral floats accepted, booleans and strings refused.
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
 StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom", "debug", "events"]
 
 

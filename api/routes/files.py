@@ -112,7 +112,13 @@ def _raise(exc: DocumentError) -> ApiError:
 async def upload_file(
     request: Request,
     principal: CurrentPrincipal,
-    file: Annotated[UploadFile, File(description="The document: text, Markdown, HTML, PDF, DOCX")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="The document (not empty): text, Markdown, HTML, PDF, DOCX",
+            json_schema_extra={"minLength": 1},
+        ),
+    ],
     source: Annotated[str | None, Form(max_length=1024)] = None,
     shared_with_users: Annotated[str | None, Form(description="Comma-separated users")] = None,
     shared_with_roles: Annotated[str | None, Form(description="Comma-separated roles")] = None,

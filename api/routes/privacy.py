@@ -12,10 +12,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ServicesDep, require_scope
 from api.errors import ApiError
@@ -30,6 +30,15 @@ from runtime.memory_services import MemoryServices
 router = APIRouter(tags=["privacy"])
 
 UserId = Annotated[str, Field(min_length=1, max_length=256)]
+ConsentCategory = Literal["special", "financial", "personal"]  # memory.consent.CATEGORIES
+LegalBasisName = Literal[  # memory.consent.BASES
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+]
 
 
 class EraseRequest(_Body):
@@ -40,11 +49,31 @@ class EraseRequest(_Body):
     """More identifiers (an e-mail, a name) whose absence the verification checks."""
 
 
+
+def _default_categories() -> list[ConsentCategory]:
+    return ["special", "financial"]
+
+
 class ConsentCreate(_Body):
-    basis: str = Field(default="consent", max_length=32)
+    """A legal basis. A note (the evidence, or why the basis applies) is required unless the
+    caller consents for themselves: the schema says so, and the handler checks the same rule."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["note"],
+                    "properties": {"note": {"type": "string", "pattern": r"\S"}},
+                },
+                {"properties": {"basis": {"const": "consent"}, "user": {"type": "null"}}},
+            ]
+        }
+    )
+
+    basis: LegalBasisName = "consent"
     purpose: str = Field(default="*", min_length=1, max_length=256)
-    categories: list[str] = Field(
-        default_factory=lambda: ["special", "financial"], json_schema_extra={"maxItems": 3}
+    categories: list[ConsentCategory] = Field(
+        default_factory=_default_categories, min_length=1, max_length=3
     )
     note: str | None = Field(default=None, max_length=4000)
     user: UserId | None = None
@@ -128,6 +157,13 @@ async def grant_consent(
 ) -> dict[str, Any]:
     """Record a legal basis and release the held data it covers."""
     subject = _subject(principal, body.user, "data:erase")
+    if body.user is not None and not (body.note or "").strip():
+        raise ApiError(
+            422,
+            "legal_basis_invalid",
+            "a basis recorded for a named user needs a note naming the evidence, "
+            "e.g. 'signed form 2026-11-25, ref 1234'",
+        )
     services = await _services(svc)
     try:
         result = await services.consent.grant(

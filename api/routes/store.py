@@ -13,11 +13,11 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Response
 from langgraph.store.base import SearchOp
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from api.deps import CurrentPrincipal, ServicesDep
 from api.errors import ApiError
-from api.schemas import MAX_OFFSET, JsonInt
+from api.schemas import MAX_OFFSET, JsonInt, json_integer
 from api.schemas import RequestBody as _Body
 from memory.store import RelayStore
 from memory.types import MemoryStoreError
@@ -64,7 +64,7 @@ class StoreItemSearch(_Body):
 class StoreNamespaceSearch(_Body):
     prefix: list[Label] | None = None
     suffix: list[Label] | None = None
-    max_depth: Annotated[JsonInt, Field(ge=1, le=20)] | None = None
+    max_depth: Annotated[int, Field(ge=1, le=20), BeforeValidator(json_integer)] | None = None
     limit: JsonInt = Field(default=100, ge=1, le=1000)
     offset: JsonInt = Field(default=0, ge=0, le=MAX_OFFSET)
 
