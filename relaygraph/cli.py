@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from identity import Principal
@@ -161,7 +162,8 @@ def _print_event(event: dict[str, Any]) -> None:
 def _print_message(message: dict[str, Any]) -> None:
     if message.get("type") == "ai":
         if message.get("content"):
-            out.print(f"[bold cyan]assistant[/] {message['content']}")
+            # Model text is not markup: "[step 1]" must print as written.
+            out.print(f"[bold cyan]assistant[/] {escape(str(message['content']))}")
         for call in message.get("tool_calls") or []:
             args = json.dumps(call.get("args"), ensure_ascii=False)
             out.print(f"  [yellow]→ {call['name']}[/] {args}")
@@ -189,7 +191,7 @@ def _print_summary(summary: RunSummary) -> None:
     colour = {"success": "green", "limit": "yellow"}.get(summary.status, "red")
     out.print(f"[bold {colour}]{summary.status}[/] ({summary.stop_reason})")
     if summary.final_message:
-        out.print(summary.final_message, soft_wrap=True)
+        out.print(summary.final_message, soft_wrap=True, markup=False)
 
 
 def _ask_decision(interrupt: Any) -> dict[str, Any]:
@@ -553,6 +555,9 @@ def _register_subcommands() -> None:
     from relaygraph.feedback_cli import feedback_app
 
     app.add_typer(feedback_app, name="feedback")
+    from relaygraph.eval_cli import eval_command  # issue 9: evals
+
+    app.command("eval")(eval_command)
     from relaygraph.mcp_cli import mcp_command
 
     app.command("mcp")(mcp_command)
@@ -562,6 +567,10 @@ def _register_subcommands() -> None:
     from relaygraph.ingest_cli import ingest_command  # issue 5: documents
 
     app.command("ingest")(ingest_command)
+    from relaygraph.backup_cli import backup_command, restore_command  # issue 10
+
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)
 
 
 _register_subcommands()

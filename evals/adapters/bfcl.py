@@ -1,0 +1,223 @@
+"""BFCL v4 (Berkeley Function Calling Leaderboard): simple_python, multiple, irrelevance.
+
+Read from the directory given with ``--data`` (``../shared/datasets/bfcl``; Apache-2.0,
+never copied here). Each record is one question and the functions offered; the model under
+test is called once through our model router with those functions bound as tools, and its
+tool calls are scored with BFCL's AST rules as the dataset README describes them (our own
+implementation): exactly one call of the expected function, required arguments present, no
+unknown ones, values among the acceptable ones (strings compared after BFCL's
+normalisation), left-out arguments optional; for ``irrelevance``, no call at all.
+
+The ``oracle`` model answers with the first acceptable value of every argument: it checks
+this adapter and the router, not a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import HumanMessage
+
+from evals.cases import Case, SuiteError
+from evals.evaluators import Score
+from evals.models import CURRENT, CaseContext
+
+if TYPE_CHECKING:
+    from evals.runner import CaseResult
+    from runtime.system import System
+
+CATEGORIES = ("simple_python", "multiple", "irrelevance")
+_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
+_STRIP = re.compile(r"[\s,./\-_*^]")
+
+
+def tool_name(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def json_schema(node: Any) -> Any:
+    """BFCL's parameter vocabulary as JSON Schema (dict→object, float→number, …)."""
+    if isinstance(node, list):
+        return [json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: json_schema(value) for key, value in node.items() if key != "optional"}
+    if isinstance(out.get("type"), str):
+        out["type"] = _TYPES.get(out["type"], out["type"])
+    if "properties" in node:
+        out["properties"] = {k: json_schema(v) for k, v in node["properties"].items()}
+    return out
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, str):
+        return _STRIP.sub("", value).lower().replace("'", '"')
+    if isinstance(value, list | tuple):
+        return [_norm(item) for item in value]
+    return value
+
+
+def _value_ok(value: Any, candidates: list[Any]) -> bool:
+    for candidate in candidates:
+        if candidate == "":
+            continue
+        if isinstance(candidate, dict) and isinstance(value, dict):
+            if all(
+                key in candidate and _value_ok(item, candidate[key]) for key, item in value.items()
+            ) and all(key in value or "" in vals for key, vals in candidate.items()):
+                return True
+        elif isinstance(value, bool) or isinstance(candidate, bool):
+            if value is candidate:
+                return True
+        elif isinstance(value, int | float) and isinstance(candidate, int | float):
+            if value == candidate:
+                return True
+        elif _norm(value) == _norm(candidate):
+            return True
+    return False
+
+
+def check_calls(
+    calls: list[dict[str, Any]], functions: list[dict[str, Any]], truth: list[dict[str, Any]]
+) -> tuple[bool, str]:
+    """BFCL's AST check of the model's ``calls`` (``{"tool", "args"}``); ``truth`` empty
+    means the irrelevance rule (no call is right)."""
+    if not truth:
+        return (not calls, "" if not calls else f"made {len(calls)} call(s) to an unfit function")
+    if len(calls) != 1:
+        return False, f"wrong count: {len(calls)} calls"
+    (expected_name, answer), call = next(iter(truth[0].items())), calls[0]
+    if call["tool"] != tool_name(expected_name):
+        return False, f"called {call['tool']}, expected {tool_name(expected_name)}"
+    schema = next((f for f in functions if f["name"] == expected_name), {}).get("parameters", {})
+    args = call.get("args") or {}
+    missing = [p for p in schema.get("required", []) if p not in args]
+    if missing:
+        return False, f"missing required {missing}"
+    unknown = [a for a in args if a not in answer or a not in schema.get("properties", {})]
+    if unknown:
+        return False, f"unknown arguments {unknown}"
+    for name, value in args.items():
+        if not _value_ok(value, answer[name]):
+            return False, f"{name}={json.dumps(value)} not in {json.dumps(answer[name])[:120]}"
+    left_out = [p for p, vals in answer.items() if p not in args and "" not in vals]
+    if left_out:
+        return False, f"left out {left_out}"
+    return True, ""
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SuiteError(f"cannot read BFCL file {path}: {exc}") from exc
+
+
+@dataclass
+class BfclSuite:
+    """A suite of BFCL records; the runner calls :meth:`run_case` for each."""
+
+    name: str
+    cases: list[Case]
+    functions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    truth: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    kind: str = "bfcl"
+    assistant: str = "agent"
+
+    async def run_case(self, system: System, model: str, case: Case, trial: int) -> CaseResult:
+        from evals.runner import CaseResult
+
+        result = CaseResult(self.name, case.id, trial)
+        functions = self.functions[case.id]
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool_name(f["name"]),
+                    "description": f.get("description", ""),
+                    "parameters": json_schema(f.get("parameters", {"type": "dict"})),
+                },
+            }
+            for f in functions
+        ]
+        started = time.perf_counter()
+        token = CURRENT.set(CaseContext(case, {}))
+        try:
+            bound = system.model(model).bind_tools(tools)
+            reply = await bound.ainvoke([HumanMessage(case.turns[0].input)])
+        except Exception as exc:  # a provider or script failure is this case's failure
+            result.error = f"{type(exc).__name__}: {exc}"
+            return result
+        finally:
+            CURRENT.reset(token)
+        calls = [{"tool": c["name"], "args": c["args"]} for c in getattr(reply, "tool_calls", [])]
+        ok, detail = check_calls(calls, functions, self.truth[case.id])
+        result.calls, result.answer = calls, str(getattr(reply, "content", ""))
+        result.scores = [Score("bfcl_ast", 1.0 if ok else 0.0, ok, detail)]
+        result.passed = ok
+        usage = getattr(reply, "usage_metadata", None) or {}
+        result.metrics = {
+            "latency_s": time.perf_counter() - started,
+            "tokens": float(usage.get("total_tokens", 0)),
+            "model_calls": 1.0,
+            "tool_calls": float(len(calls)),
+        }
+        return result
+
+
+def load_bfcl(data: Path, *, limit: int | None = None) -> BfclSuite:
+    """The three categories from ``data`` (each cut to ``limit`` records).
+
+    Raises:
+        SuiteError: the directory does not hold the BFCL files.
+    """
+    suite = BfclSuite(name="bfcl", cases=[])
+    for category in CATEGORIES:
+        questions = _read_jsonl(data / f"BFCL_v4_{category}.json")[:limit]
+        answer_file = data / "possible_answer" / f"BFCL_v4_{category}.json"
+        answers = (
+            {a["id"]: a["ground_truth"] for a in _read_jsonl(answer_file)}
+            if answer_file.exists()
+            else {}
+        )
+        for record in questions:
+            truth = answers.get(record["id"], []) if category != "irrelevance" else []
+            gold = [
+                {"tool": tool_name(name), "args": _first_values(params)}
+                for entry in truth[:1]
+                for name, params in entry.items()
+            ]
+            question = record["question"][0][-1]["content"]
+            case_id = re.sub(r"[^A-Za-z0-9_.-]", "_", record["id"])[:80]
+            suite.cases.append(
+                Case.model_validate(
+                    {
+                        "id": case_id,
+                        "tags": [category],
+                        "turns": [{"input": question, "gold": gold, "answer": "No call fits."}],
+                    }
+                )
+            )
+            suite.functions[case_id] = record["function"]
+            suite.truth[case_id] = truth
+    if not suite.cases:
+        raise SuiteError(f"no BFCL records under {data}")
+    return suite
+
+
+def _first_values(params: dict[str, list[Any]]) -> dict[str, Any]:
+    """The first acceptable value of every argument that is not left out by default."""
+    out: dict[str, Any] = {}
+    for name, values in params.items():
+        first = next((v for v in values if v != ""), None)
+        if first is None:
+            continue
+        if isinstance(first, dict):
+            first = _first_values(first)
+        out[name] = first
+    return out
