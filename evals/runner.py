@@ -227,7 +227,13 @@ class SuiteRunner:
                         )
                         for trial in range(self.config.trials)
                     ]
-                    return list(await asyncio.gather(*jobs))
+                    try:
+                        return list(await asyncio.gather(*jobs))
+                    finally:
+                        # A case that failed before awaiting its expected state leaves that
+                        # replay running: it must end while the system is still open (a task
+                        # outliving the system waits forever on its closed store).
+                        await asyncio.gather(*expected.values(), return_exceptions=True)
         finally:
             if not self.config.keep:
                 shutil.rmtree(root, ignore_errors=True)
