@@ -49,7 +49,6 @@ class EraseRequest(_Body):
     """More identifiers (an e-mail, a name) whose absence the verification checks."""
 
 
-
 def _default_categories() -> list[ConsentCategory]:
     return ["special", "financial"]
 
