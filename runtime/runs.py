@@ -56,6 +56,7 @@ from runtime.webhooks import (
     tenant_secret,
 )
 from store.models import Run, Thread, utcnow
+from tools.fencing import LeaseLostError, RunLease, bind_lease
 
 CliStatus = Literal["success", "interrupted", "limit", "error", "cancelled"]
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
@@ -772,6 +773,9 @@ class Runner:
             handed_back = run_id in self._handed_back
             self._handed_back.discard(run_id)
             raise
+        except LeaseLostError:
+            handed_back = True  # its new owner continues it; this process ends nothing
+            raise
         finally:
             self._tasks.pop(run_id, None)
             await asyncio.shield(log.close(ended=not handed_back))
@@ -796,6 +800,8 @@ class Runner:
         }
         with (
             bound_contextvars(tenant=run.tenant, user=run.requester, thread_id=run.thread_id),
+            # Its tool calls commit effects only while this claim still holds the run.
+            bind_lease(RunLease(run_id, owner, run.attempt)),
             _tracer.start_as_current_span("run", context=parent, attributes=attributes) as span,
         ):
             summary = await self._execute_run(run, owner, log, span)
@@ -910,6 +916,11 @@ class Runner:
             await asyncio.shield(
                 self._finish(plan, run, None, lim.CANCELLED, log, rollback=action == "rollback")
             )
+            raise
+        except LeaseLostError:
+            # Another worker claimed the run (this one stalled past its lease) and resumes
+            # it: stop here, recording neither events nor an ending for it.
+            log.discard()
             raise
         except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
             error = f"{type(exc).__name__}: {exc}"

@@ -19,6 +19,7 @@ from runtime.events import TERMINAL, EventLog
 from runtime.runs import LEASE_SECONDS, Runner, lease_owner
 from store.models import Run
 from store.notify import RUNS_CHANNEL, parse_run_notification
+from tools.fencing import LeaseLostError
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
@@ -136,6 +137,8 @@ class Worker:
             await self.runner.execute(run_id, self.owner, events, run=run)
         except asyncio.CancelledError:
             pass
+        except LeaseLostError:
+            log.warning("lost the lease of run %s to another worker; stopped it here", run_id)
         except Exception:
             log.exception("run %s failed outside the graph", run_id)
         finally:

@@ -4,6 +4,9 @@ Transactional (SQL) tools run inside the transaction that writes their ledger
 row, so an effect and its record commit together: exactly once. Other
 side-effecting tools record ``started`` first; a replay that finds a call
 started but never finished reports it as in doubt instead of repeating it.
+Within a run, the transaction that commits an effect (or records it started) first
+checks that the run is still held by this execution's lease (``tools.fencing``): a
+stale execution gets ``LeaseLostError`` and writes nothing.
 Every attempt, refused ones included, appends one entry to the audit chain.
 """
 
@@ -26,6 +29,7 @@ from store import Database
 from tools import ledger
 from tools.approvals import ApprovalError, ApprovalPolicy, ApprovalService
 from tools.audit import AuditLog, AuditRecord
+from tools.fencing import current_lease, verify_lease
 from tools.metrics import record_attempt
 from tools.policy import PolicyDecision, ToolPolicy
 from tools.registry import ToolRegistry
@@ -418,6 +422,8 @@ class ToolExecutor:
         try:
             opener = self.db.transaction() if tool.side_effecting else self.db.session()
             async with opener as session:
+                if tool.side_effecting:
+                    await verify_lease(session, current_lease(context.run_id))
                 ctx = self._context(principal, session, context)
                 output = await self._invoke(tool, ctx, args)
         except ToolError as error:
@@ -448,6 +454,7 @@ class ToolExecutor:
                 recorded = await ledger.find(session, key)
                 if recorded is not None:
                     return _replayed(call, principal, recorded)
+                await verify_lease(session, current_lease(context.run_id))
                 ctx = self._context(principal, session, context)
                 output = await self._invoke(tool, ctx, args)
                 row = ledger.new_row(key, call, principal, status="started", **record)
@@ -485,6 +492,7 @@ class ToolExecutor:
             recorded = await ledger.find(session, context.key)
             if recorded is not None:
                 return _replayed(call, principal, recorded)
+            await verify_lease(session, current_lease(context.run_id))
             session.add(
                 ledger.new_row(
                     context.key,

@@ -1,0 +1,184 @@
+"""Fencing: a worker that stalled past its run's lease, while another worker claimed and
+resumed the run, must not commit a side effect for it. Its tool call is refused inside
+the effect's transaction (``LeaseLostError``), it writes nothing, and the new owner
+executes the call once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select, update
+
+from identity import local_principal
+from runtime.runs import Runner, RunRequest
+from runtime.settings import Settings
+from runtime.system import open_system
+from store.models import Note, Run, RunEvent, utcnow
+from store.models import ToolCall as LedgerRow
+from tests.reliability.crash_worker import SLOW_NOTE
+from tools import (
+    CallContext,
+    CallKey,
+    ToolCall,
+    ToolContext,
+    ToolExecutor,
+    ToolPolicy,
+    ToolRegistry,
+    ToolSpec,
+)
+from tools.fencing import LeaseLostError, RunLease, bind_lease
+
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("backend")]
+
+MODEL = f"scripted:{Path(__file__).with_name('crash_model.py')}:turn"
+
+
+async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phases = tmp_path / "phases.log"
+    monkeypatch.setenv("RELAYGRAPH_TEST_PHASE_LOG", str(phases))
+    async with open_system(
+        Settings(data_dir=data_dir, model=MODEL), extra_tools=[SLOW_NOTE]
+    ) as system:
+        runner = Runner(system)
+        run = await runner.submit(
+            RunRequest(
+                principal=local_principal(),
+                input={"messages": [{"type": "human", "content": "fence"}]},
+            ),
+            claim_for="worker-a",
+            must_claim=True,
+        )
+        # Hold worker A just before its third call (fence/c, after fence/a and fence/b
+        # committed and were checkpointed): there it "stalls" while B takes the run over.
+        paused, resume = asyncio.Event(), asyncio.Event()
+        original = system.executor._run_transactional
+        seen = 0
+
+        async def stalling(*args: Any, **kwargs: Any) -> Any:
+            nonlocal seen
+            seen += 1
+            if seen == 3:
+                paused.set()
+                await resume.wait()
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(system.executor, "_run_transactional", stalling)
+        stale = asyncio.create_task(runner.execute(run.run_id, "worker-a"))
+        async with asyncio.timeout(60):
+            await paused.wait()
+        async with system.db.transaction() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.run_id == run.run_id)
+                .values(lease_expires_at=utcnow() - timedelta(hours=1))
+            )
+        assert await runner.claim_batch("worker-b", 1) == [run.run_id]
+        resume.set()
+        with pytest.raises(LeaseLostError):
+            async with asyncio.timeout(60):
+                await stale
+        async with system.db.session() as session:
+            titles_after_stale = sorted((await session.execute(select(Note.title))).scalars())
+            row = await session.get(Run, run.run_id)
+            assert row is not None
+            assert (row.status, row.lease_owner, row.attempt) == ("running", "worker-b", 2)
+        # The stale execution wrote no note, no ledger row and no ending.
+        assert titles_after_stale == ["fence/a", "fence/b"]
+
+        async with asyncio.timeout(60):
+            summary = await runner.execute(run.run_id, "worker-b")
+        async with system.db.session() as session:
+            titles = sorted((await session.execute(select(Note.title))).scalars())
+            ledger = list((await session.execute(select(LedgerRow))).scalars())
+            events = list(
+                (
+                    await session.execute(
+                        select(RunEvent.event).where(RunEvent.run_id == run.run_id)
+                    )
+                ).scalars()
+            )
+            row = await session.get(Run, run.run_id)
+    assert (summary.run_status, summary.stop_reason) == ("success", "completed")
+    assert row is not None and (row.status, row.lease_owner) == ("success", None)
+    assert titles == ["fence/a", "fence/b", "fence/c"]
+    assert sorted(r.args["title"] for r in ledger) == titles
+    assert {r.status for r in ledger} == {"succeeded"}
+    assert events.count("end") == 1 and "error" not in events
+    tool_starts = Counter(
+        line.split(" ", 2)[2] for line in phases.read_text().splitlines() if " tool-start " in line
+    )
+    assert tool_starts == {f"tool-start fence/{x}": 1 for x in "abc"}
+
+
+class _Empty(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Sent(BaseModel):
+    sent: int
+
+
+async def test_a_stale_owner_records_no_started_call_outside_the_database(
+    data_dir: Path,
+) -> None:
+    """A side effect outside the database records ``started`` first: a stale owner is
+    refused in that transaction, before the effect, and leaves no ledger row."""
+    sent: list[str] = []
+
+    async def send(ctx: ToolContext, args: _Empty) -> _Sent:
+        sent.append(ctx.principal.user)
+        return _Sent(sent=len(sent))
+
+    webhook = ToolSpec(
+        name="send_webhook",
+        description="send a webhook",
+        input_model=_Empty,
+        output_model=_Sent,
+        handler=send,
+        risk="write",
+        scope="notes:write",
+        transactional=False,
+    )
+    async with open_system(Settings(data_dir=data_dir)) as system:
+        runner = Runner(system)
+        principal = local_principal()
+        run = await runner.submit(
+            RunRequest(principal=principal, input={"messages": []}),
+            claim_for="worker-a",
+            must_claim=True,
+        )
+        async with system.db.transaction() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.run_id == run.run_id)
+                .values(lease_expires_at=utcnow() - timedelta(hours=1))
+            )
+        assert await runner.claim_batch("worker-b", 1) == [run.run_id]
+        executor = ToolExecutor(system.db, ToolPolicy(ToolRegistry([webhook])))
+        call = ToolCall("send_webhook", {}, "call_0_0")
+
+        def context(task_id: str) -> CallContext:
+            key = CallKey(run.thread_id, task_id, call.id)
+            return CallContext(key=key, run_id=run.run_id)
+
+        with bind_lease(RunLease(run.run_id, "worker-a", 1)), pytest.raises(LeaseLostError):
+            await executor.execute(call, principal, context("task-stale"))
+        async with system.db.session() as session:
+            assert list((await session.execute(select(LedgerRow))).scalars()) == []
+        assert sent == []
+
+        with bind_lease(RunLease(run.run_id, "worker-b", 2)):
+            outcome = await executor.execute(call, principal, context("task-new"))
+        async with system.db.session() as session:
+            ledger = list((await session.execute(select(LedgerRow))).scalars())
+    assert outcome.ok and outcome.output == {"sent": 1}
+    assert sent == [principal.user]
+    assert [(r.task_id, r.status) for r in ledger] == [("task-new", "succeeded")]
