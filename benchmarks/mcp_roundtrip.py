@@ -3,7 +3,8 @@ bare SDK ``MCPServer`` with the same trivial tool, over stdio and Streamable HTT
 
     python -m benchmarks.mcp_roundtrip [--calls 500]
 
-Each server runs in its own process; one client calls the tool sequentially and the
+Each server runs in its own process; one client per server calls the tool sequentially,
+alternating between the two servers call by call so both see the same machine load, and the
 script prints p50/p99 per transport and the ratio ours/bare (target <= 1.2x). Both
 servers are measured in the same run on the same machine.
 """
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +176,21 @@ async def _wait_for_port(port: int, process: asyncio.subprocess.Process) -> None
     raise RuntimeError(f"no server on port {port} after 60 s")
 
 
-async def _measure(client: Any, calls: int) -> list[float]:
+async def _measure(clients: dict[str, Any], calls: int) -> dict[str, list[float]]:
+    """Call each server in turn, one call at a time, so that both see the same load on a
+    shared machine (measuring one server after the other let a load change between the
+    two phases swing the ratio by more than the difference being measured)."""
     for _ in range(WARMUP):
-        await client.call_tool("echo", {"text": "warm"})
-    timings = []
+        for client in clients.values():
+            await client.call_tool("echo", {"text": "warm"})
+    timings: dict[str, list[float]] = {which: [] for which in clients}
     for index in range(calls):
-        started = time.perf_counter()
-        result = await client.call_tool("echo", {"text": f"call {index}"})
-        timings.append((time.perf_counter() - started) * 1000)
-        if result.is_error or result.structured_content != {"text": f"call {index}"}:
-            raise RuntimeError(f"unexpected result: {result}")
+        for which, client in clients.items():
+            started = time.perf_counter()
+            result = await client.call_tool("echo", {"text": f"call {index}"})
+            timings[which].append((time.perf_counter() - started) * 1000)
+            if result.is_error or result.structured_content != {"text": f"call {index}"}:
+                raise RuntimeError(f"unexpected result from {which}: {result}")
     return timings
 
 
@@ -221,11 +227,13 @@ async def run(calls: int) -> None:
         print(f"MCP round trip: {calls} sequential calls of a trivial tool ({WARMUP} warm-up)")
         print(f"{'transport':<10}{'server':<12}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
         for transport in ("stdio", "http"):
-            figures: dict[str, list[float]] = {}
-            for which in ("bare", "ours"):
-                async with _client(which, transport, env, key) as client:
-                    figures[which] = await _measure(client, calls)
-                timings = figures[which]
+            async with AsyncExitStack() as stack:
+                clients = {
+                    which: await stack.enter_async_context(_client(which, transport, env, key))
+                    for which in ("bare", "ours")
+                }
+                figures = await _measure(clients, calls)
+            for which, timings in figures.items():
                 print(
                     f"{transport:<10}{which:<12}{_percentile(timings, 0.5):>9.2f}"
                     f"{_percentile(timings, 0.99):>9.2f}{statistics.fmean(timings):>9.2f}"

@@ -8,11 +8,12 @@ SDK points fd 1 at stderr for everything else.
 
 from __future__ import annotations
 
-from typing import Any
+import contextvars
+from types import TracebackType
+from typing import Any, Self
 
 import anyio
 import mcp_types as types
-from anyio.abc import ObjectSendStream
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
@@ -61,11 +62,8 @@ async def serve_stdio(executor: ToolExecutor, config: McpConfig, principal: Prin
 
     server = build_server(service, fixed)
     async with stdio_server() as (read_stream, write_stream):
-        readable_send, readable = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        async with anyio.create_task_group() as group:
-            group.start_soon(_answer_unreadable_lines, read_stream, readable_send, write_stream)
-            await server.run(readable, write_stream, server.create_initialization_options())
-            group.cancel_scope.cancel()
+        readable = AnsweringReadStream(read_stream, write_stream)
+        await server.run(readable, write_stream, server.create_initialization_options())
 
 
 def unreadable_line_error(exc: Exception) -> types.JSONRPCError:
@@ -84,16 +82,51 @@ def unreadable_line_error(exc: Exception) -> types.JSONRPCError:
     return types.JSONRPCError(jsonrpc="2.0", id=None, error=error)
 
 
-async def _answer_unreadable_lines(
-    incoming: Any,
-    forward: ObjectSendStream[SessionMessage | Exception],
-    outgoing: Any,
-) -> None:
-    """Pass messages on to the server; answer lines the SDK could not read (it drops them
-    silently, leaving a client waiting) with the JSON-RPC error the spec asks for."""
-    async with forward:
-        async for item in incoming:
-            if isinstance(item, Exception):
-                await outgoing.send(SessionMessage(unreadable_line_error(item)))
-            else:
-                await forward.send(item)
+class AnsweringReadStream:
+    """The SDK's stdio read stream without the lines it could not read: those are
+    answered with the JSON-RPC error the spec asks for (the SDK would drop them silently,
+    leaving a client waiting) and skipped.
+
+    A filter on the receiving side rather than a relay task: a valid message reaches the
+    server with no extra stream or task switch, and the sender's context the SDK's stream
+    carries (``last_context``) is passed through.
+    """
+
+    def __init__(self, incoming: Any, outgoing: Any) -> None:
+        self._incoming = incoming
+        self._outgoing = outgoing
+
+    @property
+    def last_context(self) -> contextvars.Context | None:
+        return getattr(self._incoming, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        while True:
+            item = await self._incoming.receive()
+            if not isinstance(item, Exception):
+                return item
+            await self._outgoing.send(SessionMessage(unreadable_line_error(item)))
+
+    async def aclose(self) -> None:
+        await self._incoming.aclose()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        return None
