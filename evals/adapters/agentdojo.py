@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals.adapters._fixture_tools import NoArgs, Result, fixture_tool
 from evals.cases import Suite, SuiteError
 from evals.harness import Fixtures
 from tools import ToolContext, ToolError, ToolSpec
@@ -56,14 +57,6 @@ def render_environment(data: Path) -> dict[str, Any]:
 
 
 # --- the bank's tools, over the per-tenant world --------------------------------------------
-
-
-class _NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Result(BaseModel):
-    result: Any
 
 
 class SendMoneyInput(BaseModel):
@@ -124,27 +117,27 @@ def banking_tools(fixtures: Fixtures) -> list[ToolSpec]:
         items = bank["transactions"] + bank["scheduled_transactions"]
         return max((int(t["id"]) for t in items), default=0) + 1
 
-    async def get_iban(ctx: ToolContext, args: _NoArgs) -> _Result:
-        return _Result(result=world(ctx)["bank_account"]["iban"])
+    async def get_iban(ctx: ToolContext, args: NoArgs) -> Result:
+        return Result(result=world(ctx)["bank_account"]["iban"])
 
-    async def get_balance(ctx: ToolContext, args: _NoArgs) -> _Result:
-        return _Result(result=world(ctx)["bank_account"]["balance"])
+    async def get_balance(ctx: ToolContext, args: NoArgs) -> Result:
+        return Result(result=world(ctx)["bank_account"]["balance"])
 
-    async def send_money(ctx: ToolContext, args: SendMoneyInput) -> _Result:
+    async def send_money(ctx: ToolContext, args: SendMoneyInput) -> Result:
         bank = world(ctx)["bank_account"]
         bank["transactions"].append(
             {"id": next_id(bank), "sender": bank["iban"], **args.model_dump(), "recurring": False}
         )
-        return _Result(result=f"Transaction to {args.recipient} for {args.amount} sent.")
+        return Result(result=f"Transaction to {args.recipient} for {args.amount} sent.")
 
-    async def schedule_transaction(ctx: ToolContext, args: ScheduleInput) -> _Result:
+    async def schedule_transaction(ctx: ToolContext, args: ScheduleInput) -> Result:
         bank = world(ctx)["bank_account"]
         bank["scheduled_transactions"].append(
             {"id": next_id(bank), "sender": bank["iban"], **args.model_dump()}
         )
-        return _Result(result=f"Transaction to {args.recipient} for {args.amount} scheduled.")
+        return Result(result=f"Transaction to {args.recipient} for {args.amount} scheduled.")
 
-    async def update_scheduled_transaction(ctx: ToolContext, args: UpdateScheduledInput) -> _Result:
+    async def update_scheduled_transaction(ctx: ToolContext, args: UpdateScheduledInput) -> Result:
         bank = world(ctx)["bank_account"]
         item = next((t for t in bank["scheduled_transactions"] if t["id"] == args.id), None)
         if item is None:
@@ -152,51 +145,48 @@ def banking_tools(fixtures: Fixtures) -> list[ToolSpec]:
         for key, value in args.model_dump(exclude={"id"}).items():
             if value:  # only truthy values are applied, as upstream
                 item[key] = value
-        return _Result(result=f"Transaction {args.id} updated.")
+        return Result(result=f"Transaction {args.id} updated.")
 
-    async def get_most_recent_transactions(ctx: ToolContext, args: RecentInput) -> _Result:
-        return _Result(result=world(ctx)["bank_account"]["transactions"][-args.n :])
+    async def get_most_recent_transactions(ctx: ToolContext, args: RecentInput) -> Result:
+        return Result(result=world(ctx)["bank_account"]["transactions"][-args.n :])
 
-    async def get_scheduled_transactions(ctx: ToolContext, args: _NoArgs) -> _Result:
-        return _Result(result=world(ctx)["bank_account"]["scheduled_transactions"])
+    async def get_scheduled_transactions(ctx: ToolContext, args: NoArgs) -> Result:
+        return Result(result=world(ctx)["bank_account"]["scheduled_transactions"])
 
-    async def read_file(ctx: ToolContext, args: ReadFileInput) -> _Result:
-        return _Result(result=world(ctx)["filesystem"]["files"].get(args.file_path, ""))
+    async def read_file(ctx: ToolContext, args: ReadFileInput) -> Result:
+        return Result(result=world(ctx)["filesystem"]["files"].get(args.file_path, ""))
 
-    async def get_user_info(ctx: ToolContext, args: _NoArgs) -> _Result:
+    async def get_user_info(ctx: ToolContext, args: NoArgs) -> Result:
         user = world(ctx)["user_account"]
-        return _Result(result={k: v for k, v in user.items() if k != "password"})
+        return Result(result={k: v for k, v in user.items() if k != "password"})
 
-    async def update_password(ctx: ToolContext, args: PasswordInput) -> _Result:
+    async def update_password(ctx: ToolContext, args: PasswordInput) -> Result:
         world(ctx)["user_account"]["password"] = args.password
-        return _Result(result="Password updated.")
+        return Result(result="Password updated.")
 
-    async def update_user_info(ctx: ToolContext, args: UserInfoInput) -> _Result:
+    async def update_user_info(ctx: ToolContext, args: UserInfoInput) -> Result:
         user = world(ctx)["user_account"]
         user.update({k: v for k, v in args.model_dump().items() if v})
-        return _Result(result={k: v for k, v in user.items() if k != "password"})
+        return Result(result={k: v for k, v in user.items() if k != "password"})
 
     def spec(name: str, handler: Any, model: type[BaseModel], risk: str, text: str) -> ToolSpec:
         # Money leaving the account is an outside-world effect and a password change is
         # destructive: both always need a reviewer; other writes need one after taint.
         always = risk == "destructive" or name in ("send_money", "schedule_transaction")
-        return ToolSpec(
-            name=name,
-            description=text,
-            input_model=model,
-            output_model=_Result,
-            handler=handler,
-            risk=risk,  # type: ignore[arg-type]
-            scope="tickets:write" if risk != "read" else "tickets:read",
-            transactional=False,
+        return fixture_tool(
+            name,
+            handler,
+            model,
+            risk,
+            text,
             source="external:bank",
             open_world=name in ("send_money", "schedule_transaction"),
             approval="always" if always else "when_untrusted" if risk != "read" else "never",
         )
 
     return [
-        spec("get_iban", get_iban, _NoArgs, "read", "The account's own IBAN."),
-        spec("get_balance", get_balance, _NoArgs, "read", "The account balance."),
+        spec("get_iban", get_iban, NoArgs, "read", "The account's own IBAN."),
+        spec("get_balance", get_balance, NoArgs, "read", "The account balance."),
         spec("send_money", send_money, SendMoneyInput, "write", "Send money (YYYY-MM-DD date)."),
         spec(
             "schedule_transaction", schedule_transaction, ScheduleInput, "write",
@@ -211,11 +201,11 @@ def banking_tools(fixtures: Fixtures) -> list[ToolSpec]:
             "The n most recent transactions.",
         ),
         spec(
-            "get_scheduled_transactions", get_scheduled_transactions, _NoArgs, "read",
+            "get_scheduled_transactions", get_scheduled_transactions, NoArgs, "read",
             "All scheduled transactions.",
         ),
         spec("read_file", read_file, ReadFileInput, "read", "Read a file of the user."),
-        spec("get_user_info", get_user_info, _NoArgs, "read", "The user's name and address."),
+        spec("get_user_info", get_user_info, NoArgs, "read", "The user's name and address."),
         spec(
             "update_password", update_password, PasswordInput, "destructive",
             "Change the user's password.",

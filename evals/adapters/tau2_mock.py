@@ -21,15 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals.adapters._fixture_tools import NoArgs, Result, fixture_tool
 from evals.cases import Suite, SuiteError
 from evals.harness import Fixtures
 from tools import ToolContext, ToolError, ToolSpec
 
 NEEDS_USER = ("update_task_with_user_tools",)
-
-
-class _Result(BaseModel):
-    result: Any
 
 
 class CreateTaskInput(BaseModel):
@@ -50,10 +47,6 @@ class TransferInput(BaseModel):
     summary: str = ""
 
 
-class _NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 def create_task(agent: dict[str, Any], user_id: str, title: str, description: Any = None) -> Any:
     if user_id not in agent["users"]:
         raise ToolError("not_found", f"User {user_id} not found")
@@ -71,42 +64,30 @@ def mock_tools(fixtures: Fixtures) -> list[ToolSpec]:
             raise ToolError("not_found", "this workspace has no task database")
         return world["agent"]  # type: ignore[no-any-return]
 
-    async def create(ctx: ToolContext, args: CreateTaskInput) -> _Result:
-        return _Result(result=create_task(agent(ctx), args.user_id, args.title, args.description))
+    async def create(ctx: ToolContext, args: CreateTaskInput) -> Result:
+        return Result(result=create_task(agent(ctx), args.user_id, args.title, args.description))
 
-    async def get_users(ctx: ToolContext, args: _NoArgs) -> _Result:
-        return _Result(result=list(agent(ctx)["users"].values()))
+    async def get_users(ctx: ToolContext, args: NoArgs) -> Result:
+        return Result(result=list(agent(ctx)["users"].values()))
 
-    async def update_status(ctx: ToolContext, args: UpdateStatusInput) -> _Result:
+    async def update_status(ctx: ToolContext, args: UpdateStatusInput) -> Result:
         task = agent(ctx)["tasks"].get(args.task_id)
         if task is None:
             raise ToolError("not_found", f"Task {args.task_id} not found")
         task["status"] = args.status
-        return _Result(result=task)
+        return Result(result=task)
 
-    async def transfer(ctx: ToolContext, args: TransferInput) -> _Result:
-        return _Result(result="Transfer successful")
-
-    def spec(name: str, handler: Any, model: type[BaseModel], risk: str, text: str) -> ToolSpec:
-        return ToolSpec(
-            name=name,
-            description=text,
-            input_model=model,
-            output_model=_Result,
-            handler=handler,
-            risk=risk,  # type: ignore[arg-type]
-            scope="tickets:write" if risk != "read" else "tickets:read",
-            transactional=False,
-        )
+    async def transfer(ctx: ToolContext, args: TransferInput) -> Result:
+        return Result(result="Transfer successful")
 
     return [
-        spec("create_task", create, CreateTaskInput, "write", "Create a task for a user."),
-        spec("get_users", get_users, _NoArgs, "read", "All users with their task ids."),
-        spec(
+        fixture_tool("create_task", create, CreateTaskInput, "write", "Create a task for a user."),
+        fixture_tool("get_users", get_users, NoArgs, "read", "All users with their task ids."),
+        fixture_tool(
             "update_task_status", update_status, UpdateStatusInput, "write",
             "Set a task's status (pending or completed).",
         ),
-        spec(
+        fixture_tool(
             "transfer_to_human_agents", transfer, TransferInput, "read",
             "Hand the conversation to a human agent, when the user asks for one or the request "
             "cannot be handled with the policy and tools.",

@@ -32,6 +32,18 @@ KEYS = {
     "ada": ("a", "ada", ["admin"]),
 }
 REPO = Path(__file__).resolve().parents[2]
+# Raw JSON-RPC over Streamable HTTP: the headers a client must send, and its first request.
+JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    },
+}
 
 
 async def create_keys(settings: Settings) -> dict[str, str]:
@@ -178,6 +190,20 @@ class StdioSetup:
         if key is not None:
             env["RELAYGRAPH_API_KEY"] = key
         return env
+
+    async def spawn(self, key: str | None, **extra: str) -> asyncio.subprocess.Process:
+        """`relaygraph mcp` as a raw subprocess with piped stdio, for hand-written JSON-RPC."""
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "relaygraph",
+            "mcp",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env(key, **extra),
+            cwd=str(REPO),
+        )
 
     def params(self, key: str | None = None, **extra: str) -> StdioServerParameters:
         return StdioServerParameters(

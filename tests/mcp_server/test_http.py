@@ -12,20 +12,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.mcp_server.conftest import McpServer, opened_system
+from tests.mcp_server.conftest import INIT, JSON_HEADERS, McpServer, opened_system
 
-JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 SECRET = "k" * 40
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    },
-}
 
 
 def _text(result: Any) -> str:

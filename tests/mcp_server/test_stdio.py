@@ -10,23 +10,9 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.mcp_server.conftest import REPO, StdioSetup, opened_system
+from tests.mcp_server.conftest import INIT, REPO, StdioSetup, opened_system
 
 pytestmark = pytest.mark.slow
-
-
-async def _spawn(setup: StdioSetup, key: str | None, **extra: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relaygraph",
-        "mcp",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=setup.env(key, **extra),
-        cwd=str(REPO),
-    )
 
 
 @pytest.mark.parametrize(
@@ -40,7 +26,7 @@ async def _spawn(setup: StdioSetup, key: str | None, **extra: str) -> asyncio.su
 async def test_refuses_to_start_without_a_valid_key(
     stdio_setup: StdioSetup, key: str | None, expected: str
 ) -> None:
-    process = await _spawn(stdio_setup, key)
+    process = await stdio_setup.spawn(key)
     with anyio.fail_after(60):
         stdout, stderr = await process.communicate(b"")
     assert process.returncode == 2
@@ -54,7 +40,7 @@ async def test_refuses_a_revoked_key(stdio_setup: StdioSetup) -> None:
     async with opened_system(stdio_setup.settings) as system:
         key_id, _ = parse_api_key(stdio_setup.keys["bob"])
         await revoke_api_key(db=system.db, key_id=key_id)
-    process = await _spawn(stdio_setup, stdio_setup.keys["bob"])
+    process = await stdio_setup.spawn(stdio_setup.keys["bob"])
     with anyio.fail_after(60):
         _, stderr = await process.communicate(b"")
     assert process.returncode == 2
@@ -115,7 +101,7 @@ async def test_local_only_mode_serves_without_a_key(stdio_setup: StdioSetup) -> 
 async def test_malformed_json_rpc_is_answered_and_serving_continues(
     stdio_setup: StdioSetup,
 ) -> None:
-    process = await _spawn(stdio_setup, stdio_setup.keys["alice"])
+    process = await stdio_setup.spawn(stdio_setup.keys["alice"])
     assert process.stdin is not None and process.stdout is not None
 
     async def send(message: Any) -> None:
@@ -135,18 +121,7 @@ async def test_malformed_json_rpc_is_answered_and_serving_continues(
         with anyio.fail_after(60):
             await send(b"{this is not json")
             await send({"jsonrpc": "2.0", "id": "x", "method": 7})
-            await send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "raw", "version": "0"},
-                    },
-                }
-            )
+            await send(INIT)
             initialized = await answer(1)
             assert initialized["result"]["serverInfo"]["name"] == "relaygraph"
             await send({"jsonrpc": "2.0", "method": "notifications/initialized"})

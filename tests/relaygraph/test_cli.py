@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from relaygraph.cli import app
-from tests.helpers import call, write_script
-
-REPO = Path(__file__).resolve().parents[2]
-DELETE_TURNS = [
-    {
-        "content": "saving",
-        "tool_calls": [
-            call("notes_create", title="keep", body="1"),
-            call("notes_create", title="bin", body="2"),
-        ],
-    },
-    {"content": "deleting", "tool_calls": [call("notes_delete", note_id=2)]},
-    {"content": "finished"},
-]
-
-
-def _lines(output: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.splitlines() if line.strip()]
+from tests.helpers import call, json_lines, run_relaygraph, run_until_interrupted, write_script
 
 
 @pytest.fixture
@@ -43,24 +23,13 @@ def cli(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch):  # typ
     return invoke
 
 
-def _subprocess(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "relaygraph", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_run_json_streams_metadata_first_and_summary_last(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli(
         ["run", "note it", "--json"],
         [{"tool_calls": [call("notes_create", title="t", body="b")]}, {"content": "ok"}],
     )
     assert result.exit_code == 0, result.output
-    lines = _lines(result.stdout)
+    lines = json_lines(result.stdout)
     assert lines[0]["event"] == "metadata" and lines[0]["thread_id"] and lines[0]["run_id"]
     assert lines[-1] == {
         "thread_id": lines[0]["thread_id"],
@@ -78,7 +47,7 @@ def test_limit_exit_code_and_thread_option(cli) -> None:  # type: ignore[no-unty
     turns = [{"tool_calls": [call("notes_search", query="x")]}] * 2 + [{"content": "done"}]
     result = cli(["run", "go", "--json", "--thread", "my-thread", "--max-steps", "1"], turns)
     assert result.exit_code == 4
-    summary = _lines(result.stdout)[-1]
+    summary = json_lines(result.stdout)[-1]
     assert (summary["thread_id"], summary["status"], summary["stop_reason"]) == (
         "my-thread",
         "limit",
@@ -86,7 +55,7 @@ def test_limit_exit_code_and_thread_option(cli) -> None:  # type: ignore[no-unty
     )
     resumed = cli(["resume", "my-thread", "--json", "--max-steps", "5"])
     assert resumed.exit_code == 0
-    assert _lines(resumed.stdout)[-1]["final_message"] == "done"
+    assert json_lines(resumed.stdout)[-1]["final_message"] == "done"
 
 
 @pytest.mark.parametrize(
@@ -166,19 +135,13 @@ def test_demo_runs_offline_and_ends_at_an_approval(cli) -> None:  # type: ignore
 def test_interrupt_then_resume_from_a_new_process(
     tmp_path: Path, data_dir: Path, flags: list[str], notes_left: list[str], last_tool_status: str
 ) -> None:
-    env = {
-        "RELAYGRAPH_DATA_DIR": str(data_dir),
-        "RELAYGRAPH_MODEL": write_script(tmp_path / "script.json", DELETE_TURNS),
-    }
-    first = _subprocess(["run", "tidy up", "--json"], env)
-    assert first.returncode == 3, first.stderr
-    summary = _lines(first.stdout)[-1]
-    assert summary["status"] == "interrupted" and summary["stop_reason"] == "waiting_for_human"
+    env, summary = run_until_interrupted(tmp_path, data_dir)
+    assert summary["stop_reason"] == "waiting_for_human"
     assert summary["interrupt"]["action_requests"][0]["args"] == {"note_id": 2}
 
-    second = _subprocess(["resume", summary["thread_id"], "--json", *flags], env)
+    second = run_relaygraph(["resume", summary["thread_id"], "--json", *flags], env)
     assert second.returncode == 0, second.stderr
-    final = _lines(second.stdout)
+    final = json_lines(second.stdout)
     assert final[-1]["status"] == "success" and final[-1]["final_message"] == "finished"
     act = [
         line["data"]["act"]

@@ -11,11 +11,9 @@ import asyncio
 import signal
 import sys
 
-from pydantic import BaseModel, ConfigDict
-
 import runtime.runs
 import runtime.worker
-from store.models import Note
+from tests.helpers import NoteRef, NoteTitleInput, add_note
 from tests.reliability.crash_model import phase
 from tools import ToolContext, ToolSpec
 
@@ -23,35 +21,23 @@ LEASE = 8.0
 TOOL_SECONDS = 0.4
 
 
-class SlowNoteInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str
-
-
-class SlowNoteOutput(BaseModel):
-    id: int
-    title: str
-
-
-async def slow_note(ctx: ToolContext, args: SlowNoteInput) -> SlowNoteOutput:
+async def slow_note(ctx: ToolContext, args: NoteTitleInput) -> NoteRef:
     job = args.title.rsplit("/", 1)[0]
     phase(job, f"tool-start {args.title}")
     if not args.title.endswith("/a"):
         # Before the first write: the call is in flight, nothing committed, and the
         # SQLite write lock stays free for other runs (holding it would stall them).
         await asyncio.sleep(TOOL_SECONDS)
-    note = Note(tenant=ctx.principal.tenant, owner=ctx.principal.user, title=args.title, body="")
-    ctx.session.add(note)
-    await ctx.session.flush()
+    note = await add_note(ctx, args.title)
     phase(job, f"tool-end {args.title}")
-    return SlowNoteOutput(id=note.id, title=note.title)
+    return note
 
 
 SLOW_NOTE = ToolSpec(
     name="slow_note",
     description="Create a note; takes a while inside its transaction.",
-    input_model=SlowNoteInput,
-    output_model=SlowNoteOutput,
+    input_model=NoteTitleInput,
+    output_model=NoteRef,
     handler=slow_note,
     risk="write",
     scope="notes:write",

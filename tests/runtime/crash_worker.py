@@ -14,43 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
-from pydantic import BaseModel, ConfigDict
 
 from identity import local_principal
 from runtime.runs import Runner, RunRequest
 from runtime.settings import Settings
 from runtime.system import open_system
-from store.models import Note
+from tests.helpers import NoteRef, NoteTitleInput, add_note
 from tools import ToolContext, ToolSpec
 
 WORKDIR = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(".")
 
 
-class SlowNoteInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str
-
-
-class SlowNoteOutput(BaseModel):
-    id: int
-    title: str
-
-
-async def slow_note(ctx: ToolContext, args: SlowNoteInput) -> SlowNoteOutput:
-    note = Note(tenant=ctx.principal.tenant, owner=ctx.principal.user, title=args.title, body="")
-    ctx.session.add(note)
-    await ctx.session.flush()
+async def slow_note(ctx: ToolContext, args: NoteTitleInput) -> NoteRef:
+    note = await add_note(ctx, args.title)
     if args.title == "second" and (WORKDIR / "block").exists():
         (WORKDIR / "blocked").write_text(str(note.id))
         await asyncio.Event().wait()  # hold the transaction open until the test kills us
-    return SlowNoteOutput(id=note.id, title=note.title)
+    return note
 
 
 SLOW_NOTE = ToolSpec(
     name="slow_note",
     description="Create a note; blocks mid-transaction while a block file exists.",
-    input_model=SlowNoteInput,
-    output_model=SlowNoteOutput,
+    input_model=NoteTitleInput,
+    output_model=NoteRef,
     handler=slow_note,
     risk="write",
     scope="notes:write",

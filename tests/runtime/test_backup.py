@@ -3,67 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from filelock import FileLock
 
 from runtime.backup import BackupError, create_backup, read_manifest, restore_backup
 from runtime.settings import Settings
-from tests.helpers import call, write_script
-
-REPO = Path(__file__).resolve().parents[2]
-DELETE_TURNS: list[dict[str, Any]] = [
-    {
-        "content": "saving",
-        "tool_calls": [
-            call("notes_create", title="keep", body="1"),
-            call("notes_create", title="bin", body="2"),
-        ],
-    },
-    {"content": "deleting", "tool_calls": [call("notes_delete", note_id=2)]},
-    {"content": "finished"},
-]
-
-
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "relaygraph", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-
-
-def _last(output: str) -> dict[str, Any]:
-    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
-    return lines[-1]
+from tests.helpers import json_lines, run_relaygraph, run_until_interrupted
 
 
 @pytest.mark.slow
 def test_restore_then_resume_an_interrupted_thread_from_a_new_process(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    env = {
-        "RELAYGRAPH_DATA_DIR": str(data_dir),
-        "RELAYGRAPH_MODEL": write_script(tmp_path / "script.json", DELETE_TURNS),
-    }
-    first = _cli(["run", "tidy up", "--json"], env)
-    assert first.returncode == 3, first.stderr
-    summary = _last(first.stdout)
-    assert summary["status"] == "interrupted"
+    env, summary = run_until_interrupted(tmp_path, data_dir)
     thread_id = summary["thread_id"]
 
     backup_dir = tmp_path / "backup"
-    made = _cli(["backup", str(backup_dir), "--json"], env)
+    made = run_relaygraph(["backup", str(backup_dir), "--json"], env)
     assert made.returncode == 0, made.stderr
     manifest = json.loads(made.stdout)
     assert manifest["alembic_revision"] and manifest["versions"]["relaygraph"]
@@ -72,21 +32,21 @@ def test_restore_then_resume_an_interrupted_thread_from_a_new_process(
     assert oct((backup_dir).stat().st_mode & 0o777) == "0o700"
 
     shutil.rmtree(data_dir)
-    restored = _cli(["restore", str(backup_dir)], env)
+    restored = run_relaygraph(["restore", str(backup_dir)], env)
     assert restored.returncode == 0, restored.stderr
     assert "restored backup" in restored.stdout
 
-    second = _cli(["resume", thread_id, "--approve", "--json"], env)
+    second = run_relaygraph(["resume", thread_id, "--approve", "--json"], env)
     assert second.returncode == 0, second.stderr
-    final = _last(second.stdout)
+    final = json_lines(second.stdout)[-1]
     assert final["status"] == "success" and final["final_message"] == "finished"
     with sqlite3.connect(data_dir / "relaygraph.db") as connection:
         titles = sorted(row[0] for row in connection.execute("select title from notes"))
     assert titles == ["keep"]
 
-    again = _cli(["restore", str(backup_dir)], env)
+    again = run_relaygraph(["restore", str(backup_dir)], env)
     assert again.returncode == 2 and "--force" in again.stderr
-    forced = _cli(["restore", str(backup_dir), "--force"], env)
+    forced = run_relaygraph(["restore", str(backup_dir), "--force"], env)
     assert forced.returncode == 0, forced.stderr
     with sqlite3.connect(data_dir / "relaygraph.db") as connection:
         titles = sorted(row[0] for row in connection.execute("select title from notes"))

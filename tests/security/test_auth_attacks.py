@@ -24,24 +24,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.mcp_server.conftest import McpServer
+from tests.mcp_server.conftest import INIT, JSON_HEADERS, McpServer
 
 pytestmark = pytest.mark.security
 
 ISSUER = "https://issuer.test"
 API_AUDIENCE = "https://api.test"
 MCP_AUDIENCE = "https://mcp.test/mcp"
-JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "attacker", "version": "0"},
-    },
-}
 
 
 def _b64(data: bytes) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,21 +13,10 @@ import anyio
 import httpx
 import pytest
 
-from tests.mcp_server.conftest import REPO, McpServer, StdioSetup
+from tests.mcp_server.conftest import INIT, JSON_HEADERS, McpServer, StdioSetup
 
 pytestmark = pytest.mark.security
 
-JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "fuzz", "version": "0"},
-    },
-}
 
 # (raw line, expected JSON-RPC error code); the id is null when it cannot be read.
 MALFORMED: list[tuple[bytes, int]] = [
@@ -203,20 +191,6 @@ async def test_http_abrupt_disconnects_mid_call_leave_the_server_serving(
     assert echoed.structured_content == {"text": "other caller"}
 
 
-async def _spawn(setup: StdioSetup) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relaygraph",
-        "mcp",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=setup.env(setup.keys["alice"]),
-        cwd=str(REPO),
-    )
-
-
 class _Stdio:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
@@ -252,7 +226,7 @@ class _Stdio:
 
 @pytest.mark.slow
 async def test_stdio_fuzz_answers_everything_and_keeps_serving(stdio_setup: StdioSetup) -> None:
-    process = await _spawn(stdio_setup)
+    process = await stdio_setup.spawn(stdio_setup.keys["alice"])
     stdio = _Stdio(process)
     try:
         with anyio.fail_after(120):
@@ -278,7 +252,7 @@ async def test_stdio_fuzz_answers_everything_and_keeps_serving(stdio_setup: Stdi
 async def test_stdio_client_vanishing_mid_call(stdio_setup: StdioSetup) -> None:
     """The client closes stdin (and later dies) in the middle of a tool call: the server
     exits cleanly, and the next server on the same store serves."""
-    process = await _spawn(stdio_setup)
+    process = await stdio_setup.spawn(stdio_setup.keys["alice"])
     stdio = _Stdio(process)
     with anyio.fail_after(120):
         await stdio.open()
@@ -289,7 +263,7 @@ async def test_stdio_client_vanishing_mid_call(stdio_setup: StdioSetup) -> None:
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert b"Traceback" not in stderr, stderr.decode()[-2000:]
 
-    again = _Stdio(await _spawn(stdio_setup))
+    again = _Stdio(await stdio_setup.spawn(stdio_setup.keys["alice"]))
     try:
         with anyio.fail_after(120):
             await again.open()
