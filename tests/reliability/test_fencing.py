@@ -21,7 +21,7 @@ from runtime.settings import Settings
 from runtime.system import open_system
 from store.models import Note, Run, RunEvent, utcnow
 from store.models import ToolCall as LedgerRow
-from tests.reliability.crash_worker import SLOW_NOTE
+from tests.reliability.conftest import crash_system, read_phases
 from tools import (
     CallContext,
     CallKey,
@@ -36,17 +36,11 @@ from tools.fencing import LeaseLostError, RunLease, bind_lease
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("backend")]
 
-MODEL = f"scripted:{Path(__file__).with_name('crash_model.py')}:turn"
-
 
 async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, phases: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    phases = tmp_path / "phases.log"
-    monkeypatch.setenv("RELAYGRAPH_TEST_PHASE_LOG", str(phases))
-    async with open_system(
-        Settings(data_dir=data_dir, model=MODEL), extra_tools=[SLOW_NOTE]
-    ) as system:
+    async with crash_system(data_dir) as system:
         runner = Runner(system)
         run = await runner.submit(
             RunRequest(
@@ -113,7 +107,7 @@ async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
     assert {r.status for r in ledger} == {"succeeded"}
     assert events.count("end") == 1 and "error" not in events
     tool_starts = Counter(
-        line.split(" ", 2)[2] for line in phases.read_text().splitlines() if " tool-start " in line
+        line.split(" ", 2)[2] for line in read_phases(phases).splitlines() if " tool-start " in line
     )
     assert tool_starts == {f"tool-start fence/{x}": 1 for x in "abc"}
 

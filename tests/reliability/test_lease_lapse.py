@@ -14,25 +14,17 @@ from sqlalchemy import select, update
 
 from identity import local_principal
 from runtime.runs import Runner, RunRequest
-from runtime.settings import Settings
-from runtime.system import open_system
 from runtime.worker import Worker
 from store.models import Note, Run, utcnow
-from tests.reliability.crash_worker import SLOW_NOTE
+from tests.reliability.conftest import crash_system, read_phases
 
 pytestmark = pytest.mark.reliability
 
-MODEL = f"scripted:{Path(__file__).with_name('crash_model.py')}:turn"
-
 
 async def test_a_worker_never_executes_its_own_lapsed_run_twice(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, phases: Path
 ) -> None:
-    phases = tmp_path / "phases.log"
-    monkeypatch.setenv("RELAYGRAPH_TEST_PHASE_LOG", str(phases))
-    async with open_system(
-        Settings(data_dir=data_dir, model=MODEL), extra_tools=[SLOW_NOTE]
-    ) as system:
+    async with crash_system(data_dir) as system:
         runner = Runner(system)
         worker = Worker(runner, concurrency=2)
         worker.start()
@@ -45,7 +37,7 @@ async def test_a_worker_never_executes_its_own_lapsed_run_twice(
             )
             worker.wake()
             async with asyncio.timeout(30):
-                while "model-start 0" not in (phases.read_text() if phases.exists() else ""):
+                while "model-start 0" not in read_phases(phases):
                     await asyncio.sleep(0.02)
             async with system.db.transaction() as session:
                 await session.execute(
@@ -67,6 +59,6 @@ async def test_a_worker_never_executes_its_own_lapsed_run_twice(
         async with system.db.session() as session:
             titles = sorted((await session.execute(select(Note.title))).scalars())
     assert (row.status, row.stop_reason) == ("success", "completed")
-    steps = Counter(line.split(" ", 2)[2] for line in phases.read_text().splitlines())
+    steps = Counter(line.split(" ", 2)[2] for line in read_phases(phases).splitlines())
     assert all(count == 1 for count in steps.values()), steps
     assert titles == ["lapse/a", "lapse/b", "lapse/c"]
