@@ -62,6 +62,8 @@ CliStatus = Literal["success", "interrupted", "limit", "error", "cancelled"]
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 HARD_TIMEOUT_GRACE_SECONDS = 5.0
 LEASE_SECONDS = 30.0
+ABANDON_SECONDS = 10.0
+"""How long a closing system waits for the runs it hands back to record that."""
 ACTIVE = ("pending", "running")
 STREAM_MODES = {"values", "updates", "messages", "messages-tuple", "custom", "debug"}
 
@@ -213,9 +215,15 @@ class Runner:
         self._tasks: dict[str, asyncio.Task[RunSummary]] = {}
         self._handing_back: set[str] = set()
         self._handed_back: set[str] = set()
+        self._streaming: set[str] = set()
+        """Runs whose graph is streaming here: a cancel interrupts them at once."""
+        self._deferred_cancels: set[str] = set()
+        """Runs cancelled before their graph started: the cancel takes effect when it
+        starts, so that it ends the run (recorded as cancelled) rather than its set-up."""
         self._background: set[asyncio.Task[bool]] = set()
         self._queued_hint = False
         self.endings = Endings(system.db, self.events)
+        system.track(self)
         configured = system.settings.webhook_secret
         self._webhook_secret = deployment_secret(
             configured.get_secret_value() if configured else None, system.settings.data_dir
@@ -252,7 +260,7 @@ class Runner:
             summary = await task
         finally:
             if not task.done():  # the caller went away (Ctrl-C): the run is cancelled
-                task.cancel()
+                self.cancel_local(run.run_id)
                 await asyncio.gather(task, return_exceptions=True)
         yield {"event": "end", "summary": summary}
 
@@ -743,13 +751,41 @@ class Runner:
         """Mark a run so that its cancellation returns it to the queue instead of ending it."""
         self._handing_back.add(run_id)
 
+    async def abandon_in_flight(self) -> None:
+        """Hand every run executing here back to the queue and wait for their tasks (the
+        system is closing: another worker resumes them from their checkpoints)."""
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        for run_id, task in list(self._tasks.items()):
+            if not task.done():
+                self.hand_back(run_id)
+                task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=ABANDON_SECONDS)
+
     def cancel_local(self, run_id: str) -> bool:
-        """Cancel the run's task if it executes in this process."""
+        """Cancel the run if it executes in this process.
+
+        Only the graph's stream is interrupted: a cancel that arrives while the run sets
+        up (reads its row, plans, opens its memory) waits until the graph starts, and one
+        that arrives while the run records its ending is not needed. A task cancelled
+        anywhere else would end without recording an ending, leaving its row running.
+        """
         task = self._tasks.get(run_id)
         if task is None or task.done():
             return False
-        task.cancel()
+        if run_id in self._streaming:
+            self._streaming.discard(run_id)  # once: a second cancel would cut the ending
+            task.cancel()
+        else:
+            self._deferred_cancels.add(run_id)
         return True
+
+    def _start_streaming(self, run_id: str) -> None:
+        """From here a cancel interrupts the run; one deferred until now takes effect."""
+        if run_id in self._deferred_cancels:
+            self._deferred_cancels.discard(run_id)
+            raise asyncio.CancelledError
+        self._streaming.add(run_id)
 
     # --- execution ------------------------------------------------------------------------
 
@@ -764,21 +800,30 @@ class Runner:
         task = asyncio.current_task()
         assert task is not None
         self._tasks[run_id] = task  # type: ignore[assignment]
-        log = log or await self.events.open(run_id)
         handed_back = False
         try:
+            log = log or await self.events.open(run_id)
             with bound_contextvars(run_id=run_id):
                 return await self._execute(run_id, owner, log, run)
         except asyncio.CancelledError:
             handed_back = run_id in self._handed_back
             self._handed_back.discard(run_id)
+            if not handed_back and run_id in self._handing_back:
+                # Cancelled outside the graph's stream (shutdown during set-up): hand the
+                # run back rather than leave its row running under a dead lease.
+                await asyncio.shield(self.release(run_id, owner))
+                handed_back = True
             raise
         except LeaseLostError:
             handed_back = True  # its new owner continues it; this process ends nothing
             raise
         finally:
             self._tasks.pop(run_id, None)
-            await asyncio.shield(log.close(ended=not handed_back))
+            self._streaming.discard(run_id)
+            self._deferred_cancels.discard(run_id)
+            self._handing_back.discard(run_id)
+            if log is not None:
+                await asyncio.shield(log.close(ended=not handed_back))
 
     async def _execute(
         self, run_id: str, owner: str, log: EventLog, run: Run | None = None
@@ -869,6 +914,7 @@ class Runner:
         )
         step_started = time.perf_counter()
         try:
+            self._start_streaming(run_id)
             async with asyncio.timeout(hard_timeout):
                 async for part in plan.graph.astream(  # type: ignore[call-overload]
                     graph_input,
@@ -906,6 +952,7 @@ class Runner:
         except TimeoutError:
             forced = lim.TIMEOUT
         except asyncio.CancelledError:
+            self._streaming.discard(run_id)  # recording the ending is not interrupted
             if run_id in self._handing_back:
                 self._handing_back.discard(run_id)
                 self._handed_back.add(run_id)
@@ -925,6 +972,7 @@ class Runner:
         except Exception as exc:  # the run ends in error; the checkpoint keeps its progress
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            self._streaming.discard(run_id)
             tracer.close_all()
         observed = None
         if error is None and forced is None and isinstance(last_values, dict):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -39,6 +41,10 @@ from tools import (
 from tools.external import ExternalServerConfig, close_attached, external_tools
 
 
+class RunExecutor(Protocol):
+    def abandon_in_flight(self) -> Awaitable[None]: ...
+
+
 @dataclass
 class System:
     settings: Settings
@@ -52,6 +58,12 @@ class System:
     _router_services: RouterServices | None = None
     memory: LazyMemoryServices | None = None
     """Memories, legal bases, erasure, retention (issue 5); opened on first use."""
+    _executors: weakref.WeakSet[RunExecutor] = field(default_factory=weakref.WeakSet)
+
+    def track(self, executor: RunExecutor) -> None:
+        """Have ``executor``'s in-flight runs handed back when the system closes, before
+        the store they write to goes (a run task must not outlive its system)."""
+        self._executors.add(executor)
 
     @property
     def provider_settings(self) -> ProviderSettings:
@@ -103,6 +115,8 @@ class System:
     async def aclose(self) -> None:
         """Write pending usage rows and release the models' HTTP clients and the
         sessions kept with attached MCP servers."""
+        for executor in list(self._executors):
+            await executor.abandon_in_flight()
         await close_attached(self.tools)
         await self.executor.audit.flush()
         if self.memory is not None:

@@ -86,7 +86,7 @@ class Worker:
             for run_id, task in list(self._active.items()):
                 if task in pending:
                     self.runner.hand_back(run_id)
-                    task.cancel()
+                    task.cancel()  # at once, even mid set-up: execute() hands it back
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _loop(self) -> None:

@@ -142,3 +142,62 @@ async def test_a_run_whose_graph_version_is_gone_fails_instead_of_hanging(data_d
         (final,) = await _runs(system)
         assert (final.status, final.stop_reason) == ("error", "error")
         assert "version" in (final.error or "") and final.lease_owner is None
+
+
+@pytest.mark.parametrize("wait_ticks", [0, 1, 3])
+async def test_a_cancel_during_set_up_still_ends_the_run_as_cancelled(
+    data_dir: Path, wait_ticks: int
+) -> None:
+    """A cancel that lands before the graph starts (the run still reads its row, plans)
+    must end the run, not only its task: the row would otherwise stay running under a
+    lease nobody renews."""
+    async with open_system(Settings(data_dir=data_dir, model=SLOW_MODEL)) as system:
+        runner = Runner(system)
+        run = await runner.submit(RunRequest(principal=PRINCIPAL, input=HELLO))
+        (claimed,) = await runner.claim_batch("here:1:test", 1)
+        task = asyncio.create_task(runner.execute(claimed, "here:1:test"))
+        for _ in range(wait_ticks + 1):
+            await asyncio.sleep(0)  # the task is inside its set-up, not its graph
+        assert runner.cancel_local(run.run_id)
+        await asyncio.gather(task, return_exceptions=True)
+        (final,) = await _runs(system)
+    assert (final.status, final.stop_reason, final.lease_owner) == (
+        "interrupted",
+        "cancelled",
+        None,
+    )
+
+
+async def test_a_shutdown_during_set_up_hands_the_run_back(data_dir: Path) -> None:
+    async with open_system(Settings(data_dir=data_dir, model=SLOW_MODEL)) as system:
+        runner = Runner(system)
+        run = await runner.submit(RunRequest(principal=PRINCIPAL, input=HELLO))
+        (claimed,) = await runner.claim_batch("here:1:test", 1)
+        task = asyncio.create_task(runner.execute(claimed, "here:1:test"))
+        await asyncio.sleep(0)
+        runner.hand_back(run.run_id)
+        task.cancel()  # what Worker.stop does once its grace period is over
+        await asyncio.gather(task, return_exceptions=True)
+        (final,) = await _runs(system)
+    assert (final.status, final.lease_owner) == ("pending", None)
+
+
+async def test_a_closing_system_hands_its_running_runs_back(data_dir: Path) -> None:
+    """A run task must not outlive its system: closing it mid-run hands the run back to
+    the queue (another process resumes it) instead of leaving a task that writes to a
+    closed store."""
+    settings = Settings(data_dir=data_dir, model=SLOW_MODEL)
+    async with open_system(settings) as system:
+        runner = Runner(system)
+        run = await runner.submit(RunRequest(principal=PRINCIPAL, input=HELLO))
+        (claimed,) = await runner.claim_batch("here:1:test", 1)
+        task = asyncio.create_task(runner.execute(claimed, "here:1:test"))
+
+        async def started() -> bool:
+            return run.run_id in runner._streaming
+
+        await _wait_for(started)
+    assert task.done()
+    async with open_system(settings) as system:
+        (final,) = await _runs(system)
+    assert (final.status, final.lease_owner) == ("pending", None)
