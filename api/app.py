@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -47,6 +46,7 @@ API_PREFIX = "/api/v1"
 def auth_config(settings: Settings) -> AuthConfig:
     return AuthConfig(
         disabled=settings.auth_disabled,
+        api_key_cache_seconds=settings.api_key_cache_seconds,
         jwt_secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
         jwt_public_key_file=settings.jwt_public_key_file,
         jwks_file=settings.jwks_file,
@@ -72,13 +72,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
                 system=system,
                 runner=runner,
                 threads=ThreadService(runner),
-                authenticator=Authenticator(
-                    replace(
-                        auth_config(settings),
-                        api_key_cache_seconds=settings.api_key_cache_seconds,
-                    ),
-                    system.db,
-                ),
+                authenticator=Authenticator(auth_config(settings), system.db),
                 limiter=RateLimiter(
                     per_key=settings.rate_limit_per_key,
                     per_tenant=settings.rate_limit_per_tenant,

@@ -23,11 +23,10 @@ class McpConfig:
     tools need approval. ``resource_url`` is the public URL of the MCP endpoint; left
     unset it is derived from each request (fine on one machine, set it behind a proxy).
     ``jwt_audience`` is the ``aud`` JWTs must carry to be accepted here (default: the
-    resource URL, else the API's ``jwt_audience``). ``auth_cache_seconds``: how long a
-    verified API key is trusted without a new lookup (so revoking takes that long).
-    ``stateless_taint_seconds``: stateless (2026-07-28) requests have no session to
-    remember taint in, so an untrusted read taints the calling principal's stateless
-    calls for this long (per server process).
+    resource URL, else the API's ``jwt_audience``); API keys are cached as on the API
+    (``AuthConfig.api_key_cache_seconds``). ``stateless_taint_seconds``: stateless
+    (2026-07-28) requests have no session to remember taint in, so an untrusted read
+    taints the calling principal's stateless calls for this long (per server process).
     """
 
     allowed_scopes: frozenset[str] | None = None
@@ -39,7 +38,6 @@ class McpConfig:
     jwt_audience: str | None = None
     authorization_servers: tuple[str, ...] = ()
     progress_interval_seconds: float = 5.0
-    auth_cache_seconds: float = 10.0
     stateless_taint_seconds: float = 3600.0
     server_name: str = "relaygraph"
     server_version: str = "0.1.0"
@@ -66,7 +64,6 @@ class McpConfig:
             tools=frozenset(tools) if tools is not None else None,
             tainted=bool(getattr(settings, "mcp_tainted", False)),
             max_argument_bytes=int(getattr(settings, "mcp_max_argument_bytes", 256 * 1024)),
-            auth_cache_seconds=float(getattr(settings, "mcp_auth_cache_seconds", 10.0)),
             stateless_taint_seconds=float(getattr(settings, "mcp_stateless_taint_seconds", 3600.0)),
             allowed_origins=tuple(origins) if origins else LOCAL_ORIGINS,
             resource_url=getattr(settings, "mcp_resource_url", None),

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -44,7 +42,6 @@ log = logging.getLogger(__name__)
 MCP_PATH = "/mcp"
 PRM_PATH = "/.well-known/oauth-protected-resource"
 _PRINCIPAL_KEY = "relaygraph.principal"
-_AUTH_CACHE_SIZE = 1024
 
 
 class RateLimiterLike(Protocol):
@@ -87,7 +84,6 @@ class McpHttpEndpoint:
         self._authenticator: Authenticator | None = None
         self._service: McpToolService | None = None
         self._limiter: RateLimiterLike | None = None
-        self._known: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
 
     @asynccontextmanager
     async def serving(
@@ -99,7 +95,12 @@ class McpHttpEndpoint:
         limiter: RateLimiterLike | None = None,
     ) -> AsyncIterator[None]:
         """Serve requests until the context exits (run it inside the app's lifespan: the
-        session manager's task group lives here)."""
+        session manager's task group lives here).
+
+        Callers are authenticated by an :class:`Authenticator` built from ``auth`` with this
+        endpoint's JWT audience: verified API keys are cached for
+        ``auth.api_key_cache_seconds``, and a key revoked in this process stops at once.
+        """
         self._service = McpToolService(executor, self.config)
         self._authenticator = Authenticator(
             replace(auth, jwt_audience=self.config.jwt_audience or auth.jwt_audience), db
@@ -122,8 +123,8 @@ class McpHttpEndpoint:
         if scope["type"] != "http":
             return
         request = Request(scope)
-        manager, service = self._manager, self._service
-        if manager is None or service is None or self._authenticator is None:
+        manager, service, authenticator = self._manager, self._service, self._authenticator
+        if manager is None or service is None or authenticator is None:
             await _problem(503, "unavailable", "the MCP endpoint is starting or stopping")(
                 scope, receive, send
             )
@@ -141,7 +142,7 @@ class McpHttpEndpoint:
         prm = metadata_url(resource_url(self.config, request))
         challenge_base = f'Bearer realm="relaygraph", resource_metadata="{prm}"'
         try:
-            caller = await self._identify(request)
+            caller = await authenticator.identify(request.headers)
         except AuthError as exc:
             challenge = challenge_base
             if exc.code != "missing_credentials":
@@ -190,31 +191,6 @@ class McpHttpEndpoint:
         scope[_PRINCIPAL_KEY] = caller.principal
         scope["user"] = AuthenticatedUser(_access_token(caller, request))
         await manager.handle_request(scope, receive, send)
-
-    async def _identify(self, request: Request) -> Caller:
-        """The caller, from a short-lived cache of verified API keys (a key lookup per
-        message would dominate a tool call's cost); revocation applies within
-        ``McpConfig.auth_cache_seconds``. Failures and JWTs are never cached.
-
-        Raises:
-            AuthError: see :meth:`Authenticator.identify`.
-        """
-        assert self._authenticator is not None
-        ttl = self.config.auth_cache_seconds
-        credential = request.headers.get("authorization") or request.headers.get("x-api-key")
-        digest = hashlib.sha256(credential.encode()).hexdigest() if credential else ""
-        now = time.monotonic()
-        if digest and ttl > 0:
-            cached = self._known.get(digest)
-            if cached is not None and cached[0] > now:
-                return cached[1]
-        caller = await self._authenticator.identify(request.headers)
-        if digest and ttl > 0 and caller.method == "api_key":
-            self._known[digest] = (now + ttl, caller)
-            self._known.move_to_end(digest)
-            while len(self._known) > _AUTH_CACHE_SIZE:
-                self._known.popitem(last=False)
-        return caller
 
     async def metadata(self, request: Request) -> Response:
         """Protected Resource Metadata (RFC 9728) for this endpoint."""

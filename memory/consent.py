@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 
@@ -28,15 +28,19 @@ from memory.types import MemoryStoreError
 from store import Database
 from store.models import LegalBasis
 
-BASES = (
+LegalBasisName = Literal[
     "consent",
     "contract",
     "legal_obligation",
     "vital_interests",
     "public_task",
     "legitimate_interests",
-)
-CATEGORIES = ("special", "financial", "personal")
+]
+ConsentCategory = Literal["special", "financial", "personal"]
+BASES: tuple[LegalBasisName, ...] = get_args(LegalBasisName)
+CATEGORIES: tuple[ConsentCategory, ...] = get_args(ConsentCategory)
+DEFAULT_CATEGORIES: tuple[ConsentCategory, ...] = ("special", "financial")
+"""What a basis covers unless it names its categories (what is held by default)."""
 ALL_PURPOSES = "*"
 
 
@@ -128,7 +132,7 @@ class ConsentService:
         subject: str,
         basis: str = "consent",
         purpose: str = ALL_PURPOSES,
-        categories: tuple[str, ...] = ("special", "financial"),
+        categories: tuple[str, ...] = DEFAULT_CATEGORIES,
         recorded_by: str,
         note: str | None = None,
     ) -> GrantResult:

@@ -199,9 +199,9 @@ class Settings(BaseSettings):
         default=10.0,
         ge=0,
         le=300,
-        description="How long the API trusts a verified API key before looking it up again: "
-        "a key revoked by this server's process stops at once, one revoked elsewhere (the "
-        "CLI) within this time; 0 looks up every request.",
+        description="How long the API and /mcp trust a verified API key before looking it up "
+        "again: a key revoked by this server's process stops at once, one revoked elsewhere "
+        "(the CLI) within this time; 0 looks up every request.",
     )
     jwt_secret: SecretStr | None = Field(
         default=None, description="HS256 secret (at least 32 bytes) for bearer JWTs."
@@ -309,13 +309,6 @@ class Settings(BaseSettings):
         gt=0,
         description="Stateless MCP requests have no session: after one reads untrusted "
         "content, the caller's stateless writes need approval for this long.",
-    )
-    mcp_auth_cache_seconds: float = Field(
-        default=10.0,
-        ge=0,
-        le=300,
-        description="How long /mcp trusts a verified API key before looking it up again "
-        "(a revoked key stops working within this time); 0 looks up every request.",
     )
     attached_mcp_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(
         default_factory=list,

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import ConfigDict, Field
@@ -21,7 +21,14 @@ from api.deps import CurrentPrincipal, ServicesDep, require_scope
 from api.errors import ApiError
 from api.schemas import RequestBody as _Body
 from identity import Principal
-from memory.consent import LegalBasisError, LegalBasisNotFoundError
+from memory.consent import (
+    CATEGORIES,
+    DEFAULT_CATEGORIES,
+    ConsentCategory,
+    LegalBasisError,
+    LegalBasisName,
+    LegalBasisNotFoundError,
+)
 from memory.memories import MemoryNotFoundError
 from memory.types import MemoryStoreError, VectorIndexLockedError
 from runtime.export import export_user
@@ -30,15 +37,6 @@ from runtime.memory_services import MemoryServices
 router = APIRouter(tags=["privacy"])
 
 UserId = Annotated[str, Field(min_length=1, max_length=256)]
-ConsentCategory = Literal["special", "financial", "personal"]  # memory.consent.CATEGORIES
-LegalBasisName = Literal[  # memory.consent.BASES
-    "consent",
-    "contract",
-    "legal_obligation",
-    "vital_interests",
-    "public_task",
-    "legitimate_interests",
-]
 
 
 class EraseRequest(_Body):
@@ -50,7 +48,7 @@ class EraseRequest(_Body):
 
 
 def _default_categories() -> list[ConsentCategory]:
-    return ["special", "financial"]
+    return list(DEFAULT_CATEGORIES)
 
 
 class ConsentCreate(_Body):
@@ -72,7 +70,7 @@ class ConsentCreate(_Body):
     basis: LegalBasisName = "consent"
     purpose: str = Field(default="*", min_length=1, max_length=256)
     categories: list[ConsentCategory] = Field(
-        default_factory=_default_categories, min_length=1, max_length=3
+        default_factory=_default_categories, min_length=1, max_length=len(CATEGORIES)
     )
     note: str | None = Field(default=None, max_length=4000)
     user: UserId | None = None

@@ -75,14 +75,3 @@ async def test_export_erase_and_consent(serve) -> None:  # type: ignore[no-untyp
         assert {name for name, n in after["counts"].items() if n} == {"audit"}
         assert all(entry["payload_erased"] and entry["args"] is None for entry in after["audit"])
         assert len((await bob.get("/export")).json()["threads"]) == 1
-
-
-def test_consent_schema_enums_match_the_consent_rules() -> None:
-    """The API schema's enums are the consent module's lists (one rule, two spellings)."""
-    from typing import get_args
-
-    from api.routes.privacy import ConsentCategory, LegalBasisName
-    from memory.consent import BASES, CATEGORIES
-
-    assert get_args(ConsentCategory) == CATEGORIES
-    assert get_args(LegalBasisName) == BASES

@@ -62,18 +62,54 @@ def test_unauthenticated_requests_get_401_with_the_metadata_url(
     assert forged.json()["error"] == "invalid_api_key"
 
 
-async def test_revoked_keys_stop_working(mcp_http: Callable[..., McpServer]) -> None:
+async def test_a_key_revoked_in_process_stops_at_once_despite_the_key_cache(
+    mcp_http: Callable[..., McpServer],
+) -> None:
     from identity.apikeys import parse_api_key, revoke_api_key
 
-    server = mcp_http(mcp_auth_cache_seconds=0)
+    server = mcp_http(api_key_cache_seconds=300)
     headers = {**JSON_HEADERS, "Authorization": f"Bearer {server.keys['bob']}"}
     async with httpx.AsyncClient() as http:
-        assert (await http.post(server.url, json=INIT, headers=headers)).status_code == 200
+        for _ in range(2):  # the second answer comes from the cache
+            assert (await http.post(server.url, json=INIT, headers=headers)).status_code == 200
         async with opened_system(server.settings) as system:
             await revoke_api_key(db=system.db, key_id=parse_api_key(server.keys["bob"])[0])
         refused = await http.post(server.url, json=INIT, headers=headers)
+        other = {**JSON_HEADERS, "Authorization": f"Bearer {server.keys['alice']}"}
+        still = await http.post(server.url, json=INIT, headers=other)
     assert refused.status_code == 401
     assert refused.json()["error"] == "revoked_api_key"
+    assert still.status_code == 200
+
+
+@pytest.mark.parametrize(("cache_seconds", "status"), [(0, 401), (300, 200)])
+async def test_mcp_caches_keys_as_the_api_key_cache_setting_says(
+    mcp_http: Callable[..., McpServer], cache_seconds: int, status: int
+) -> None:
+    """A key revoked by another process (a row update, no in-process revocation) is seen
+    on the next request without a cache, and after ``api_key_cache_seconds`` with one."""
+    from sqlalchemy import update
+
+    from identity.apikeys import parse_api_key
+    from store import Database
+    from store.models import ApiKey, utcnow
+
+    server = mcp_http(api=False, api_key_cache_seconds=cache_seconds)
+    headers = {**JSON_HEADERS, "Authorization": f"Bearer {server.keys['bob']}"}
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(server.url, json=INIT, headers=headers)).status_code == 200
+        db = Database(server.settings.store_url)
+        try:
+            async with db.transaction() as session:
+                await session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.key_id == parse_api_key(server.keys["bob"])[0])
+                    .values(revoked_at=utcnow())
+                )
+        finally:
+            await db.dispose()
+        answer = await http.post(server.url, json=INIT, headers=headers)
+    assert answer.status_code == status
 
 
 def test_foreign_origins_are_refused(mcp_http: Callable[..., McpServer]) -> None:

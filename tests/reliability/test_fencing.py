@@ -6,22 +6,26 @@ executes the call once."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from identity import local_principal
 from runtime.runs import Runner, RunRequest
 from runtime.settings import Settings
 from runtime.system import open_system
-from store.models import Note, Run, RunEvent, utcnow
+from store.models import Run, RunEvent
 from store.models import ToolCall as LedgerRow
-from tests.reliability.conftest import crash_system, read_phases
+from tests.reliability.conftest import (
+    crash_system,
+    job_request,
+    note_titles,
+    phase_steps,
+    take_over,
+)
 from tools import (
     CallContext,
     CallKey,
@@ -42,14 +46,7 @@ async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
 ) -> None:
     async with crash_system(data_dir) as system:
         runner = Runner(system)
-        run = await runner.submit(
-            RunRequest(
-                principal=local_principal(),
-                input={"messages": [{"type": "human", "content": "fence"}]},
-            ),
-            claim_for="worker-a",
-            must_claim=True,
-        )
+        run = await runner.submit(job_request("fence"), claim_for="worker-a", must_claim=True)
         # Hold worker A just before its third call (fence/c, after fence/a and fence/b
         # committed and were checkpointed): there it "stalls" while B takes the run over.
         paused, resume = asyncio.Event(), asyncio.Event()
@@ -68,29 +65,22 @@ async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
         stale = asyncio.create_task(runner.execute(run.run_id, "worker-a"))
         async with asyncio.timeout(60):
             await paused.wait()
-        async with system.db.transaction() as session:
-            await session.execute(
-                update(Run)
-                .where(Run.run_id == run.run_id)
-                .values(lease_expires_at=utcnow() - timedelta(hours=1))
-            )
-        assert await runner.claim_batch("worker-b", 1) == [run.run_id]
+        await take_over(runner, run.run_id, "worker-b")
         resume.set()
         with pytest.raises(LeaseLostError):
             async with asyncio.timeout(60):
                 await stale
         async with system.db.session() as session:
-            titles_after_stale = sorted((await session.execute(select(Note.title))).scalars())
             row = await session.get(Run, run.run_id)
             assert row is not None
             assert (row.status, row.lease_owner, row.attempt) == ("running", "worker-b", 2)
         # The stale execution wrote no note, no ledger row and no ending.
-        assert titles_after_stale == ["fence/a", "fence/b"]
+        assert await note_titles(system.db) == ["fence/a", "fence/b"]
 
         async with asyncio.timeout(60):
             summary = await runner.execute(run.run_id, "worker-b")
+        titles = await note_titles(system.db)
         async with system.db.session() as session:
-            titles = sorted((await session.execute(select(Note.title))).scalars())
             ledger = list((await session.execute(select(LedgerRow))).scalars())
             events = list(
                 (
@@ -106,9 +96,8 @@ async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
     assert sorted(r.args["title"] for r in ledger) == titles
     assert {r.status for r in ledger} == {"succeeded"}
     assert events.count("end") == 1 and "error" not in events
-    tool_starts = Counter(
-        line.split(" ", 2)[2] for line in read_phases(phases).splitlines() if " tool-start " in line
-    )
+    steps = phase_steps(phases)
+    tool_starts = {step: n for step, n in steps.items() if step.startswith("tool-start ")}
     assert tool_starts == {f"tool-start fence/{x}": 1 for x in "abc"}
 
 
@@ -149,13 +138,7 @@ async def test_a_stale_owner_records_no_started_call_outside_the_database(
             claim_for="worker-a",
             must_claim=True,
         )
-        async with system.db.transaction() as session:
-            await session.execute(
-                update(Run)
-                .where(Run.run_id == run.run_id)
-                .values(lease_expires_at=utcnow() - timedelta(hours=1))
-            )
-        assert await runner.claim_batch("worker-b", 1) == [run.run_id]
+        await take_over(runner, run.run_id, "worker-b")
         executor = ToolExecutor(system.db, ToolPolicy(ToolRegistry([webhook])))
         call = ToolCall("send_webhook", {}, "call_0_0")
 

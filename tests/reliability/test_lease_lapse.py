@@ -5,18 +5,21 @@ of the run (that repeated model calls and side effects in the crash matrix)."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
 
-from identity import local_principal
-from runtime.runs import Runner, RunRequest
+from runtime.runs import Runner
 from runtime.worker import Worker
-from store.models import Note, Run, utcnow
-from tests.reliability.conftest import crash_system, read_phases
+from store.models import Run
+from tests.reliability.conftest import (
+    crash_system,
+    expire_lease,
+    job_request,
+    note_titles,
+    phase_steps,
+    read_phases,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -29,22 +32,12 @@ async def test_a_worker_never_executes_its_own_lapsed_run_twice(
         worker = Worker(runner, concurrency=2)
         worker.start()
         try:
-            run = await runner.submit(
-                RunRequest(
-                    principal=local_principal(),
-                    input={"messages": [{"type": "human", "content": "lapse"}]},
-                )
-            )
+            run = await runner.submit(job_request("lapse"))
             worker.wake()
             async with asyncio.timeout(30):
                 while "model-start 0" not in read_phases(phases):
                     await asyncio.sleep(0.02)
-            async with system.db.transaction() as session:
-                await session.execute(
-                    update(Run)
-                    .where(Run.run_id == run.run_id)
-                    .values(lease_expires_at=utcnow() - timedelta(hours=1))
-                )
+            await expire_lease(system.db, run.run_id)
             worker.wake()
             async with asyncio.timeout(60):
                 while True:
@@ -56,9 +49,8 @@ async def test_a_worker_never_executes_its_own_lapsed_run_twice(
                     await asyncio.sleep(0.05)
         finally:
             await worker.stop()
-        async with system.db.session() as session:
-            titles = sorted((await session.execute(select(Note.title))).scalars())
+        titles = await note_titles(system.db)
     assert (row.status, row.stop_reason) == ("success", "completed")
-    steps = Counter(line.split(" ", 2)[2] for line in read_phases(phases).splitlines())
+    steps = phase_steps(phases)
     assert all(count == 1 for count in steps.values()), steps
     assert titles == ["lapse/a", "lapse/b", "lapse/c"]
