@@ -7,6 +7,16 @@
    (GPE, ORGANIZATION, DATE_TIME, ...) are not scored for recall, but a finding of ours that
    overlaps one of them counts as a false positive.
 
+3. Colour words as ethnicity: hand-written sentences (``COLOUR_WORD_CASES``, English and
+   Danish) where "black", "white", "Asian", "Arab" or "Roma" either state a person's ethnicity
+   ("I'm a black woman", "min mor er arabisk") or do not ("I drink my coffee black", "my black
+   cat", "Via Roma 12"), next to a personal cue in both cases. Scored for ethnicity only, with
+   the number of everyday sentences given an ethnicity finding (each would be held).
+
+On Presidio's set, which labels no special category (its NRP label is mostly nationalities,
+which Art. 9 does not cover), the special-category findings are counted and, with
+``--show-errors``, listed for a reader to judge.
+
 A gold span counts as found when a finding of the same type overlaps it ("overlap"); "exact"
 also requires the same start and end. Precision counts a finding as right when it overlaps a
 gold span of its type. Also prints throughput against a single-regex baseline run on the same
@@ -168,6 +178,111 @@ def presidio_samples(path: Path) -> list[tuple[str, list[Gold]]]:
     return samples
 
 
+SPECIAL_TYPES = frozenset(
+    {
+        "health",
+        "genetic",
+        "biometric",
+        "religion",
+        "ethnicity",
+        "sexual_orientation",
+        "political_opinion",
+        "trade_union",
+    }
+)
+
+# (sentence, the words that state an ethnicity; empty: none does).
+COLOUR_WORD_CASES: list[tuple[str, tuple[str, ...]]] = [
+    ("I am black and grew up in Leeds.", ("black",)),
+    ("I'm Asian, so my parents wanted me to study medicine.", ("Asian",)),
+    ("As a black woman in tech, I get asked this a lot.", ("black",)),
+    ("She is half Arab and speaks three languages.", ("Arab",)),
+    ("My ethnicity is white British.", ("ethnicity is white",)),
+    ("He's a proud Black man from Atlanta.", ("Black",)),
+    ("We are a white family living in Nairobi.", ("white",)),
+    ("My husband is Asian and I am white.", ("Asian", "white")),
+    ("I identify as Arab, though I was born in Lyon.", ("Arab",)),
+    ("My black neighbour keeps getting stopped by the police.", ("black",)),
+    ("They are Roma and moved here in 2015.", ("Roma",)),
+    ("I am a white man in my fifties.", ("white",)),
+    ("My mother is black, my father is white.", ("black", "white")),
+    ("Our son is Asian; we adopted him from Vietnam.", ("Asian",)),
+    ("Being black, I notice who gets served first.", ("black",)),
+    ("Anna is black and wants that noted in her file.", ("black",)),
+    ("Jeg er arabisk og taler også dansk.", ("arabisk",)),
+    ("Min mor er asiatisk, min far er dansk.", ("asiatisk",)),
+    ("Som arabisk kvinde bliver jeg ofte spurgt om det.", ("arabisk",)),
+    ("I drink my coffee black.", ()),
+    ("My black cat sleeps on the sofa all day.", ()),
+    ("I bought a white dress for my sister's wedding.", ()),
+    ("My car is white, the one by the gate.", ()),
+    ("I'm wearing my black jacket today.", ()),
+    ("She painted her kitchen white last weekend.", ()),
+    ("I love Asian food, especially ramen.", ()),
+    ("His white shirt was stained with wine.", ()),
+    ("I ordered a black coffee and my wife a white wine.", ()),
+    ("My phone case is black.", ()),
+    ("I'm white-water rafting with my brother next week.", ()),
+    ("My daughter's black belt exam is on Friday.", ()),
+    ("Her wedding dress was white.", ()),
+    ("Send it to my office at Via Roma 12, Milan.", ()),
+    ("We keep our Arab horses at my uncle's farm.", ()),
+    ("I am in the black this quarter, finally.", ()),
+    ("My favourite is white chocolate.", ()),
+    ("He reads Arab poetry to his kids.", ()),
+    ("Jeg kan godt lide asiatisk mad, især min mors.", ()),
+    ("Min bil er hvid og hans er sort.", ()),
+]
+
+
+@dataclass
+class ColourScore:
+    ethnicity: Tally
+    everyday_sentences: int
+    everyday_flagged: list[str]
+
+
+def score_colour_words() -> ColourScore:
+    """Ethnicity precision and recall on ``COLOUR_WORD_CASES``."""
+    tally = Tally()
+    flagged = []
+    for text, words in COLOUR_WORD_CASES:
+        golds = []
+        for word in words:
+            start = text.index(word)
+            golds.append(Gold("ethnicity", start, start + len(word)))
+        result = scan_text(text)
+        findings = [f for f in result.findings if f.type.value == "ethnicity"]
+        for gold in golds:
+            tally.gold += 1
+            if any(_same(f, gold) for f in findings):
+                tally.found += 1
+            else:
+                tally.misses.append(repr(text))
+        for finding in findings:
+            tally.predicted += 1
+            if any(_same(finding, gold) for gold in golds):
+                tally.correct += 1
+            else:
+                tally.false_positives.append(repr(text))
+        if not words and findings:
+            flagged.append(repr(text))
+    return ColourScore(tally, sum(1 for _, words in COLOUR_WORD_CASES if not words), flagged)
+
+
+def special_findings(samples: list[tuple[str, list[Gold]]]) -> tuple[int, dict[str, list[str]]]:
+    """Texts held as special-category data, and the special findings by type (in context)."""
+    held = 0
+    found: dict[str, list[str]] = defaultdict(list)
+    for text, _ in samples:
+        result = scan_text(text)
+        held += result.sensitivity.value == "special"
+        for f in result.findings:
+            if f.type.value in SPECIAL_TYPES:
+                found[f.type.value].append(repr(text[max(0, f.start - 30) : f.end + 20]))
+    return held, found
+
+
 def _baseline_chars_per_second(texts: list[str]) -> float:
     """One e-mail regex over the same texts: a floor that shows what the full scan costs."""
     pattern = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -240,6 +355,27 @@ def main(argv: list[str] | None = None) -> int:
                 if errors and (errors.misses or errors.false_positives):
                     print(f"  {row}: misses {errors.misses[: args.show_errors]}")
                     print(f"  {row}: false positives {errors.false_positives[: args.show_errors]}")
+    colour = score_colour_words()
+    t = colour.ethnicity
+    print(
+        f"colour words as ethnicity ({len(COLOUR_WORD_CASES)} hand-written sentences): "
+        f"gold {t.gold}, recall {_fmt(t.recall).strip()}, precision {_fmt(t.precision).strip()}; "
+        f"everyday sentences given an ethnicity finding: {len(colour.everyday_flagged)} of "
+        f"{colour.everyday_sentences}"
+    )
+    if args.show_errors:
+        print(f"  misses {t.misses[: args.show_errors]}")
+        print(f"  false positives {t.false_positives[: args.show_errors]}")
+    if args.presidio.is_file():
+        held, found = special_findings(presidio)
+        counts = ", ".join(f"{kind} {len(items)}" for kind, items in sorted(found.items()))
+        print(
+            f"presidio (no special-category labels): {held} texts held as special; "
+            f"findings: {counts or 'none'}"
+        )
+        if args.show_errors:
+            for kind, items in sorted(found.items()):
+                print(f"  {kind}: {items[: args.show_errors]}")
     scan_cps = sum(s.chars for s in sets.values()) / sum(s.seconds for s in sets.values())
     base_cps = _baseline_chars_per_second(texts)
     print(

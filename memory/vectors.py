@@ -17,6 +17,14 @@ Why this shape:
 - **Erasure.** ``delete`` removes ids; ``delete_scope`` drops a scope's collection;
   ``rebuild`` copies a scope's surviving vectors into a fresh collection (hnswlib only marks
   deleted vectors). ``purge_residue`` then leaves no residue on disk (below).
+- **Crash-safe rebuild.** The copy is written under a temporary name (``NAME-rebuild``)
+  while the original stays whole; only then is the original dropped and the copy renamed
+  (``Collection.modify(name=...)``, one SQLite update). At every instant one complete copy
+  is durable: with the original still there, a leftover copy may be partial and is
+  dropped; without it, the copy is complete and takes its place. Embedded, a marker file
+  per rebuild (``relaygraph-rebuilds/NAME``, opaque names only) makes ``open_local``
+  finish and redo interrupted rebuilds (so the erased vectors still leave the files);
+  on a server, whoever next opens that scope finishes it.
 - **Residue.** hnswlib allocates an index's capacity with ``malloc`` and writes all of it
   when it first persists a segment (``length.bin``, ``data_level0.bin``), so the unused
   capacity holds uninitialised process memory: stray bytes of any text this process
@@ -64,6 +72,10 @@ _MAX_ID_LENGTH = 256
 _LOCK_FILE = "relaygraph.lock"
 _OWNER_FILE = "relaygraph.owner"
 _SCOPE_KEY_FILE = "relaygraph-scope.key"
+_REBUILD_MARKERS = "relaygraph-rebuilds"
+_REBUILD_SUFFIX = "-rebuild"
+_COLLECTION_NAME = re.compile(r"^rg-[a-z0-9]{1,32}-[0-9a-f]{40}$")
+_COLLECTION_CONFIGURATION: Any = {"hnsw": {"space": "cosine"}}
 DEFAULT_CACHE_MAX_VECTORS = 250_000  # ~384 MB of 384-d float32
 _CHROMA_SQLITE = "chroma.sqlite3"
 _SEGMENT_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -99,6 +111,20 @@ def _zero_tail(path: Path, start: int) -> int:
             handle.flush()
             os.fsync(handle.fileno())
     return dirty
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a file's creation or removal in ``path`` durable (a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def scrub_hnsw_segment(directory: Path) -> int:
@@ -302,6 +328,7 @@ class VectorStore:
         self.location = location
         self._mutex = threading.RLock()
         self._collections: dict[str, Collection] = {}
+        self._unfinished_rebuilds: set[str] = set()
         self._cache: OrderedDict[str, _Partition] = OrderedDict()
         self._cached_vectors = 0
         self._max_batch = client.get_max_batch_size()
@@ -350,7 +377,7 @@ class VectorStore:
             client = chromadb.PersistentClient(
                 path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
             )
-            return cls(
+            store = cls(
                 client,
                 scope_key=key,
                 cache_max_vectors=cache_max_vectors,
@@ -360,6 +387,13 @@ class VectorStore:
         except BaseException:
             lock.release()
             raise
+        try:
+            if store.recover_rebuilds():
+                store.purge_residue()  # the interrupted rebuilds' old segments
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     @classmethod
     def connect(
@@ -485,10 +519,21 @@ class VectorStore:
         found = self._collections.get(name)
         if found is not None:
             return found
+        if self._lock is None or name in self._unfinished_rebuilds:
+            # A rebuild of this scope was interrupted (on a server: perhaps by another
+            # process): its copy must take the name before anything creates the name anew.
+            found = self._get_collection(name)
+            if found is None and self._finish_interrupted_rebuild(name) == "renamed":
+                found = self._get_collection(name)
+            if found is not None:
+                self._collections[name] = found
+                return found
+            if not create:
+                return None
         try:
             if create:
                 found = self._client.get_or_create_collection(
-                    name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                    name, configuration=_COLLECTION_CONFIGURATION, embedding_function=None
                 )
             else:
                 found = self._client.get_collection(name, embedding_function=None)
@@ -496,6 +541,119 @@ class VectorStore:
             return None
         self._collections[name] = found
         return found
+
+    def _get_collection(self, name: str) -> Collection | None:
+        from chromadb.errors import NotFoundError
+
+        try:
+            return self._client.get_collection(name, embedding_function=None)
+        except NotFoundError:
+            return None
+
+    def _read_all(self, collection: Collection) -> tuple[list[str], np.ndarray]:
+        ids: list[str] = []
+        rows: list[np.ndarray] = []
+        # One page per max batch; counting first spares Chroma an empty last page.
+        for offset in range(0, collection.count(), self._max_batch):
+            page = collection.get(include=["embeddings"], limit=self._max_batch, offset=offset)
+            ids.extend(page["ids"])
+            rows.append(np.asarray(page["embeddings"], dtype=np.float32))
+        matrix = np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+        return ids, matrix
+
+    def _forget(self, name: str) -> None:
+        """Drop the handle and the in-memory copy of a collection (they are reloaded)."""
+        self._collections.pop(name, None)
+        partition = self._cache.pop(name, None)
+        if partition is not None:
+            self._cached_vectors -= len(partition)
+
+    # --- crash-safe rebuild ------------------------------------------------------------
+
+    def _marker(self, name: str) -> Path | None:
+        return None if self._lock is None else Path(self.location) / _REBUILD_MARKERS / name
+
+    def _set_marker(self, name: str) -> None:
+        self._unfinished_rebuilds.add(name)
+        marker = self._marker(name)
+        if marker is None:
+            return
+        marker.parent.mkdir(exist_ok=True)
+        with marker.open("wb") as handle:
+            os.fsync(handle.fileno())
+        _fsync_directory(marker.parent)
+
+    def _clear_marker(self, name: str) -> None:
+        self._unfinished_rebuilds.discard(name)
+        marker = self._marker(name)
+        if marker is not None and marker.exists():
+            marker.unlink()
+            _fsync_directory(marker.parent)
+
+    def _finish_interrupted_rebuild(self, name: str) -> str:
+        """Resolve a leftover ``NAME-rebuild`` copy; returns what was done.
+
+        ``"renamed"``: the original was already dropped, so the copy was complete and now
+        carries the name. ``"dropped"``: the original is whole and the copy (perhaps
+        partial) was deleted. ``"none"``: there was no copy.
+        """
+        temporary = self._get_collection(name + _REBUILD_SUFFIX)
+        if temporary is None:
+            return "none"
+        self._forget(name)
+        if self._get_collection(name) is None:
+            temporary.modify(name=name)
+            return "renamed"
+        self._client.delete_collection(temporary.name)
+        return "dropped"
+
+    def _rebuild_collection(self, name: str) -> int:
+        """See ``VectorIndex.rebuild``; the caller holds ``_mutex``."""
+        self._finish_interrupted_rebuild(name)
+        original = self._collection(name, create=False)
+        if original is None:
+            self._clear_marker(name)
+            return 0
+        self._set_marker(name)
+        ids, matrix = self._read_all(original)
+        self._forget(name)
+        if ids:
+            copy = self._client.create_collection(
+                name + _REBUILD_SUFFIX,
+                configuration=_COLLECTION_CONFIGURATION,
+                embedding_function=None,
+            )
+            for start in range(0, len(ids), self._max_batch):
+                stop = start + self._max_batch
+                copy.upsert(ids=ids[start:stop], embeddings=matrix[start:stop])
+            self._client.delete_collection(name)
+            copy.modify(name=name)
+            self._collections[name] = copy
+        else:
+            self._client.delete_collection(name)
+        self._clear_marker(name)
+        return len(ids)
+
+    def recover_rebuilds(self) -> list[str]:
+        """Finish rebuilds a crash interrupted (embedded: those with a marker file).
+
+        Each is completed (a complete copy takes the name) or, when the original was still
+        whole, done again, so vectors deleted before the rebuild leave the segment files.
+        ``open_local`` calls this; with a server, each scope is finished when next used.
+        Returns the collection names recovered. Run ``purge_residue`` afterwards.
+        """
+        directory = None if self._lock is None else Path(self.location) / _REBUILD_MARKERS
+        if directory is None or not directory.is_dir():
+            return []
+        recovered = []
+        with self._mutex:
+            self._check_open()
+            for marker in sorted(directory.iterdir()):
+                if _COLLECTION_NAME.match(marker.name):
+                    self._unfinished_rebuilds.add(marker.name)
+                    self._rebuild_collection(marker.name)
+                    recovered.append(marker.name)
+        return recovered
 
     def _cached_partition(self, name: str) -> _Partition | None:
         """The in-memory copy of a partition, loaded from Chroma on a miss (local only)."""
@@ -507,14 +665,9 @@ class VectorStore:
             return partition
         collection = self._collection(name, create=False)
         ids: list[str] = []
-        rows: list[np.ndarray] = []
+        matrix = np.zeros((0, 0), dtype=np.float32)
         if collection is not None:
-            # One page per max batch; counting first spares Chroma an empty last page.
-            for offset in range(0, collection.count(), self._max_batch):
-                page = collection.get(include=["embeddings"], limit=self._max_batch, offset=offset)
-                ids.extend(page["ids"])
-                rows.append(np.asarray(page["embeddings"], dtype=np.float32))
-        matrix = np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+            ids, matrix = self._read_all(collection)
         partition = _Partition(ids, matrix)
         self._cache[name] = partition
         self._cached_vectors += len(partition)
@@ -713,37 +866,47 @@ class VectorIndex:
         name = store.collection_name(self.namespace, scope)
         with store._mutex:
             store._check_open()
-            store._collections.pop(name, None)
-            partition = store._cache.pop(name, None)
-            if partition is not None:
-                store._cached_vectors -= len(partition)
-            try:
-                store._client.delete_collection(name)
-            except (NotFoundError, ValueError):
-                pass
+            store._forget(name)
+            # A crashed rebuild's copy holds the scope's vectors too.
+            for doomed in (name, name + _REBUILD_SUFFIX):
+                try:
+                    store._client.delete_collection(doomed)
+                except (NotFoundError, ValueError):
+                    pass
+            store._clear_marker(name)
 
     def rebuild(self, scope: Scope) -> int:
         """Copy ``scope``'s vectors into a fresh collection and drop the old one, so that
         vectors deleted by id (which hnswlib only marks) leave its segment files. Returns
         how many vectors were kept. Run ``VectorStore.purge_residue`` afterwards.
+
+        Crash-safe: the copy is built under a temporary name and swapped in (see the
+        module docstring), so a crash at any point loses no surviving vector.
+        On a server, no other process may write ``scope`` meanwhile (its writes could be
+        lost with the old collection).
+
+        Raises:
+            VectorIndexError: Chroma failed; the scope's vectors are intact (the next
+                rebuild, or ``open_local``, finishes the interrupted one).
         """
+        from chromadb.errors import ChromaError
+
         store = self._store
         name = store.collection_name(self.namespace, scope)
         with store._mutex:
             store._check_open()
-            collection = store._collection(name, create=False)
-            if collection is None:
-                return 0
-            ids: list[str] = []
-            rows: list[np.ndarray] = []
-            for offset in range(0, collection.count(), store._max_batch):
-                page = collection.get(include=["embeddings"], limit=store._max_batch, offset=offset)
-                ids.extend(page["ids"])
-                rows.append(np.asarray(page["embeddings"], dtype=np.float32))
-            self.delete_scope(scope)
-            if ids:
-                self.add(scope, ids, np.concatenate(rows))
-            return len(ids)
+            try:
+                return store._rebuild_collection(name)
+            except (ChromaError, ValueError) as exc:
+                store._forget(name)
+                try:  # put the complete copy in place now, if the original is gone
+                    store._finish_interrupted_rebuild(name)
+                except (ChromaError, ValueError):
+                    pass  # still marked: the next use of the scope or open finishes it
+                raise VectorIndexError(
+                    f"rebuilding a {self.namespace} collection failed: {exc}",
+                    hint="no vector is lost; run the erasure again to finish it",
+                ) from exc
 
     def count(self, scope: Scope) -> int:
         """How many vectors ``scope`` holds."""

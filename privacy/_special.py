@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from privacy._context import cue_pattern, near
+from privacy._name_lexicon import FIRST_NAMES
 from privacy.types import EntityType, Finding
 
 # Personal cues: a person is said to have, be, believe or belong to something.
@@ -39,6 +40,61 @@ _SELF = cue_pattern(
      r"hendes", r"deres", r"medlem\s+af", r"meldt\s+ind\s+i", r"tilhænger\s+af",
      r"stemmer\s+på", r"stemte\s+på", r"diagnosticeret", r"testet"]
 )  # fmt: skip
+
+# Colour and origin words ("black", "Asian", "Roma") are everyday words far more often than
+# statements about ethnicity, and a possessive nearby proves nothing ("I drink my coffee
+# black", "my black cat", "his address: Via Roma 12"). They count only when the text says a
+# person *is* one: a copula with a personal subject ("I am", "she's", "my mother is", "jeg
+# er"), self-identification ("as a", "identify as", "my ethnicity is"), or the word
+# describing a person ("my black neighbour", "is a white man"); "Anna is black" counts when
+# "Anna" is in the first-name lexicon.
+_COLOUR_WORDS = frozenset(["black", "white", "asian", "arab", "asiatisk", "arabisk", "roma",
+                           "romani"])  # fmt: skip
+_PERSON_NOUNS = (
+    r"wom[ae]n|m[ae]n|persons?|people|guys?|girls?|boys?|lad(?:y|ies)|kids?|child(?:ren)?|"
+    r"famil(?:y|ies)|communit(?:y|ies)|folks?|friends?|neighbou?rs?|colleagues?|partners?|"
+    r"husbands?|wife|wives|boyfriends?|girlfriends?|sons?|daughters?|mother|father|mum|mom|"
+    r"dad|parents?|brothers?|sisters?|cousins?|students?|americans?|british|briton|"
+    r"mand|mænd|kvinder?|personer|familie\w*|piger?|drenge?|venn?(?:er|inde)?|kæreste\w*|"
+    r"mor|far|søn\w*|datter|døtre|bror|brødre|søster\w*|nabo\w*|kollega\w*|forældre"
+)
+_FILLERS = (
+    r"(?:\s+(?:an?|also|proud|half|part|partly|mostly|mixed|fully|en|et|også|stolt|halvt))"
+    r"{0,2}"
+)
+_IDENTITY_CUE = re.compile(
+    r"(?<!\w)(?:i\s+am|i'm|i\s+was|(?:he|she|they|we|you)\s+(?:is|are|was|were)|"
+    r"(?:he|she|they|we|you)'(?:s|re)|identif(?:y|ies|ied)\s+as|as\s+an?|"
+    r"(?:my|his|her|their|our|your)\s+(?:" + _PERSON_NOUNS + r")\s+(?:is|are|was|were)|"
+    r"(?:ethnicity|race|background)\s*(?:is|was|:)|"
+    r"jeg\s+er|(?:han|hun|de|vi|du)\s+er|identificerer\s+mig\s+som|"
+    r"(?:min|mit|mine|hans|hendes|deres|vores)\s+(?:" + _PERSON_NOUNS + r")\s+(?:er|var)|"
+    r"etnicitet\s*(?:er|:)|being)" + _FILLERS + r"\s+$",
+    re.IGNORECASE,
+)
+# "Anna is black": a known first name as the subject.
+_NAME_IS = re.compile(r"(?<!\w)([A-ZÀ-ÖØ-Þ][\w'-]+)\s+(?:is|was|er|var)" + _FILLERS + r"\s+$")
+# "is a", "as", "som" say something about a person only when a person noun follows.
+_ROLE_CUE = re.compile(
+    r"(?<!\w)(?:as|som|is|are|was|were|er|var)" + _FILLERS + r"\s+$", re.IGNORECASE
+)
+_DESCRIBES_PERSON = re.compile(r"\s+(?:" + _PERSON_NOUNS + r")(?!\w)", re.IGNORECASE)
+
+
+def _says_a_person_is(text: str, start: int, end: int) -> bool:
+    """A colour or origin word used of a person's ethnicity (see ``_COLOUR_WORDS``)."""
+    if end < len(text) and text[end] == "-" and text[end + 1 : end + 2].isalpha():
+        return False  # a compound: "white-water", "black-tie"
+    if _IDENTITY_CUE.search(text, max(0, start - 50), start):
+        return True
+    named = _NAME_IS.search(text, max(0, start - 50), start)
+    if named and named.group(1) in FIRST_NAMES:
+        return True
+    return bool(_DESCRIBES_PERSON.match(text, end)) and bool(
+        _ROLE_CUE.search(text, max(0, start - 40), start)
+        or near(text, start, end, _SELF, before=30, after=0)
+    )
+
 
 _LEXICON: dict[EntityType, tuple[list[str], list[str]]] = {
     EntityType.HEALTH: (
@@ -421,6 +477,10 @@ def detect_special_categories(text: str) -> list[Finding]:
         if term.strong:
             personal = near(text, m.start(), m.end(), _PERSONAL, before=40, after=25)
             confidence = 0.9 if personal else 0.55
+        elif term.kind is EntityType.ETHNICITY and m.group().lower() in _COLOUR_WORDS:
+            if not _says_a_person_is(text, m.start(), m.end()):
+                continue
+            confidence = 0.6
         elif near(text, m.start(), m.end(), _SELF, before=30, after=0):
             confidence = 0.6
         else:

@@ -79,6 +79,20 @@ def test_a_text_embeds_the_same_alone_and_in_any_batch(embedder: LocalMiniLMEmbe
     np.testing.assert_allclose(embedder.embed_query(texts[3]), alone[3], atol=1e-6)
 
 
+def test_batches_run_side_by_side_give_the_same_vectors_in_input_order(
+    model_cache: Path,
+) -> None:
+    texts = [f"entry {i}: " + "alpha beta " * (i % 7) for i in range(23)]
+    one = LocalMiniLMEmbedder(model_cache, batch_size=4, threads=1).embed(texts)
+    three = LocalMiniLMEmbedder(model_cache, batch_size=4, threads=3).embed(texts)
+    np.testing.assert_allclose(three, one, atol=1e-6)
+    # A call smaller than threads x batch_size is split so every thread gets a batch.
+    split = LocalMiniLMEmbedder(model_cache, batch_size=32, threads=3).embed(texts[:5])
+    np.testing.assert_allclose(split, one[:5], atol=1e-6)
+    with pytest.raises(EmbeddingError, match="threads"):
+        LocalMiniLMEmbedder(model_cache, threads=0)
+
+
 def test_input_longer_than_256_tokens_is_truncated_not_rejected(
     embedder: LocalMiniLMEmbedder,
 ) -> None:

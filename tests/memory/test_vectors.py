@@ -377,3 +377,209 @@ def test_purge_residue_is_a_no_op_on_a_server(store: VectorStore) -> None:
     if store.location.startswith("http"):
         assert result == {"bytes_zeroed": 0, "segments_removed": 0}
     assert store.index("memories").count(ALICE) == 1
+
+
+# --- crash-safe rebuild: the copy is built under a temporary name, then swapped in ------
+
+REBUILD_CRASH_POINTS = ["copying", "dropping the original", "renaming the copy"]
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+def _crash_during_rebuild(store: VectorStore, point: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``rebuild`` stop at ``point`` as if the process died there."""
+    from chromadb.api.models.Collection import Collection
+
+    if point == "copying":
+        store._max_batch = 3  # several batches, so the copy is left half-written
+        upsert = Collection.upsert
+        copied: list[int] = []
+
+        def upsert_then_crash(self: Collection, *args: object, **kwargs: object) -> None:
+            if self.name.endswith("-rebuild") and copied:
+                raise SimulatedCrash(point)
+            copied.append(1)
+            upsert(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Collection, "upsert", upsert_then_crash)
+    elif point == "dropping the original":
+
+        def refuse_drop(name: str) -> None:
+            raise SimulatedCrash(point)
+
+        monkeypatch.setattr(store._client, "delete_collection", refuse_drop)
+    else:
+
+        def refuse_rename(self: Collection, *args: object, **kwargs: object) -> None:
+            raise SimulatedCrash(point)
+
+        monkeypatch.setattr(Collection, "modify", refuse_rename)
+
+
+def _files_bytes(path: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in path.rglob("*") if f.is_file())
+
+
+@pytest.mark.parametrize("point", REBUILD_CRASH_POINTS)
+def test_a_crash_during_rebuild_loses_no_vector_and_erased_ones_stay_gone(
+    tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "chroma"
+    # ±0.25 over 16 dimensions: unit norm exactly, so each vector's bytes are searchable.
+    data = np.random.default_rng(50).choice([-0.25, 0.25], size=(10, DIM)).astype(np.float32)
+    ids = [f"s{i}" for i in range(10)]
+    erased, kept = ids[:3], ids[3:]
+    store = VectorStore.open_local(path)
+    index = store.index("store")
+    index.add(ACME_SHARED, ids, data)
+    index.delete(ACME_SHARED, erased)
+    with monkeypatch.context() as patch:
+        _crash_during_rebuild(store, point, patch)
+        with pytest.raises(SimulatedCrash):
+            index.rebuild(ACME_SHARED)
+    # A temporary copy (or only the copy) is what a crash at this point leaves.
+    names = {c.name for c in store._client.list_collections()}
+    assert any(name.endswith("-rebuild") for name in names)
+    assert list((path / "relaygraph-rebuilds").iterdir()), "the rebuild is marked"
+    store._release_client()  # the process dies: no close(), no scrub
+    store._lock.release()  # type: ignore[union-attr]
+
+    with VectorStore.open_local(path) as reopened:
+        index = reopened.index("store")
+        assert index.count(ACME_SHARED) == len(kept)
+        hits = index.query(ACME_SHARED, data[5], k=20)
+        assert {hit.id for hit in hits} == set(kept)
+        for position in range(3, 10):  # every survivor is still its own nearest neighbour
+            best = index.query(ACME_SHARED, data[position], k=1)[0]
+            assert best.id == ids[position] and best.score == pytest.approx(1.0, abs=1e-5)
+        names = {c.name for c in reopened._client.list_collections()}
+        assert not any(name.endswith("-rebuild") for name in names)
+        assert not list((path / "relaygraph-rebuilds").iterdir())
+    blobs = _files_bytes(path)
+    assert data[4].tobytes() in blobs, "control: a surviving vector is found"
+    assert not any(data[i].tobytes() in blobs for i in range(3)), "an erased vector remains"
+
+
+def test_a_rebuild_after_an_interrupted_one_finishes_it_on_the_same_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = vectors(6, seed=51)
+    with VectorStore.open_local(tmp_path / "chroma") as store:
+        index = store.index("memories")
+        index.add(ALICE, [f"m{i}" for i in range(6)], data)
+        with monkeypatch.context() as patch:
+            _crash_during_rebuild(store, "renaming the copy", patch)
+            with pytest.raises(SimulatedCrash):
+                index.rebuild(ALICE)
+        # Only the copy holds Alice's vectors now; the next rebuild puts it in place.
+        assert index.rebuild(ALICE) == 6
+        assert index.count(ALICE) == 6
+        assert index.query(ALICE, data[2], k=1)[0].id == "m2"
+        assert not any(c.name.endswith("-rebuild") for c in store._client.list_collections())
+
+
+def test_a_failed_rename_is_finished_before_the_scope_is_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chromadb.api.models.Collection import Collection
+    from chromadb.errors import InternalError
+
+    data = vectors(5, seed=55)
+    with VectorStore.open_local(tmp_path / "chroma") as store:
+        index = store.index("memories")
+        index.add(ALICE, [f"m{i}" for i in range(4)], data[:4])
+        rename = Collection.modify
+        failures = [1, 1]  # the rebuild's rename, and its immediate retry, fail
+
+        def flaky_rename(self: Collection, *args: object, **kwargs: object) -> None:
+            if failures:
+                failures.pop()
+                raise InternalError("disk full")
+            rename(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Collection, "modify", flaky_rename)
+        with pytest.raises(VectorIndexError, match="no vector is lost"):
+            index.rebuild(ALICE)
+        # Only the copy holds Alice's vectors; a new write must not start an empty original.
+        index.add(ALICE, ["m4"], data[4:])
+        assert index.count(ALICE) == 5
+    with VectorStore.open_local(tmp_path / "chroma") as reopened:
+        index = reopened.index("memories")
+        assert index.count(ALICE) == 5
+        assert {hit.id for hit in index.query(ALICE, data[0], k=10)} == {f"m{i}" for i in range(5)}
+
+
+def test_erasing_a_scope_also_drops_an_interrupted_rebuild_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with VectorStore.open_local(tmp_path / "chroma") as store:
+        index = store.index("memories")
+        index.add(ALICE, ["m0", "m1"], vectors(2, seed=52))
+        with monkeypatch.context() as patch:
+            _crash_during_rebuild(store, "dropping the original", patch)
+            with pytest.raises(SimulatedCrash):
+                index.rebuild(ALICE)
+        index.delete_scope(ALICE)
+        assert index.count(ALICE) == 0
+        assert store._client.count_collections() == 0
+        assert not list((tmp_path / "chroma" / "relaygraph-rebuilds").iterdir())
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_rebuild_loses_no_vector(tmp_path: Path) -> None:
+    path = tmp_path / "chroma"
+    data = vectors(8, seed=53)
+    with VectorStore.open_local(path) as store:
+        store.index("memories").add(ALICE, [f"m{i}" for i in range(8)], data)
+        store.index("memories").delete(ALICE, ["m0"])
+    # The child dies (os._exit: no clean-up at all) right after the original is dropped,
+    # when only the temporary copy holds Alice's vectors.
+    script = (
+        "import os\n"
+        "from pathlib import Path\n"
+        "from chromadb.api.models.Collection import Collection\n"
+        "from memory.types import Scope\n"
+        "from memory.vectors import VectorStore\n"
+        "Collection.modify = lambda self, *a, **k: os._exit(17)\n"
+        f"store = VectorStore.open_local(Path({str(path)!r}))\n"
+        f"store.index('memories').rebuild(Scope({ALICE.tenant!r}, {ALICE.user!r}))\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 17, child.stderr
+    with VectorStore.open_local(path) as reopened:
+        index = reopened.index("memories")
+        assert index.count(ALICE) == 7
+        assert {hit.id for hit in index.query(ALICE, data[3], k=10)} == {
+            f"m{i}" for i in range(1, 8)
+        }
+
+
+@pytest.mark.slow
+def test_on_a_server_the_next_user_of_the_scope_finishes_an_interrupted_rebuild(
+    chroma_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import secrets
+
+    key = secrets.token_bytes(32)
+    data = vectors(5, seed=54)
+    crashed = VectorStore.connect(chroma_url, scope_key=key)
+    crashed.index("memories").add(ALICE, [f"m{i}" for i in range(5)], data)
+    with monkeypatch.context() as patch:
+        _crash_during_rebuild(crashed, "renaming the copy", patch)
+        with pytest.raises(SimulatedCrash):
+            crashed.index("memories").rebuild(ALICE)
+    with VectorStore.connect(chroma_url, scope_key=key) as other:  # another process
+        index = other.index("memories")
+        assert index.count(ALICE) == 5
+        assert index.query(ALICE, data[1], k=1)[0].id == "m1"
+        index.delete_scope(ALICE)
+        assert index.count(ALICE) == 0
+    crashed.close()

@@ -70,3 +70,58 @@ def test_overlapping_terms_of_one_category_give_one_finding() -> None:
     text = "I have been a trade union member since 2010."
     findings = [f for f in scan_text(text).findings if f.type is EntityType.TRADE_UNION]
     assert [f.text for f in findings] == ["trade union"]
+
+
+@pytest.mark.parametrize(
+    "text, word",
+    [
+        ("I am black.", "black"),
+        ("I'm a black woman and I work in finance.", "black"),
+        ("As a black woman in tech, I get asked this a lot.", "black"),
+        ("She is half Arab.", "Arab"),
+        ("My ethnicity is white British.", "white"),
+        ("My mother is black, my father is Danish.", "black"),
+        ("My black neighbour keeps getting stopped by the police.", "black"),
+        ("He is a white man in his fifties.", "white"),
+        ("I identify as Asian.", "Asian"),
+        ("Being black, I notice who gets served first.", "black"),
+        ("Anna is black and wants that noted.", "black"),
+        ("They are Roma and moved here in 2015.", "Roma"),
+        ("Jeg er arabisk og taler også dansk.", "arabisk"),
+        ("Min mor er asiatisk.", "asiatisk"),
+        ("Som arabisk kvinde bliver jeg ofte spurgt.", "arabisk"),
+    ],
+)
+def test_colour_words_stating_a_persons_ethnicity_are_special(text: str, word: str) -> None:
+    findings = [f for f in detect_special_categories(text) if f.type is EntityType.ETHNICITY]
+    assert word in [f.text for f in findings]
+    assert scan_text(text).sensitivity is Sensitivity.SPECIAL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I drink my coffee black.",
+        "My black cat sleeps on the sofa.",
+        "My car is white.",
+        "I'm wearing my black jacket today.",
+        "His white shirt was stained.",
+        "I'm white-water rafting with my brother.",
+        "My daughter's black belt exam is on Friday.",
+        "I love Asian food, especially my mother's.",
+        "Send it to my office at Via Roma 12, Milan.",
+        "We keep our Arab horses at my uncle's farm.",
+        "It is a white car.",
+        "I am in the black this quarter.",
+        "Jeg kan godt lide asiatisk mad, især min mors.",
+    ],
+)
+def test_colour_words_in_everyday_use_near_my_are_not_special(text: str) -> None:
+    assert [f for f in detect_special_categories(text) if f.type is EntityType.ETHNICITY] == []
+    assert scan_text(text).sensitivity is not Sensitivity.SPECIAL
+
+
+def test_other_weak_ethnicity_words_keep_the_personal_cue_rule() -> None:
+    # "race" is not a colour word: a personal cue before it still counts.
+    assert [f.text for f in detect_special_categories("My race is listed on the form.")] == ["race"]
+    assert detect_special_categories("The race starts at noon.") == []
