@@ -114,19 +114,24 @@ async def delete_checkpoints(
 ) -> None:
     """Delete some checkpoints of a thread (rollback of a cancelled run).
 
-    LangGraph's savers can only delete whole threads, so this speaks to the SQLite
-    saver's tables directly.
+    LangGraph's savers can only delete whole threads, so this speaks to the savers' tables
+    directly. On PostgreSQL, channel values live apart from checkpoints, in
+    ``checkpoint_blobs`` rows keyed by (thread, namespace, channel, version) and shared by
+    every checkpoint whose ``channel_versions`` names that version; the blobs the deleted
+    checkpoints named and no remaining checkpoint of the thread names go with them, in the
+    same transaction. Only those candidates are considered, never "every unreferenced blob
+    of the thread": the saver writes a checkpoint's new blobs before its row, each in its
+    own autocommit statement, so a concurrent writer's fresh blobs are briefly unreferenced
+    (their versions carry a random suffix, so they never collide with the candidates).
 
     Raises:
         NotImplementedError: the saver is neither the SQLite nor the PostgreSQL one.
     """
     if _is_postgres_saver(saver):
-        async with saver._cursor(pipeline=True) as cur:  # type: ignore[attr-defined]
-            for table in ("checkpoint_writes", "checkpoints"):
-                await cur.execute(
-                    f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
-                    (thread_id, checkpoint_ids),
-                )
+        async with saver.lock, _pg_connection(saver) as conn, conn.transaction():  # type: ignore[attr-defined]
+            params = {"thread_id": thread_id, "ids": checkpoint_ids}
+            await conn.execute(_PG_DELETE_WRITES, params)
+            await conn.execute(_PG_DELETE_CHECKPOINTS_AND_BLOBS, params)
         return
     if not isinstance(saver, AsyncSqliteSaver):
         raise NotImplementedError(f"rollback is not supported on {type(saver).__name__}")
@@ -182,6 +187,85 @@ _PG_COPY_THREAD = (
     "task_path, idx, channel, type, blob) SELECT %s, checkpoint_ns, checkpoint_id, task_id, "
     "task_path, idx, channel, type, blob FROM checkpoint_writes WHERE thread_id = %s",
 )
+
+
+_PG_DELETE_WRITES = (
+    "DELETE FROM checkpoint_writes WHERE thread_id = %(thread_id)s AND checkpoint_id = ANY(%(ids)s)"
+)
+# The sub-statements of a WITH see one snapshot, so the blob delete still sees the doomed
+# checkpoints in ``checkpoints``: they are excluded by id.
+_PG_DELETE_CHECKPOINTS_AND_BLOBS = """
+WITH doomed AS (
+    DELETE FROM checkpoints
+    WHERE thread_id = %(thread_id)s AND checkpoint_id = ANY(%(ids)s)
+    RETURNING checkpoint_ns, checkpoint
+), named AS (
+    SELECT DISTINCT doomed.checkpoint_ns, version.key AS channel, version.value AS version
+    FROM doomed CROSS JOIN LATERAL jsonb_each_text(doomed.checkpoint -> 'channel_versions')
+        AS version
+)
+DELETE FROM checkpoint_blobs AS blob
+USING named
+WHERE blob.thread_id = %(thread_id)s
+    AND blob.checkpoint_ns = named.checkpoint_ns
+    AND blob.channel = named.channel
+    AND blob.version = named.version
+    AND NOT EXISTS (
+        SELECT 1 FROM checkpoints AS kept
+        WHERE kept.thread_id = blob.thread_id
+            AND kept.checkpoint_ns = blob.checkpoint_ns
+            AND NOT (kept.checkpoint_id = ANY(%(ids)s))
+            AND kept.checkpoint -> 'channel_versions' ->> blob.channel = blob.version
+    )
+"""
+
+
+@asynccontextmanager
+async def _pg_connection(saver: Any) -> AsyncIterator[Any]:
+    """An ``AsyncPostgresSaver``'s connection, or one borrowed from its pool."""
+    from psycopg import AsyncConnection
+
+    if isinstance(saver.conn, AsyncConnection):
+        yield saver.conn
+    else:
+        async with saver.conn.connection() as conn:
+            yield conn
+
+
+_PG_CHECKPOINT_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+
+
+async def vacuum_checkpoints(
+    saver: BaseCheckpointSaver, *, busy_timeout_ms: int = 30_000
+) -> tuple[list[str], list[str]]:
+    """Rewrite the PostgreSQL saver's tables with ``VACUUM (FULL, ANALYZE)`` so that deleted
+    checkpoints leave no old row versions in their files (after an erasure). Waits at most
+    ``busy_timeout_ms`` for each table's lock. Other savers: nothing to do (the SQLite
+    file is compacted by the eraser itself).
+
+    Returns (tables rewritten, tables skipped because their lock was not granted).
+    """
+    from psycopg import errors
+
+    if not _is_postgres_saver(saver):
+        return [], []
+    done: list[str] = []
+    skipped: list[str] = []
+    async with _pg_connection(saver) as conn:
+        if not conn.autocommit:  # VACUUM cannot run inside a transaction block
+            return [], list(_PG_CHECKPOINT_TABLES)
+        await conn.execute(f"SET lock_timeout = {int(busy_timeout_ms)}")
+        try:
+            for table in _PG_CHECKPOINT_TABLES:
+                try:
+                    await conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
+                except errors.LockNotAvailable:
+                    skipped.append(table)
+                else:
+                    done.append(table)
+        finally:
+            await conn.execute("RESET lock_timeout")
+    return done, skipped
 
 
 def _is_postgres_saver(saver: BaseCheckpointSaver) -> bool:

@@ -18,7 +18,14 @@ Order of work:
    collection (hnswlib only marks deleted vectors); then ``VectorStore.purge_residue``
    removes dropped collections' segment files, zeroes the HNSW capacity that hnswlib wrote
    from uninitialised memory (it can hold stray bytes of any text the process handled) and
-   compacts Chroma's SQLite file.
+   compacts Chroma's SQLite file. PostgreSQL keeps deleted and updated rows' old versions
+   in its table, TOAST and index files until they are rewritten, and a plain ``VACUUM``
+   only marks that space free (it does not zero it): the tables the erasure touched, and
+   the checkpointer's, are rewritten with ``VACUUM (FULL, ANALYZE)`` on an autocommit
+   connection. It takes each table's ACCESS EXCLUSIVE lock for the rewrite; a table whose
+   lock is not granted within the busy timeout is skipped, logged and reported in
+   ``not_compacted`` for the operator to rewrite later (SECURITY.md: WAL, replicas and
+   backups keep the bytes until their retention ends; that is the operator's to set).
 4. **Verify.** Every file under the data directory (SQLite files, WAL files, the Chroma
    directory, the files directory) is read as raw bytes and searched for each identifier
    (UTF-8, and UTF-16 for good measure). The report names files and identifier *kinds*
@@ -42,7 +49,8 @@ from typing import Any
 
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from memory.memories import Memories
 from memory.types import Scope
@@ -55,6 +63,7 @@ from store.models import (
     Approval,
     AuditEntry,
     AuditPayload,
+    Base,
     Document,
     DocumentGrant,
     Feedback,
@@ -84,6 +93,15 @@ _IDENTIFYING = (
 )
 _MIN_IDENTIFIER = 4
 _CHUNK = 4 * 1024 * 1024
+
+
+_KEPT_TABLES = frozenset({"audit_entries", "assistants", "provider_credentials"})
+"""Store tables an erasure never changes (the audit chain keeps its rows by design)."""
+
+
+def erased_tables() -> list[str]:
+    """The store's tables an erasure may delete or rewrite rows of."""
+    return [table for table in Base.metadata.tables if table not in _KEPT_TABLES]
 
 
 @dataclass
@@ -123,6 +141,7 @@ class ErasureReport:
     user: str
     deleted: dict[str, int] = field(default_factory=dict)
     compacted: list[str] = field(default_factory=list)
+    not_compacted: list[str] = field(default_factory=list)
     verification: Verification | None = None
 
     @property
@@ -136,6 +155,7 @@ class ErasureReport:
             "ok": self.ok,
             "deleted": self.deleted,
             "compacted": self.compacted,
+            "not_compacted": self.not_compacted,
             "verification": None if self.verification is None else self.verification.to_dict(),
         }
 
@@ -270,6 +290,34 @@ def compact_sqlite(path: Path, *, busy_timeout_ms: int = 30_000) -> bool:
     return True
 
 
+async def vacuum_postgres(db: Database, tables: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``VACUUM (FULL, ANALYZE)`` each of ``tables`` that exists, so that no file of the
+    store keeps old row versions; VACUUM cannot run in a transaction block, hence an
+    autocommit connection. The store's ``lock_timeout`` bounds the wait for each table.
+
+    Returns (tables rewritten, tables skipped because their lock was not granted).
+    """
+    done: list[str] = []
+    skipped: list[str] = []
+    quote = db.engine.dialect.identifier_preparer.quote
+    async with db.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        for table in tables:
+            exists = (
+                await autocommit.execute(text("SELECT to_regclass(:name)"), {"name": table})
+            ).scalar_one()
+            if exists is None:
+                continue
+            try:
+                await autocommit.execute(text(f"VACUUM (FULL, ANALYZE) {quote(table)}"))
+            except DBAPIError as exc:
+                log.warning("vacuum_skipped", table=table, error=str(exc.orig or exc))
+                skipped.append(table)
+            else:
+                done.append(table)
+    return done, skipped
+
+
 class Eraser:
     """Erases one (tenant, user) from every store it is given.
 
@@ -321,7 +369,7 @@ class Eraser:
         chunks = self.vectors.index("chunks")
         await asyncio.to_thread(chunks.delete_scope, Scope(tenant, user))
         deleted["audit_payloads"] = await self._erase_audit(tenant, user)
-        report.compacted = await self._compact()
+        report.compacted, report.not_compacted = await self._compact()
         residue = await asyncio.to_thread(self.vectors.purge_residue)
         if residue["bytes_zeroed"] or residue["segments_removed"]:
             report.compacted.append(self.vectors.location)
@@ -460,8 +508,21 @@ class Eraser:
         # attributable here; their arguments were digested, and the subject's threads are gone.
         return erased
 
-    async def _compact(self) -> list[str]:
+    async def _compact(self) -> tuple[list[str], list[str]]:
+        """(what was compacted, what could not be: PostgreSQL tables left for later)."""
         compacted: list[str] = []
+        skipped: list[str] = []
+        if self.db.is_postgres:
+            rewritten, skipped = await vacuum_postgres(self.db, erased_tables())
+            compacted.extend(f"postgresql:{table}" for table in rewritten)
+        if self.checkpointer is not None:
+            from graphs.checkpointer import vacuum_checkpoints
+
+            rewritten, left = await vacuum_checkpoints(
+                self.checkpointer, busy_timeout_ms=self.busy_timeout_ms
+            )
+            compacted.extend(f"postgresql:{table}" for table in rewritten)
+            skipped.extend(left)
         if self.db.is_sqlite:
             from store.database import sqlite_path
 
@@ -485,7 +546,7 @@ class Eraser:
                 )
             if done:
                 compacted.append(str(self.checkpoint_path))
-        return compacted
+        return compacted, [f"postgresql:{table}" for table in skipped]
 
     async def _classify_retained(
         self, tenant: str, user: str, identifiers: list[Identifier], verification: Verification

@@ -1,6 +1,7 @@
 """Shared parts of the document tests: fixture files made on the fly (PDF with pypdf, DOCX
 with python-docx), a deterministic embedder with the real one's interface, and a
-``Documents`` over a real SQLite file and a real Chroma directory."""
+``Documents`` over the test's relational store (a SQLite file, or the PostgreSQL database
+the ``backend`` fixture chose) and a real Chroma directory."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from memory.types import Scope
 from memory.vectors import VectorStore
 from store import Database, migrate
 from store.models import Document, DocumentChunk, DocumentGrant, IngestionJob
+from tests.memory.memory_helpers import store_url
 
 
 class HashingEmbedder(Embedder):
@@ -102,15 +104,11 @@ def make_docx(paragraphs: Sequence[str], table: Sequence[Sequence[str]] = ()) ->
     return buffer.getvalue()
 
 
-def sqlite_url(directory: Path) -> str:
-    return f"sqlite+aiosqlite:///{directory / 'relaygraph.db'}"
-
-
 @asynccontextmanager
 async def open_test_documents(
     directory: Path, embedder: Embedder, config: DocumentConfig | None = None
 ) -> AsyncIterator[tuple[Documents, Database, VectorStore]]:
-    url = sqlite_url(directory)
+    url = store_url(directory)
     await asyncio.to_thread(migrate, url)
     db = Database(url)
     store = VectorStore.open_local(directory / "chroma")
@@ -136,10 +134,25 @@ async def row_counts(db: Database) -> dict[str, int]:
             counts[model.__tablename__] = (
                 await session.execute(select(func.count()).select_from(model))
             ).scalar_one()
-        counts["fts"] = (
-            await session.execute(text("select count(*) from document_chunks_fts"))
-        ).scalar_one()
+        # Entries of the full-text index: SQLite's FTS5 table, PostgreSQL's tsvector column.
+        fts = (
+            "select count(*) from document_chunks_fts"
+            if db.is_sqlite
+            else "select count(*) from document_chunks where text_tsv is not null"
+        )
+        counts["fts"] = (await session.execute(text(fts))).scalar_one()
     return counts
+
+
+async def fulltext_matches(db: Database, word: str) -> int:
+    """Chunks the full-text index finds for ``word`` (FTS5 MATCH, or a tsquery)."""
+    statement = (
+        "select count(*) from document_chunks_fts where document_chunks_fts match :word"
+        if db.is_sqlite
+        else "select count(*) from document_chunks where text_tsv @@ to_tsquery('simple', :word)"
+    )
+    async with db.session() as session:
+        return int((await session.execute(text(statement), {"word": word})).scalar_one())
 
 
 async def chunk_ids(db: Database, document_id: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Shared parts of the memory tests: a deterministic embedder with the real one's interface
-and a ``Memories`` over a real SQLite file and a real Chroma directory."""
+and a ``Memories`` over the test's relational store (a SQLite file, or the PostgreSQL
+database the ``backend`` fixture chose) and a real Chroma directory."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from memory.consent import ConsentService
 from memory.embeddings import Embedder
 from memory.memories import MEMORY_NAMESPACE, Memories, MemoryConfig
 from memory.vectors import VectorStore
+from runtime.settings import Settings
 from store import Database, migrate
+
+
+def store_url(directory: Path) -> str:
+    """The relational store a test uses, picked as the product picks it: Settings'
+    ``store_url`` (``RELAYGRAPH_DATABASE_URL``, set by the ``backend`` fixture, or a SQLite
+    file in ``directory``)."""
+    return Settings(data_dir=directory).store_url
 
 
 class WordHashEmbedder(Embedder):
@@ -60,7 +69,7 @@ async def open_memories(
 ) -> AsyncIterator[Env]:
     """``vectors``: how to open the vector store (the ``open_vectors`` fixture: embedded
     or a Chroma server); default embedded in ``directory/chroma``."""
-    url = f"sqlite+aiosqlite:///{directory / 'relaygraph.db'}"
+    url = store_url(directory)
     migrate(url)
     db = Database(url)
     store = vectors(directory) if vectors else VectorStore.open_local(directory / "chroma")

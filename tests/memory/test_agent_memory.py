@@ -20,6 +20,8 @@ from runtime.system import open_system
 from store.models import TraceStep
 from tests.memory.memory_helpers import WordHashEmbedder
 
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
+
 ALICE = Principal.with_roles("acme", "alice", ["user"])
 BOB = Principal.with_roles("acme", "bob", ["user"])
 ALICE_ELSEWHERE = Principal.with_roles("globex", "alice", ["user"])

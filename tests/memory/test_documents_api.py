@@ -12,6 +12,8 @@ import pytest
 from tests.api.conftest import ApiServer, serve  # noqa: F401  (the API tests' fixture)
 from tests.memory.documents_helpers import make_pdf, warm_model_cache
 
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
+
 NOTES = b"Release notes\n\nThe kestrel build fixes the login timeout.\n"
 
 

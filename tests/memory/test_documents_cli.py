@@ -1,5 +1,6 @@
 """relaygraph/ingest_cli.py: `relaygraph ingest PATH... --tenant T --user U [--json]` against a
-real data directory (SQLite file, embedded Chroma, the real offline embedder)."""
+real data directory (its relational store: a SQLite file, or PostgreSQL through the
+``backend`` fixture; embedded Chroma; the real offline embedder)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from relaygraph.cli import app
 from runtime.settings import Settings
 from store import Database
 from tests.memory.documents_helpers import make_docx, warm_model_cache
+
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Hybrid retrieval (memory/retrieval.py) with the real offline MiniLM embedder: a keyword
+"""Hybrid retrieval (memory/retrieval.py) with the real offline MiniLM embedder, on SQLite's
+FTS5 and PostgreSQL's tsvector (the ``backend`` fixture): a keyword
 query and a paraphrase each rank the right chunk first; citations carry document, chunk,
 page and score."""
 
@@ -31,7 +32,7 @@ def real_embedder(tmp_path_factory: pytest.TempPathFactory) -> LocalMiniLMEmbedd
 
 
 @pytest.fixture
-async def handbook(tmp_path: Path, real_embedder: LocalMiniLMEmbedder):  # type: ignore[no-untyped-def]
+async def handbook(tmp_path: Path, real_embedder: LocalMiniLMEmbedder, backend: str):  # type: ignore[no-untyped-def]
     async with open_test_documents(tmp_path, real_embedder) as (documents, _db, _store):
         submission = await documents.ingestor.submit(
             tenant="acme", owner="alice", data=make_pdf(HANDBOOK), source="handbook.pdf"

@@ -1,5 +1,6 @@
-"""Memories over a real SQLite file and a real Chroma directory: idempotent writes, merging,
-isolation, scoping, hybrid recall marked untrusted, expiry, and no text in Chroma."""
+"""Memories over a real relational store (SQLite, and PostgreSQL through the ``backend``
+fixture) and a real Chroma directory: idempotent writes, merging, isolation, scoping, hybrid
+recall marked untrusted, expiry, and no text in Chroma."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.memory.memory_helpers import open_memories
 ALICE = Principal.with_roles("acme", "alice", ["user"])
 BOB = Principal.with_roles("acme", "bob", ["user"])
 ALICE_GLOBEX = Principal.with_roles("globex", "alice", ["user"])
+on_each_backend = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
 
 
 async def count(env, **where) -> int:  # type: ignore[no-untyped-def]
@@ -37,6 +39,7 @@ async def count(env, **where) -> int:  # type: ignore[no-untyped-def]
         return int((await session.execute(statement)).scalar_one())
 
 
+@on_each_backend
 async def test_writes_are_idempotent_on_retry(tmp_path: Path, open_vectors: OpenVectors) -> None:
     async with open_memories(tmp_path, vectors=open_vectors) as env:
         first = await env.memories.remember(ALICE, "Prefers tea over coffee.")
@@ -51,6 +54,7 @@ async def test_writes_are_idempotent_on_retry(tmp_path: Path, open_vectors: Open
         assert env.vectors.index("memories").count(Scope("acme", "alice")) == 2
 
 
+@on_each_backend
 async def test_near_duplicates_merge_with_the_real_model(
     tmp_path: Path, open_vectors: OpenVectors
 ) -> None:
@@ -69,6 +73,7 @@ async def test_near_duplicates_merge_with_the_real_model(
         assert texts == {"Alice prefers her answers in Danish", "Alice has a dog called Rufus."}
 
 
+@on_each_backend
 async def test_recall_is_isolated_between_users_and_tenants(
     tmp_path: Path, open_vectors: OpenVectors
 ) -> None:
@@ -95,6 +100,7 @@ async def test_recall_is_isolated_between_users_and_tenants(
         assert len(await env.memories.recall(BOB, "favourite colour green")) == 1
 
 
+@on_each_backend
 async def test_assistant_and_thread_scopes(tmp_path: Path, open_vectors: OpenVectors) -> None:
     async with open_memories(tmp_path, vectors=open_vectors) as env:
         everywhere = await env.memories.remember(ALICE, "Name of the cat is Mits.")
@@ -112,6 +118,7 @@ async def test_assistant_and_thread_scopes(tmp_path: Path, open_vectors: OpenVec
         assert await ids(assistant_id="sales", thread_id="t-2") == {everywhere.memory_id}
 
 
+@on_each_backend
 async def test_bad_input_is_refused_and_nothing_is_written(
     tmp_path: Path, open_vectors: OpenVectors
 ) -> None:
@@ -126,6 +133,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(
         assert await count(env) == 0
 
 
+@on_each_backend
 async def test_expired_memories_are_not_recalled_and_are_swept(
     tmp_path: Path, open_vectors: OpenVectors
 ) -> None:
@@ -163,6 +171,7 @@ async def test_chroma_holds_no_text_or_identifiers(tmp_path: Path) -> None:
         assert b"alice" not in data and b"acme" not in data, path
 
 
+@on_each_backend
 async def test_remember_later_returns_at_once_and_drains(
     tmp_path: Path, open_vectors: OpenVectors
 ) -> None:
@@ -179,6 +188,7 @@ class _Runtime:
         principal = ALICE
 
 
+@on_each_backend
 async def test_recall_and_remember_nodes(tmp_path: Path, open_vectors: OpenVectors) -> None:
     async with open_memories(tmp_path, vectors=open_vectors) as env:
         remember = make_remember_node(env.memories, principal_of=lambda rt: rt.context.principal)

@@ -15,6 +15,8 @@ from privacy import Sensitivity
 from tests.memory.conftest import OpenVectors
 from tests.memory.memory_helpers import WordHashEmbedder, open_memories
 
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
+
 ALICE = Principal.with_roles("acme", "alice", ["user"])
 BOB = Principal.with_roles("acme", "bob", ["user"])
 HEALTH = "Alice was diagnosed with diabetes last year."

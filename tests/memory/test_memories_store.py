@@ -13,6 +13,8 @@ from runtime import store_items
 from tests.memory.conftest import OpenVectors
 from tests.memory.memory_helpers import WordHashEmbedder, open_memories
 
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
+
 
 async def test_base_store_operations_and_semantic_search(
     tmp_path: Path, open_vectors: OpenVectors
