@@ -8,9 +8,16 @@ SDK points fd 1 at stderr for everything else.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import json
+import os
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from io import TextIOWrapper
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self, cast
 
 import anyio
 import mcp_types as types
@@ -61,14 +68,99 @@ async def serve_stdio(executor: ToolExecutor, config: McpConfig, principal: Prin
         return principal
 
     server = build_server(service, fixed)
-    async with stdio_server() as (read_stream, write_stream):
-        readable = AnsweringReadStream(read_stream, write_stream)
-        await server.run(readable, write_stream, server.create_initialization_options())
+    with _stdin_off_the_wire() as wire:
+        lines = IdCheckingLines(anyio.wrap_file(_BorrowedText(wire)))
+        async with stdio_server(stdin=cast(Any, lines)) as (read_stream, write_stream):
+            readable = AnsweringReadStream(read_stream, write_stream, lines.rejected)
+            await server.run(readable, write_stream, server.create_initialization_options())
 
 
-def unreadable_line_error(exc: Exception) -> types.JSONRPCError:
+class _BorrowedText(TextIOWrapper):
+    """UTF-8 text over a binary stream this module does not own: closing detaches."""
+
+    def __init__(self, buffer: IO[bytes]) -> None:
+        super().__init__(cast(Any, buffer), encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.detach()
+
+
+@contextlib.contextmanager
+def _stdin_off_the_wire() -> Iterator[IO[bytes]]:
+    """The protocol's stdin, read from a private duplicate while fd 0 points at the null
+    device (so tool subprocesses cannot swallow protocol bytes), as the SDK does when it
+    opens stdin itself. We open it because we must see each raw line (IdCheckingLines).
+
+    The duplicate is never closed: a worker thread may still block reading it.
+    """
+    try:
+        on_fd_0 = sys.stdin.buffer.fileno() == 0
+    except (AttributeError, OSError, ValueError):
+        on_fd_0 = False
+    if not on_fd_0:
+        yield sys.stdin.buffer  # in-process callers that replaced sys.stdin
+        return
+    private = os.dup(0)  # non-inheritable; above 2 while fds 0-2 are open
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(null, 0)
+    finally:
+        os.close(null)
+    try:
+        yield os.fdopen(private, "rb", closefd=False)
+    finally:
+        os.dup2(private, 0)
+
+
+def invalid_request_id(line: str) -> str | None:
+    """Why a line's JSON-RPC ``id`` is invalid (JSON-RPC 2.0: a string, a number without
+    fraction, or null), or None. The SDK would read such a request as a notification and
+    never answer it, leaving the client waiting."""
+    if '"id"' not in line:
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or "id" not in message:
+        return None
+    request_id = message["id"]
+    if request_id is None or isinstance(request_id, str):
+        return None
+    if isinstance(request_id, int) and not isinstance(request_id, bool):
+        return None
+    return '"id" must be a string or an integer'
+
+
+class IdCheckingLines:
+    """Stdin lines for the SDK, with each request whose ``id`` is of the wrong type
+    swapped for a line the SDK rejects; the reason waits in ``rejected`` for
+    AnsweringReadStream, which answers it -32600 in the same order."""
+
+    _REJECTED_LINE = "null\n"
+
+    def __init__(self, lines: Any) -> None:
+        self._lines = lines
+        self.rejected: deque[str] = deque()
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for line in self._lines:
+            problem = invalid_request_id(line)
+            if problem is None:
+                yield line
+            else:
+                self.rejected.append(problem)
+                yield self._REJECTED_LINE
+
+
+def unreadable_line_error(exc: Exception, problem: str | None = None) -> types.JSONRPCError:
     """The JSON-RPC 2.0 answer to a line that is no message: -32700 for invalid JSON,
-    -32600 for JSON that is not a request, notification or response (id null: unknown)."""
+    -32600 for JSON that is not a request, notification or response (id null: unknown);
+    ``problem`` says what was wrong when it is known."""
+    if problem is not None:
+        error = types.ErrorData(code=types.INVALID_REQUEST, message=f"Invalid Request: {problem}")
+        return types.JSONRPCError(jsonrpc="2.0", id=None, error=error)
     not_json = isinstance(exc, ValidationError) and any(
         error["type"] == "json_invalid" for error in exc.errors()
     )
@@ -92,9 +184,10 @@ class AnsweringReadStream:
     carries (``last_context``) is passed through.
     """
 
-    def __init__(self, incoming: Any, outgoing: Any) -> None:
+    def __init__(self, incoming: Any, outgoing: Any, rejected: deque[str] | None = None) -> None:
         self._incoming = incoming
         self._outgoing = outgoing
+        self._rejected = rejected if rejected is not None else deque()
 
     @property
     def last_context(self) -> contextvars.Context | None:
@@ -105,7 +198,8 @@ class AnsweringReadStream:
             item = await self._incoming.receive()
             if not isinstance(item, Exception):
                 return item
-            await self._outgoing.send(SessionMessage(unreadable_line_error(item)))
+            problem = self._rejected.popleft() if self._rejected else None
+            await self._outgoing.send(SessionMessage(unreadable_line_error(item, problem)))
 
     async def aclose(self) -> None:
         await self._incoming.aclose()

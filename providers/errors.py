@@ -45,6 +45,15 @@ class InvalidModelOutput(ProviderError):
     code = "invalid_model_output"
 
 
+class ContentFiltered(InvalidModelOutput):
+    """The provider's content filter (or safety settings) stopped the answer: an empty or
+    cut-off message that must not pass for an answer. Not retried on the same deployment
+    (the same prompt is filtered again); the router falls back like for any failure, and
+    the deployment's breaker does not count it (the provider is healthy)."""
+
+    code = "content_filtered"
+
+
 class StructuredOutputError(ProviderError):
     """The model's structured answer failed validation, also after one repair attempt."""
 

@@ -103,6 +103,8 @@ def describe(exc: BaseException) -> str:
     """One line for usage rows and error messages: type, status, first line of text."""
     status = status_of(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not text and isinstance(exc, TimeoutError):
+        text = "the client library's timeout passed (connecting or waiting for the answer)"
     head = type(exc).__name__ + (f" ({status})" if status else "")
     return f"{head}: {text[:300]}" if text else head
 

@@ -11,7 +11,10 @@ LangGraph's ``messages`` stream still sees its tokens. Per call it:
 4. calls the deployment (the client library's own retries are off): transient failures
    are retried with backoff and jitter honouring ``Retry-After``; any failure falls back to
    the next deployment, for streams too as long as no token was sent. A stream that breaks
-   after its first token raises ``StreamInterrupted`` (never a silent truncation);
+   after its first token raises ``StreamInterrupted`` (never a silent truncation). An
+   answer stopped by the provider's content filter is a failure (``ContentFiltered``, not
+   retried, not held against the breaker); a refused key (401/403) is not retried and is
+   logged with the setting to fix, so a fallback never hides it;
 5. writes a usage row per deployment tried (tokens, cost, latency, fallback, error).
 
 Per-call facts (tenant, user, run, node, prompt, sensitivity) arrive as the ``call``
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,11 +48,12 @@ from providers.credentials import PROVIDERS, CredentialSource
 from providers.errors import (
     AllDeploymentsFailed,
     BudgetExceeded,
+    ContentFiltered,
     InvalidModelOutput,
     NoCapableDeployment,
     StreamInterrupted,
 )
-from providers.retry import RetryPolicy, describe, is_transient, retry_after_seconds
+from providers.retry import RetryPolicy, describe, is_transient, retry_after_seconds, status_of
 from providers.specs import ModelSpec
 from providers.tokens import (
     Summariser,
@@ -59,7 +65,15 @@ from providers.tokens import (
 from providers.usage import PaidBy, UsageRecord, UsageRecorder
 from providers.websearch import normalise_search_answer, search_tool_for
 
+logger = logging.getLogger(__name__)
+
 Strategy = Literal["ordered", "cost", "latency"]
+KEY_SETTINGS = {
+    "openai": "OPENAI_API_KEY",
+    "google": "GOOGLE_API_KEY",
+    "openai-compatible": "RELAYGRAPH_COMPATIBLE_API_KEY",
+}
+"""Where each deployment kind's default key is configured (named in warnings)."""
 EXPECTED_OUTPUT_TOKENS = 1024
 """Output assumed when estimating a call's cost before it is made."""
 
@@ -414,7 +428,9 @@ class RouterChatModel(BaseChatModel):
                                 yield piece
                         message: AIMessage = _finish_stream(merged)
                     else:
-                        async with asyncio.timeout(self.services.attempt_timeout_seconds):
+                        async with _attempt_deadline(
+                            self.services.attempt_timeout_seconds, "no answer"
+                        ):
                             result = await _generate_once(target, candidate.messages)
                         message = _checked(result)
                     if request.web_search:
@@ -423,10 +439,14 @@ class RouterChatModel(BaseChatModel):
                     deployment.breaker.release()
                     raise
                 except Exception as exc:
-                    if model is deployment.model or is_transient(exc):
+                    if isinstance(exc, ContentFiltered):  # the provider answered: healthy
+                        deployment.breaker.record_success()
+                    elif model is deployment.model or is_transient(exc):
                         deployment.breaker.record_failure()
                     else:  # a tenant's own key was refused: not the provider's health
                         deployment.breaker.release()
+                    if status_of(exc) in (401, 403):
+                        _warn_refused_key(deployment, request, own_key=model is deployment.model)
                     elapsed = (time.perf_counter() - started) * 1000
                     if sent:
                         error = StreamInterrupted(
@@ -505,7 +525,7 @@ class RouterChatModel(BaseChatModel):
         try:
             while True:
                 try:
-                    async with asyncio.timeout(timeout):
+                    async with _attempt_deadline(timeout, "no stream chunk"):
                         chunk = await stream.__anext__()
                 except StopAsyncIteration:
                     break
@@ -816,17 +836,74 @@ def _invalid_calls_message(message: AIMessage | AIMessageChunk) -> str:
     return f"the model proposed tool calls whose arguments are not valid JSON ({names})"
 
 
+def _warn_refused_key(deployment: Deployment, request: _Request, *, own_key: bool) -> None:
+    """A refused key is no outage: falling back hides it from callers, so say it in the
+    log (never the key, nor the provider's text, which may quote part of it)."""
+    if own_key:
+        setting = KEY_SETTINGS.get(deployment.spec.kind, "the deployment's key setting")
+        logger.warning(
+            "model deployment %s refused its default key (HTTP 401/403): check %s; its "
+            "calls fall back to the next deployment until then",
+            deployment.name,
+            setting,
+        )
+    else:
+        logger.warning(
+            "model deployment %s refused tenant %r's own %s key (HTTP 401/403): the tenant "
+            "admin should replace it (PUT /api/v1/admin/credentials/PROVIDER or "
+            "`relaygraph credentials set`)",
+            deployment.name,
+            request.call.tenant,
+            deployment.spec.kind,
+        )
+
+
+@asynccontextmanager
+async def _attempt_deadline(seconds: float, what: str) -> AsyncIterator[None]:
+    """``asyncio.timeout`` whose ``TimeoutError`` says which deadline passed (the bare one
+    has no text), for usage rows and error events; a client library's own timeout inside
+    it passes through unchanged."""
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            yield
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        raise TimeoutError(
+            f"{what} within the model timeout of {seconds:g} s (RELAYGRAPH_MODEL_TIMEOUT_SECONDS)"
+        ) from exc
+
+
+FILTERED_FINISH_REASONS = frozenset(
+    {"content_filter", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"}
+)
+"""Finish reasons meaning a content filter stopped the answer (OpenAI; Gemini)."""
+
+
+def _check_not_filtered(message: AIMessage | AIMessageChunk) -> None:
+    reason = message.response_metadata.get("finish_reason")
+    name = str(reason).rsplit(".", 1)[-1] if reason is not None else ""
+    if name in FILTERED_FINISH_REASONS:
+        raise ContentFiltered(
+            f"the provider's content filter stopped the answer (finish reason {name}); "
+            "rephrase the request or use a deployment with other safety settings"
+        )
+
+
 def _checked(result: Any) -> AIMessage:
     if not isinstance(result, AIMessage):
         raise InvalidModelOutput(f"the model returned {type(result).__name__}, not a message")
     if result.invalid_tool_calls:
         raise InvalidModelOutput(_invalid_calls_message(result))
+    _check_not_filtered(result)
     return result
 
 
 def _finish_stream(merged: AIMessageChunk | None) -> AIMessage:
     if merged is None:
         raise InvalidModelOutput("the stream ended without any message")
+    _check_not_filtered(merged)
     return AIMessage(
         content=merged.content,
         tool_calls=merged.tool_calls,

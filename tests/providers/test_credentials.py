@@ -260,10 +260,12 @@ async def test_concurrent_calls_of_two_tenants_keep_their_keys(
 
 
 async def test_a_refused_tenant_key_does_not_open_the_shared_breaker(
-    stubs: tuple[OpenAIStub, GeminiStub], store: CredentialStore
+    stubs: tuple[OpenAIStub, GeminiStub], store: CredentialStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A tenant's wrong key (401) fails that tenant's call clearly, but says nothing about
-    the provider's health: other tenants keep the deployment."""
+    the provider's health: other tenants keep the deployment. The log says whose key to
+    replace, never the key."""
+    caplog.set_level(logging.WARNING, logger="providers.router")
     openai_stub, _ = stubs
     openai_stub.reset()
     await store.set(tenant="acme", provider="openai", api_key="sk-acme-revoked-key-0000000")
@@ -284,6 +286,9 @@ async def test_a_refused_tenant_key_does_not_open_the_shared_breaker(
             with pytest.raises(Exception, match="401"):
                 await router.ainvoke([HumanMessage("hi")], call=CallInfo(tenant="acme"))
         assert router.breaker_states() == {"openai:gpt-4o-mini": "closed"}
+        warnings = [r.getMessage() for r in caplog.records if r.name == "providers.router"]
+        assert len(warnings) == 3 and "tenant 'acme'" in warnings[0], warnings
+        assert not any("sk-acme" in warning for warning in warnings)
         openai_stub.reply("globex still served")
         reply = await router.ainvoke([HumanMessage("hi")], call=CallInfo(tenant="globex"))
         assert reply.text == "globex still served"

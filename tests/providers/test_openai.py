@@ -113,6 +113,44 @@ def test_settings_reach_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (model.request_timeout, model.max_retries, model.stream_usage) == (7.5, 4, True)
 
 
+def _provider_settings_from_env() -> ProviderSettings:
+    """ProviderSettings exactly as a running system derives them from the environment."""
+    from types import SimpleNamespace
+
+    from runtime.settings import Settings
+    from runtime.system import System
+
+    derive = System.provider_settings.fget  # type: ignore[attr-defined]
+    settings: ProviderSettings = derive(SimpleNamespace(settings=Settings()))
+    return settings
+
+
+def test_default_keys_from_the_environment_go_only_where_they_belong(
+    stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``openai:`` deployments take OPENAI_API_KEY by default; an ``openai-compatible:``
+    endpoint (another host) never gets it: no key, or RELAYGRAPH_COMPATIBLE_API_KEY."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-env-key")
+    monkeypatch.setenv("RELAYGRAPH_OPENAI_BASE_URL", stub.base_url)
+    monkeypatch.delenv("RELAYGRAPH_COMPATIBLE_API_KEY", raising=False)
+    with OpenAIStub() as third_party:
+        compatible = f"openai-compatible:llama3@{third_party.base_url}"
+        stub.reply("from openai")
+        third_party.reply("from the third party")
+        settings = _provider_settings_from_env()
+        build_chat_model("openai:gpt-4o-mini", settings).invoke("hi")
+        build_chat_model(compatible, settings).invoke("hi")
+        assert stub.request_headers[-1]["authorization"] == "Bearer sk-openai-env-key"
+        assert third_party.request_headers[-1]["authorization"] == "Bearer not-needed"
+
+        monkeypatch.setenv("RELAYGRAPH_COMPATIBLE_API_KEY", "ck-third-party-key")
+        third_party.reply("with its own key")
+        build_chat_model(compatible, _provider_settings_from_env()).invoke("hi")
+        assert third_party.request_headers[-1]["authorization"] == "Bearer ck-third-party-key"
+        sent = [h["authorization"] for h in third_party.request_headers]
+    assert all("sk-openai-env-key" not in header for header in sent)
+
+
 def test_openai_spec_without_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     with pytest.raises(ModelSpecError, match="OPENAI_API_KEY"):

@@ -446,3 +446,28 @@ async def test_langgraph_messages_stream_sees_each_token_once(
         await router.aclose()
     assert len([p for p in pieces if p]) > 1  # streamed, not one final message
     assert "".join(pieces) == "tokens arrive one by one"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_content_filter_is_no_answer_and_falls_back(
+    streaming: bool, sides: tuple[Side, Side], routed: tuple[RouterChatModel, UsageRecorder]
+) -> None:
+    """An empty answer stopped by the provider's filter never passes for an answer; the
+    provider is healthy, so its breaker does not count it, and it is not retried."""
+    primary, fallback = sides
+    router, recorder = routed
+    reason = "content_filter" if primary.kind == "openai" else "SAFETY"
+    primary.answer("", finish_reason=reason)
+    fallback.answer("answered by the other provider")
+
+    if streaming:
+        reply: AIMessage | AIMessageChunk = (await stream_text(router, call=CALL))[0]
+    else:
+        reply = await router.ainvoke([HumanMessage("hello")], call=CALL)
+
+    assert reply.text == "answered by the other provider"
+    failed, answered = await usage_rows(recorder)
+    assert failed.deployment == primary.spec and failed.attempts == 1
+    assert "ContentFiltered" in (failed.error or "") and reason in (failed.error or "")
+    assert answered.fallback
+    assert router.deployments[0].breaker.failures == 0

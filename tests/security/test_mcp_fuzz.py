@@ -31,8 +31,14 @@ MALFORMED: list[tuple[bytes, int]] = [
     (b'{"jsonrpc": "2.0", "id": 7}', -32600),
     (b'{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": "x"}', -32600),
 ]
-# Over HTTP we check it ourselves; over stdio the SDK reads it as a notification (no answer).
-OBJECT_ID = b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/list"}'
+# Requests whose id is no string or integer: the SDK alone would read them as
+# notifications and never answer; both transports answer -32600 with id null.
+BAD_IDS: list[bytes] = [
+    b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/list"}',
+    b'{"jsonrpc": "2.0", "id": [1], "method": "tools/list"}',
+    b'{"jsonrpc": "2.0", "id": true, "method": "tools/list"}',
+    b'{"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}',
+]
 
 
 def _call(request_id: int, name: Any, arguments: Any) -> dict[str, Any]:
@@ -130,10 +136,12 @@ def http_session(mcp_http: Callable[..., McpServer]) -> _HttpSession:
 
 
 def test_http_malformed_messages_get_the_spec_error(http_session: _HttpSession) -> None:
-    for index, (raw, code) in enumerate([*MALFORMED, (OBJECT_ID, -32600)]):
+    for index, (raw, code) in enumerate([*MALFORMED, *((bad, -32600) for bad in BAD_IDS)]):
         response = http_session.post(raw)
         assert response.status_code == 400, raw
         _check_error(response.json(), code)
+        if raw in BAD_IDS:
+            assert response.json()["id"] is None, raw
         http_session.still_serves(100 + index)
 
 
@@ -224,6 +232,49 @@ class _Stdio:
         assert answer["result"]["isError"] is False
 
 
+async def test_stdio_lines_with_a_bad_id_become_an_invalid_request_answer() -> None:
+    """The stdio line filter (fast, in-process): requests with an id of the wrong type
+    are swapped for a line the SDK rejects and answered -32600 (id null) in order; every
+    other line passes through untouched."""
+    import mcp_types as types
+    from mcp.shared.message import SessionMessage
+
+    from mcp_server.stdio import AnsweringReadStream, IdCheckingLines
+
+    passing = [
+        '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}\n',
+        '{"jsonrpc": "2.0", "id": "abc", "method": "tools/list"}\n',
+        '{"jsonrpc": "2.0", "id": null, "result": {}}\n',
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}\n',
+        "{not json\n",
+    ]
+    bad = [raw.decode() + "\n" for raw in BAD_IDS]
+
+    async def source() -> Any:
+        for line in [*bad[:2], *passing, *bad[2:]]:
+            yield line
+
+    lines = IdCheckingLines(source())
+    seen = [line async for line in lines]
+    assert seen == ["null\n", "null\n", *passing, "null\n", "null\n"]
+    assert list(lines.rejected) == ['"id" must be a string or an integer'] * 4
+
+    incoming_send, incoming = anyio.create_memory_object_stream[Any](4)
+    outgoing, answers = anyio.create_memory_object_stream[Any](4)
+    reader = AnsweringReadStream(incoming, outgoing, lines.rejected)
+    ok = SessionMessage(types.jsonrpc_message_adapter.validate_json(passing[0], by_name=False))
+    for item in (ValueError("rejected line"), ok):
+        await incoming_send.send(item)
+    with anyio.fail_after(5):
+        first = await reader.receive()
+    assert first is ok  # the rejected line was answered, not passed on
+    answer = answers.receive_nowait().message
+    assert (answer.id, answer.error.code) == (None, -32600)
+    assert answer.error.message == 'Invalid Request: "id" must be a string or an integer'
+    for stream in (incoming_send, incoming, outgoing, answers):
+        await stream.aclose()
+
+
 @pytest.mark.slow
 async def test_stdio_fuzz_answers_everything_and_keeps_serving(stdio_setup: StdioSetup) -> None:
     process = await stdio_setup.spawn(stdio_setup.keys["alice"])
@@ -236,7 +287,12 @@ async def test_stdio_fuzz_answers_everything_and_keeps_serving(stdio_setup: Stdi
                 answer = await stdio.next_message()
                 assert answer["id"] is None, (raw, answer)
                 _check_error(answer, code)
-            await stdio.send(OBJECT_ID)
+            for raw in BAD_IDS:
+                await stdio.send(raw)
+                answer = await stdio.next_message()
+                assert answer["id"] is None, (raw, answer)
+                _check_error(answer, -32600)
+                assert '"id" must be' in answer["error"]["message"], answer
             await stdio.still_serves(500)
             for message, expected in BAD_REQUESTS:
                 _check_bad_request(await stdio.ask(message), expected)
