@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DATASETS = Path(__file__).parent / "datasets"
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.:-]+)\s*\}\}")
@@ -43,6 +43,18 @@ class Step(_Strict):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class PlanStepGold(_Strict):
+    """A step of a turn's gold plan, for planner assistants: the planner graph's step
+    (goal, expected tools, done criteria) and how many of the turn's gold calls, in order,
+    it makes."""
+
+    goal: str = Field(min_length=1)
+    tools: list[str] = Field(default_factory=list)
+    done_when: str = Field(min_length=1)
+    calls: int | None = Field(default=None, ge=0)
+    """Gold calls this step makes; default: one per listed tool."""
+
+
 class Turn(_Strict):
     input: str = Field(min_length=1)
     thread: str = "main"
@@ -50,6 +62,40 @@ class Turn(_Strict):
     gold: list[Step] = Field(default_factory=list)
     answer: str = ""
     """The gold final answer (a template: placeholders allowed)."""
+    plan: list[PlanStepGold] = Field(default_factory=list)
+    """The gold plan (planner assistants); empty: one step per gold call."""
+
+    @model_validator(mode="after")
+    def _plan_fits(self) -> Turn:
+        self.gold_plan()
+        return self
+
+    def gold_plan(self) -> list[tuple[PlanStepGold, list[Step]]]:
+        """Each gold plan step with the gold calls it makes.
+
+        Raises:
+            ValueError: the plan's steps make more or fewer calls than the turn has.
+        """
+        if not self.plan:
+            return [
+                (
+                    PlanStepGold(
+                        goal=f"Call {step.tool} for: {self.input}"[:2000],
+                        tools=[step.tool],
+                        done_when=f"{step.tool} returned its result.",
+                    ),
+                    [step],
+                )
+                for step in self.gold
+            ]
+        out, start = [], 0
+        for step in self.plan:
+            count = len(step.tools) if step.calls is None else step.calls
+            out.append((step, self.gold[start : start + count]))
+            start += count
+        if start != len(self.gold):
+            raise ValueError(f"the gold plan makes {start} calls, the turn has {len(self.gold)}")
+        return out
 
 
 class NoteSeed(_Strict):
@@ -134,6 +180,11 @@ class Case(_Strict):
     (tool and arguments) and rejects anything else."""
     needs: list[str] = Field(default_factory=list)
     """Features the case depends on that may not exist yet; reported beside its result."""
+    assistant: str | None = None
+    """The assistant to run the case on; default: the suite's."""
+    source: dict[str, Any] = Field(default_factory=dict)
+    """Where the case came from (e.g. the run and feedback it was exported from); not used
+    to run or judge it."""
 
     def gold_steps(self) -> list[Step]:
         return [step for turn in self.turns for step in turn.gold]

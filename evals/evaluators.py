@@ -285,3 +285,81 @@ async def llm_judge(model: Any, rubric: str, question: str, answer: str) -> Scor
     text = str(getattr(reply, "content", reply)).strip()
     ok = text.upper().startswith("PASS")
     return Score("llm_judge", 1.0 if ok else 0.0, ok, text[:300])
+
+
+# --- plans (planner graphs) -----------------------------------------------------------------
+
+Step = Mapping[str, Any]
+"""A plan step as the planner keeps it in state: ``{number, goal, tools, done_when, status,
+result}``."""
+STEP_CITATION = re.compile(r"\[step (\d+)\]", re.IGNORECASE)
+
+
+def plan_valid(plan: Sequence[Step], available: Sequence[str], needed: Sequence[str]) -> Score:
+    """The plan in state has steps, each with a goal, done criteria and expected tools that
+    exist (``available``); together the steps expect every tool the task ``needed``."""
+    problems: list[str] = []
+    if not plan:
+        problems.append("no plan in state")
+    for step in plan:
+        number = step.get("number")
+        if not str(step.get("goal") or "").strip():
+            problems.append(f"step {number} has no goal")
+        if not str(step.get("done_when") or "").strip():
+            problems.append(f"step {number} has no done criteria")
+        unknown = [t for t in step.get("tools") or [] if t not in available]
+        if unknown:
+            problems.append(f"step {number} expects unknown tools {unknown}")
+    expected = {t for step in plan for t in step.get("tools") or []}
+    missing = sorted(set(needed) - expected)
+    if missing:
+        problems.append(f"no step expects {missing}")
+    return Score("plan_valid", 0.0 if problems else 1.0, not problems, "; ".join(problems))
+
+
+def plan_adherence(steps: Sequence[tuple[Step, Sequence[Call]]]) -> Score:
+    """Each step's calls use the tools the step said it expected: the share of calls that
+    do (no calls: 1)."""
+    total = inside = 0
+    strays: list[str] = []
+    for step, calls in steps:
+        for call in calls:
+            total += 1
+            if call.get("tool") in (step.get("tools") or []):
+                inside += 1
+            else:
+                strays.append(f"step {step.get('number')} called {call.get('tool')}")
+    value = inside / total if total else 1.0
+    return Score("plan_tools", value, inside == total, "; ".join(strays))
+
+
+def plan_completed(plan: Sequence[Step]) -> Score:
+    """Every step of the final plan ran and is done (none failed, none left pending)."""
+    open_steps = [
+        f"step {s.get('number')} {s.get('status')}" for s in plan if s.get("status") != "done"
+    ]
+    done = len(plan) - len(open_steps)
+    value = done / len(plan) if plan else 0.0
+    ok = bool(plan) and not open_steps
+    return Score("plan_done", value, ok, "; ".join(open_steps) or ("" if plan else "no plan"))
+
+
+def plan_citations(answer: str, plan: Sequence[Step]) -> Score:
+    """The answer cites every step that ran as ``[step N]`` together with what the step
+    found, and cites no step that did not run. The value is the share of steps that ran
+    and are cited with their finding."""
+    ran = {int(s.get("number") or 0): s for s in plan if s.get("status") in ("done", "failed")}
+    cited = {int(n) for n in STEP_CITATION.findall(answer)}
+    invented = sorted(cited - set(ran))
+    missing = []
+    for number, step in sorted(ran.items()):
+        finding = str(step.get("result") or "").strip()
+        if number not in cited or not finding or finding not in answer:
+            missing.append(number)
+    value = (len(ran) - len(missing)) / len(ran) if ran else 0.0
+    problems = [f"steps {missing} not cited with their findings"] if missing else []
+    if invented:
+        problems.append(f"cites steps {invented} that did not run")
+    if not ran:
+        problems.append("no step ran")
+    return Score("plan_citations", value, not problems, "; ".join(problems))

@@ -133,7 +133,8 @@ def print_table(report: Mapping[str, Any], changes: Sequence[Change], console: A
         attack = f"{m['utility']:.2f}/{m['utility_under_attack']:.2f}" if "utility" in m else "-"
         table.add_row(
             suite,
-            str(m.get("cases", 0)),
+            str(m.get("cases", 0))
+            + (f" (+{m['not_scored']} not scored)" if m.get("not_scored") else ""),
             cell("pass@1"),
             cell(k_key),
             attack,
@@ -145,16 +146,27 @@ def print_table(report: Mapping[str, Any], changes: Sequence[Change], console: A
     console.print(table)
     failures = [c for c in report["cases"] if not c["passed"] and c["variant"] == "clean"]
     for case in failures[:20]:
-        reason = case.get("error") or "; ".join(
-            f"{s['name']}: {s['detail']}" for s in case["scores"] if not s["passed"]
-        )
+        mark = "[yellow]?[/]" if _unscored(case) else "[red]✗[/]"
         console.print(
-            f"[red]✗[/] {escape(case['suite'])}/{escape(case['case_id'])} #{case['trial']}: "
-            f"{escape(reason)}",
+            f"{mark} {escape(case['suite'])}/{escape(case['case_id'])} #{case['trial']}: "
+            f"{escape(_reason(case))}",
             soft_wrap=True,
         )
     if len(failures) > 20:
         console.print(f"… and {len(failures) - 20} more failing runs (see the JSON report)")
+
+
+def _unscored(case: Mapping[str, Any]) -> bool:
+    """Nothing judged the run (its only criteria were not scored): neither pass nor fail."""
+    return bool(case.get("unscored"))
+
+
+def _reason(case: Mapping[str, Any]) -> str:
+    if _unscored(case):
+        return "not scored: " + "; ".join(case.get("not_scored") or [])
+    return case.get("error") or "; ".join(
+        f"{s['name']}: {s['detail']}" for s in case["scores"] if not s["passed"]
+    )
 
 
 # --- HTML -----------------------------------------------------------------------------------
@@ -229,7 +241,7 @@ def to_html(
     )
     failing = "".join(
         f"<li><code>{esc(c['suite'])}/{esc(c['case_id'])}</code> ({esc(c['variant'])}, trial "
-        f"{c['trial']}): {esc(c.get('error') or '; '.join(s['name'] + ': ' + s['detail'] for s in c['scores'] if not s['passed']))}</li>"  # noqa: E501
+        f"{c['trial']}): {esc(_reason(c))}</li>"
         for c in report["cases"]
         if not c["passed"]
     )

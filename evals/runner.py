@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from evals import evaluators as ev
-from evals.cases import Case, Suite, context_resolver, resolve
+from evals.cases import Case, Suite, Turn, context_resolver, resolve
 from evals.harness import (
     Fixtures,
     PageServer,
@@ -56,6 +56,7 @@ CRITERIA_PREFIXES = (
     "llm_judge",
     "bfcl",
     "environment",
+    "plan",
 )
 
 
@@ -75,6 +76,18 @@ class CaseResult:
     unapproved_writes: int = 0
     needs: list[str] = field(default_factory=list)
     error: str | None = None
+    not_scored: list[str] = field(default_factory=list)
+    """Criteria of the case that nothing could judge, each with the reason (an LLM rubric
+    without ``--judge``); they count neither as passed nor as failed."""
+
+    @property
+    def unscored(self) -> bool:
+        """Nothing judged this run: its only criteria were not scored."""
+        return (
+            bool(self.not_scored)
+            and self.error is None
+            and not any(s.name.startswith(CRITERIA_PREFIXES) for s in self.scores)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +105,8 @@ class CaseResult:
             "unapproved_writes": self.unapproved_writes,
             "needs": self.needs,
             "error": self.error,
+            "not_scored": self.not_scored,
+            "unscored": self.unscored,
         }
 
 
@@ -110,8 +125,9 @@ Progress = Callable[[CaseResult], None]
 
 def summarise(suite: Suite | Any, results: Sequence[CaseResult], trials: int) -> dict[str, Any]:
     """Per-suite figures: pass@1, pass^k, per-evaluator means, costs; for injection suites
-    utility with and without attack and the attack success rate."""
-    clean = [r for r in results if r.variant == "clean"]
+    utility with and without attack and the attack success rate. Runs that nothing could
+    judge (:attr:`CaseResult.unscored`) are left out of the pass rates and counted apart."""
+    clean = [r for r in results if r.variant == "clean" and not r.unscored]
     by_case: dict[str, list[bool]] = {}
     for result in clean:
         by_case.setdefault(result.case_id, []).append(result.passed)
@@ -147,6 +163,9 @@ def summarise(suite: Suite | Any, results: Sequence[CaseResult], trials: int) ->
     needs = sorted({need for r in results for need in r.needs})
     if needs:
         metrics["needs"] = needs
+    unscored = sum(1 for r in results if r.variant == "clean" and r.unscored)
+    if unscored:
+        metrics["not_scored"] = unscored
     return metrics
 
 
@@ -302,28 +321,68 @@ class _SuiteRun:
         records: list[_TurnRecord] = []
         for turn in case.turns:
             thread_id = threads.setdefault(turn.thread, str(uuid.uuid4()))
-            summary = await self.runner.run(
+            steps: dict[str, list[dict[str, Any]]] = {}
+            summary = await self._run(
+                steps,
                 RunRequest(
                     principal=workspace.principal,
-                    assistant_id=suite.assistant,
+                    assistant_id=case.assistant or suite.assistant,
                     thread_id=thread_id,
                     input_text=turn_input(turn, workspace.values),
-                )
+                    stream_subgraphs=True,
+                ),
             )
             for _ in range(MAX_REVIEWS):
                 if summary.status != "interrupted":
                     break
                 decisions = self._review(case, workspace, summary)
-                summary = await self.runner.run(
+                summary = await self._run(
+                    steps,
                     RunRequest(
                         principal=workspace.principal,
                         thread_id=thread_id,
                         decisions={"decisions": decisions},
                         if_not_exists="reject",
-                    )
+                        stream_subgraphs=True,
+                    ),
                 )
-            records.append(_TurnRecord(thread_id, summary))
+            records.append(await self._record(workspace, thread_id, summary, steps))
         return records
+
+    async def _run(self, steps: dict[str, list[dict[str, Any]]], request: Any) -> RunSummary:
+        """Run ``request``, collecting the messages of its subgraphs (a planner's steps)
+        into ``steps`` by namespace, in the order they first stream."""
+        summary: RunSummary | None = None
+        async for event in self.runner.stream(request):
+            if event["event"] == "end":
+                summary = event["summary"]
+            elif event["event"].startswith("updates|") and isinstance(event["data"], dict):
+                namespace = event["event"].split("|")[1]
+                for update in event["data"].values():
+                    if isinstance(update, dict):
+                        messages = update.get("messages") or []
+                        steps.setdefault(namespace, []).extend(
+                            m for m in messages if isinstance(m, dict)
+                        )
+        assert summary is not None
+        return summary
+
+    async def _record(
+        self,
+        workspace: Workspace,
+        thread_id: str,
+        summary: RunSummary,
+        steps: dict[str, list[dict[str, Any]]],
+    ) -> _TurnRecord:
+        """The turn as judged: for a planner (a ``plan`` in state), its plan as the turn
+        left it and each step's transcript (the plan is reset by the thread's next turn)."""
+        from runtime.threads import ThreadService
+
+        state = await ThreadService(self.runner).state(workspace.principal, thread_id)
+        plan = state["values"].get("plan")
+        if not isinstance(plan, list):
+            return _TurnRecord(thread_id, summary)
+        return _TurnRecord(thread_id, summary, plan, list(steps.values()))
 
     def _review(
         self, case: Case, workspace: Workspace, summary: RunSummary
@@ -357,12 +416,21 @@ class _SuiteRun:
         gold: list[dict[str, Any]] = []
         retrieved: list[str] = []
         seen_threads: dict[str, int] = {}
+        plan_scores: list[ev.Score] = []
         for turn, record in zip(case.turns, turns, strict=True):
             state = await threads.state(workspace.principal, record.thread_id)
             messages = state["values"].get("messages", [])
             start = seen_threads.get(record.thread_id, 0)
             seen_threads[record.thread_id] = len(messages)
-            turn_calls, results = _calls_and_results(messages[start:])
+            if record.plan is not None:  # a planner: the calls are in its steps' transcripts
+                turn_calls, results = [], []
+                for transcript in record.steps:  # call ids are unique per transcript only
+                    step_calls, step_results = _calls_and_results(transcript)
+                    turn_calls += step_calls
+                    results += step_results
+                plan_scores += self._plan_scores(turn, record)
+            else:
+                turn_calls, results = _calls_and_results(messages[start:])
             calls.extend(turn_calls)
             resolver = context_resolver(workspace.values, results)
             gold.extend({"tool": s.tool, "args": resolve(s.args, resolver)} for s in turn.gold)
@@ -398,6 +466,7 @@ class _SuiteRun:
             scores.append(ev.structured_output(answer, expect.json_schema))
         if expect.json_equals is not None:
             scores.append(ev.json_equals(answer, expect.json_equals))
+        scores.extend(_merged(plan_scores))
         if expect.relevant_sources:
             scores.append(ev.retrieval_recall_at_k(retrieved, expect.relevant_sources, expect.k))
         if expect.citations:
@@ -410,10 +479,38 @@ class _SuiteRun:
             scores.append(
                 await ev.llm_judge(self.judge, expect.judge, case.turns[-1].input, answer)
             )
+        elif expect.judge:
+            result.not_scored.append("llm_judge: the rubric needs --judge MODEL (a real provider)")
         result.scores = scores
-        result.passed = all(s.passed for s in scores if s.name.startswith(CRITERIA_PREFIXES))
+        result.passed = not result.unscored and all(
+            s.passed for s in scores if s.name.startswith(CRITERIA_PREFIXES)
+        )
         await self._costs(workspace, turns, calls, result)
         await self._safety(case, workspace, result)
+
+    def _plan_scores(self, turn: Turn, record: _TurnRecord) -> list[ev.Score]:
+        """The plan in state (steps, expected tools, done criteria), whether each step kept
+        to its tools, whether all got done, and whether the answer cites each step."""
+        plan = record.plan or []
+        ran = [step for step in plan if step.get("status") != "pending"]
+        by_step = [
+            (step, _calls_and_results(transcript)[0])
+            for step, transcript in zip(ran, record.steps, strict=False)
+        ]
+        adherence = ev.plan_adherence(by_step)
+        if len(record.steps) != len(ran):
+            adherence = ev.Score(
+                adherence.name,
+                0.0,
+                False,
+                f"{len(record.steps)} step transcripts for {len(ran)} steps that ran",
+            )
+        return [
+            ev.plan_valid(plan, self.system.tools.names(), [s.tool for s in turn.gold]),
+            adherence,
+            ev.plan_completed(plan),
+            ev.plan_citations(record.summary.final_message or "", plan),
+        ]
 
     async def _costs(
         self,
@@ -485,6 +582,28 @@ class _SuiteRun:
 class _TurnRecord:
     thread_id: str
     summary: RunSummary
+    plan: list[dict[str, Any]] | None = None
+    """A planner's plan after the turn; None for graphs without one."""
+    steps: list[list[dict[str, Any]]] = field(default_factory=list)
+    """A planner's step transcripts, in the order the steps ran."""
+
+
+def _merged(scores: Sequence[ev.Score]) -> list[ev.Score]:
+    """One score per name over a case's turns: the mean value, passed if every turn's did."""
+    by_name: dict[str, list[ev.Score]] = {}
+    for score in scores:
+        by_name.setdefault(score.name, []).append(score)
+    return [
+        ev.Score(
+            name,
+            sum(s.value for s in group) / len(group),
+            all(s.passed for s in group),
+            "; ".join(f"turn {i + 1}: {s.detail}" for i, s in enumerate(group) if s.detail)
+            if len(group) > 1
+            else group[0].detail,
+        )
+        for name, group in by_name.items()
+    ]
 
 
 def _calls_and_results(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Any]]:

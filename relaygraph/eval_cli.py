@@ -81,7 +81,8 @@ def eval_command(
                     soft_wrap=True,
                 )
             console.print(
-                "[bold]bfcl[/], [bold]agentdojo_banking[/], [bold]tau2_mock[/]: public data "
+                "[bold]bfcl[/] (through the agent and gate), [bold]bfcl_model[/] (one bound "
+                "model call), [bold]agentdojo_banking[/], [bold]tau2_mock[/]: public data "
                 "adapters, need --data PATH (e.g. ../shared/datasets/bfcl)"
             )
             return 0

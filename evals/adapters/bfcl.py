@@ -1,35 +1,60 @@
 """BFCL v4 (Berkeley Function Calling Leaderboard): simple_python, multiple, irrelevance.
 
 Read from the directory given with ``--data`` (``../shared/datasets/bfcl``; Apache-2.0,
-never copied here). Each record is one question and the functions offered; the model under
-test is called once through our model router with those functions bound as tools, and its
-tool calls are scored with BFCL's AST rules as the dataset README describes them (our own
+never copied here). Each record is one question and the functions offered. The tool calls
+are scored with BFCL's AST rules as the dataset README describes them (our own
 implementation): exactly one call of the expected function, required arguments present, no
 unknown ones, values among the acceptable ones (strings compared after BFCL's
 normalisation), left-out arguments optional; for ``irrelevance``, no call at all.
 
+Two modes:
+
+- ``agent`` (suite ``bfcl``, the default): each record runs through the ``agent`` graph, its
+  functions registered as tools (read-only fixtures that echo their arguments) behind the
+  gate, on an assistant allowed exactly those tools; the calls the agent's model made
+  (refused ones included) are what the AST rules and the trajectory evaluator judge. This
+  measures what ships: our prompt, our strict tool schemas, the gate. Function names recur
+  across records with different parameters, so a record holds its names while it runs
+  (records that share a name run one after the other). Strict tool schemas spell a
+  left-out optional argument as ``null``; such arguments count as left out.
+- ``model`` (suite ``bfcl_model``): the model is called once through our model router with
+  the functions bound, as the leaderboard does, comparable with its figures.
+
 The ``oracle`` model answers with the first acceptable value of every argument: it checks
-this adapter and the router, not a model.
+this adapter, the router and (agent mode) the graph and gate, not a model.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 import re
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from langchain_core.messages import HumanMessage
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from evals.adapters._fixture_tools import Result, fixture_tool
 from evals.cases import Case, SuiteError
-from evals.evaluators import Score
+from evals.evaluators import Score, trajectory_match
 from evals.models import CURRENT, CaseContext
+from tools import ToolContext, ToolRegistry, ToolSpec
 
 if TYPE_CHECKING:
     from evals.runner import CaseResult
+    from runtime.runs import Runner
     from runtime.system import System
+
+Mode = Literal["agent", "model"]
 
 CATEGORIES = ("simple_python", "multiple", "irrelevance")
 _TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
@@ -111,6 +136,95 @@ def check_calls(
     return True, ""
 
 
+def without_nulls(args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` without ``null`` values: how strict tool schemas spell a left-out optional
+    argument."""
+    return {key: value for key, value in args.items() if value is not None}
+
+
+def input_model(name: str, parameters: dict[str, Any]) -> type[BaseModel]:
+    """A pydantic model that validates arguments against the function's parameters (as JSON
+    Schema; ``null`` optional arguments dropped first) and reports that schema as its own,
+    so the model sees BFCL's function as BFCL wrote it.
+
+    Raises:
+        ValueError: the parameters are not a valid JSON schema.
+    """
+    published = json_schema(parameters or {"type": "dict"})
+    published.setdefault("type", "object")
+    try:
+        Draft202012Validator.check_schema(published)
+    except SchemaError as exc:
+        raise ValueError(f"function {name!r} has invalid parameters: {exc.message}") from None
+    validator = Draft202012Validator(published)
+
+    class BfclInput(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+        @model_validator(mode="before")
+        @classmethod
+        def _check(cls, data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise ValueError("arguments must be a JSON object")
+            data = without_nulls(data)
+            errors = sorted(validator.iter_errors(data), key=lambda error: list(error.path))
+            if errors:
+                raise ValueError(
+                    "; ".join(
+                        f"{'.'.join(str(p) for p in error.path) or 'arguments'}: {error.message}"
+                        for error in errors[:5]
+                    )
+                )
+            return data
+
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return copy.deepcopy(published)
+
+    BfclInput.__name__ = BfclInput.__qualname__ = f"{name}_input"
+    return BfclInput
+
+
+def function_tool(function: dict[str, Any]) -> ToolSpec:
+    """A BFCL function as a read-only fixture tool that echoes the call (it computes
+    nothing: BFCL judges the call, not its result).
+
+    Raises:
+        ValueError: the function's name or parameters cannot be a tool.
+    """
+    name = tool_name(function["name"])
+
+    async def echo(ctx: ToolContext, args: BaseModel) -> Result:
+        return Result(result={"function": name, "arguments": args.model_dump(), "status": "ok"})
+
+    return fixture_tool(
+        name,
+        echo,
+        input_model(name, function.get("parameters") or {}),
+        "read",
+        str(function.get("description") or name)[:4000],
+        idempotent=True,
+    )
+
+
+@asynccontextmanager
+async def _registered(registry: ToolRegistry, specs: list[ToolSpec]) -> AsyncIterator[None]:
+    """``specs`` in ``registry`` for the duration. The registry has no public removal (tools
+    are registered once, at start-up): this swaps entries of its table directly, only for
+    names no other tool holds."""
+    table: dict[str, ToolSpec] = registry._tools
+    taken = [spec.name for spec in specs if spec.name in table]
+    if taken:
+        raise ValueError(f"functions {taken} have the names of registered tools")
+    for spec in specs:
+        table[spec.name] = spec
+    try:
+        yield
+    finally:
+        for spec in specs:
+            table.pop(spec.name, None)
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     try:
         return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
@@ -128,8 +242,92 @@ class BfclSuite:
     truth: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     kind: str = "bfcl"
     assistant: str = "agent"
+    mode: Mode = "agent"
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
+    _runners: dict[int, Runner] = field(default_factory=dict, repr=False)
+    _nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:6], repr=False)
 
     async def run_case(self, system: System, model: str, case: Case, trial: int) -> CaseResult:
+        if self.mode == "agent":
+            return await self._run_agent(system, case, trial)
+        return await self._run_model(system, model, case, trial)
+
+    async def _run_agent(self, system: System, case: Case, trial: int) -> CaseResult:
+        """The record through the agent graph, its functions as tools behind the gate."""
+        from evals.harness import EVAL_USER
+        from evals.runner import CaseResult, _calls_and_results
+        from identity import local_principal
+        from runtime.assistants import AssistantService
+        from runtime.runs import RunRequest, RunSummary
+        from runtime.threads import ThreadService
+
+        result = CaseResult(self.name, case.id, trial)
+        functions = self.functions[case.id]
+        tenant = f"bfcl-{self._nonce}-{case.id}-t{trial}"[:128]
+        principal = local_principal(tenant=tenant, user=EVAL_USER)
+        runner = self._runner(system)
+        started = time.perf_counter()
+        token = CURRENT.set(CaseContext(case, {}))
+        try:
+            specs = [function_tool(f) for f in functions]
+            names = sorted({spec.name for spec in specs})
+            async with AsyncExitStack() as stack:
+                for name in names:  # sorted: two records never wait for each other in a cycle
+                    await stack.enter_async_context(self._locks.setdefault(name, asyncio.Lock()))
+                await stack.enter_async_context(_registered(system.tools, specs))
+                assistant = await AssistantService(system).create(
+                    tenant,
+                    graph_id="agent",
+                    assistant_id=None,
+                    config={"configurable": {"tools": names}},
+                    context={},
+                    metadata={"bfcl": case.id},
+                    name=f"bfcl {case.id}",
+                    description=None,
+                )
+                summary: RunSummary = await runner.run(
+                    RunRequest(
+                        principal=principal,
+                        assistant_id=assistant["assistant_id"],
+                        input_text=case.turns[0].input,
+                    )
+                )
+                state = await ThreadService(runner).state(principal, summary.thread_id)
+        except Exception as exc:  # a provider, script or schema failure is this case's failure
+            result.error = f"{type(exc).__name__}: {exc}"
+            return result
+        finally:
+            CURRENT.reset(token)
+        if summary.status == "error":
+            result.error = summary.error or "the run failed"
+        made, outputs = _calls_and_results(state["values"].get("messages", []))
+        calls = [{"tool": c["tool"], "args": without_nulls(c["args"])} for c in made]
+        ok, detail = check_calls(calls, functions, self.truth[case.id])
+        gold = [{"tool": s.tool, "args": s.args} for s in case.turns[0].gold]
+        result.calls, result.answer = calls, summary.final_message or ""
+        result.scores = [
+            Score("bfcl_ast", 1.0 if ok else 0.0, ok, detail),
+            trajectory_match(calls, gold, "strict", "ignore"),
+        ]
+        result.passed = result.error is None and all(s.passed for s in result.scores)
+        refused = sum(1 for o in outputs if not isinstance(o, dict) or "result" not in o)
+        result.metrics = {
+            "latency_s": time.perf_counter() - started,
+            "tool_calls": float(len(calls)),
+            "refused_calls": float(refused),
+            **await _usage(system, tenant),
+        }
+        return result
+
+    def _runner(self, system: System) -> Runner:
+        from runtime.runs import Runner
+
+        if id(system) not in self._runners:
+            self._runners[id(system)] = Runner(system)
+        return self._runners[id(system)]
+
+    async def _run_model(self, system: System, model: str, case: Case, trial: int) -> CaseResult:
+        """One model call with the functions bound (the leaderboard's set-up)."""
         from evals.runner import CaseResult
 
         result = CaseResult(self.name, case.id, trial)
@@ -170,13 +368,40 @@ class BfclSuite:
         return result
 
 
-def load_bfcl(data: Path, *, limit: int | None = None) -> BfclSuite:
-    """The three categories from ``data`` (each cut to ``limit`` records).
+async def _usage(system: System, tenant: str) -> dict[str, float]:
+    """Model calls and tokens the tenant's runs recorded."""
+    from sqlalchemy import func, select
+
+    from store.models import ProviderUsage
+
+    recorder = system.router_services.recorder
+    if recorder is not None:
+        await recorder.flush()
+    async with system.db.session() as session:
+        row = (
+            await session.execute(
+                select(
+                    func.count(ProviderUsage.id),
+                    func.coalesce(func.sum(ProviderUsage.input_tokens), 0),
+                    func.coalesce(func.sum(ProviderUsage.output_tokens), 0),
+                    func.coalesce(func.sum(ProviderUsage.cost_usd), 0.0),
+                ).where(ProviderUsage.tenant == tenant)
+            )
+        ).one()
+    return {
+        "model_calls": float(row[0]),
+        "tokens": float(row[1] + row[2]),
+        "cost_usd": float(row[3]),
+    }
+
+
+def load_bfcl(data: Path, *, limit: int | None = None, mode: Mode = "agent") -> BfclSuite:
+    """The three categories from ``data`` (each cut to ``limit`` records), run in ``mode``.
 
     Raises:
         SuiteError: the directory does not hold the BFCL files.
     """
-    suite = BfclSuite(name="bfcl", cases=[])
+    suite = BfclSuite(name="bfcl" if mode == "agent" else "bfcl_model", cases=[], mode=mode)
     for category in CATEGORIES:
         questions = _read_jsonl(data / f"BFCL_v4_{category}.json")[:limit]
         answer_file = data / "possible_answer" / f"BFCL_v4_{category}.json"
@@ -199,7 +424,13 @@ def load_bfcl(data: Path, *, limit: int | None = None) -> BfclSuite:
                     {
                         "id": case_id,
                         "tags": [category],
-                        "turns": [{"input": question, "gold": gold, "answer": "No call fits."}],
+                        "turns": [
+                            {
+                                "input": question,
+                                "gold": gold,
+                                "answer": "Done." if gold else "None of the functions fits.",
+                            }
+                        ],
                     }
                 )
             )
@@ -221,3 +452,8 @@ def _first_values(params: dict[str, list[Any]]) -> dict[str, Any]:
             first = _first_values(first)
         out[name] = first
     return out
+
+
+def load_bfcl_model(data: Path, *, limit: int | None = None) -> BfclSuite:
+    """:func:`load_bfcl` in ``model`` mode (one bound model call per record)."""
+    return load_bfcl(data, limit=limit, mode="model")

@@ -69,13 +69,17 @@ async def test_feedback_is_given_replaced_listed_and_exported(serve: Any) -> Non
     assert after[given] - before.get(given, 0) == 2
     assert after[scored] - before.get(scored, 0) == 1
 
-    result = await asyncio.to_thread(CliRunner().invoke, feedback_app, ["export", "--tenant", "a"])
+    # Exported as eval cases (tests/relaygraph/test_feedback_cli.py runs them).
+    export = ["export", "--tenant", "a", "--format", "jsonl"]
+    result = await asyncio.to_thread(CliRunner().invoke, feedback_app, export)
     assert result.exit_code == 0, result.output
     cases = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(cases) == 2
-    assert {case["input"] for case in cases} == {"what is the capital of Denmark?"}
-    assert {case["output"] for case in cases} == {"Copenhagen."}
-    assert {case["feedback"]["key"] for case in cases} == {"user_score", "correctness"}
-    assert all(case["source"] == {"thread_id": tid, "run_id": run_id} for case in cases)
-    other = await asyncio.to_thread(CliRunner().invoke, feedback_app, ["export", "--tenant", "b"])
+    assert {case["turns"][-1]["input"] for case in cases} == {"what is the capital of Denmark?"}
+    assert {case["turns"][-1]["answer"] for case in cases} == {"Copenhagen."}
+    assert {case["source"]["key"] for case in cases} == {"user_score", "correctness"}
+    assert all(case["source"]["thread_id"] == tid for case in cases)
+    assert all(case["source"]["run_id"] == run_id for case in cases)
+    export[2] = "b"
+    other = await asyncio.to_thread(CliRunner().invoke, feedback_app, export)
     assert other.exit_code == 0 and other.stdout == ""
