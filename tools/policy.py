@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from identity import Principal
 from tools.registry import ToolRegistry
+from tools.schemas import nulls_as_absent
 from tools.types import ToolCall, ToolError, ToolSpec
 
 Verdict = Literal["allow", "approve", "deny"]
@@ -83,7 +84,7 @@ class ToolPolicy:
                 tool,
             )
         try:
-            args = tool.input_model.model_validate(call.args)
+            args = tool.input_model.model_validate(nulls_as_absent(tool.input_model, call.args))
         except ValidationError as exc:
             return _deny(
                 ToolError(

@@ -12,6 +12,7 @@ tests run over every registered tool.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from pydantic import BaseModel
@@ -104,6 +105,46 @@ def openai_strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     return walk(_inline_refs(model.model_json_schema()))  # type: ignore[no-any-return]
 
 
+def nulls_as_absent(model: type[BaseModel], args: Any) -> Any:
+    """``args`` without the ``null`` values strict function calling puts in optional,
+    non-nullable properties (``openai_strict_schema`` lists every property as required
+    and makes the optional ones nullable, so a strict model sends ``null`` for "left
+    out"); the tool's own schema, which validates them, wants such properties absent.
+    Nested objects likewise; properties the tool declares nullable keep their ``null``."""
+    return _drop_nulls(_validation_schema(model), args)
+
+
+@functools.lru_cache(maxsize=512)
+def _validation_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return _inline_refs(model.model_json_schema())
+
+
+def _drop_nulls(schema: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_drop_nulls(items, v) for v in value] if isinstance(items, dict) else value
+    if not isinstance(value, dict):
+        return value
+    for option in schema.get("anyOf", ()):  # an optional object: its object branch
+        if isinstance(option, dict) and _is_object(option):
+            schema = option
+            break
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return value
+    required = set(schema.get("required", ()))
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        prop = props.get(key)
+        if not isinstance(prop, dict):
+            out[key] = item
+        elif item is None and key not in required and not _nullable(prop):
+            continue  # "left out", as a strict model says it
+        else:
+            out[key] = _drop_nulls(prop, item)
+    return out
+
+
 def _length_note(node: dict[str, Any]) -> str:
     low, high = node.get("minLength"), node.get("maxLength")
     if low is not None and high is not None:
@@ -117,7 +158,10 @@ def _length_note(node: dict[str, Any]) -> str:
 
 def _nullable(prop: dict[str, Any]) -> bool:
     options = prop.get("anyOf", [])
-    return prop.get("type") == "null" or any(o.get("type") == "null" for o in options)
+    kind = prop.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(isinstance(o, dict) and o.get("type") == "null" for o in options)
 
 
 def gemini_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from identity import Principal, local_principal
 from tools import BUILTIN_TOOLS, ToolCall, ToolContext, ToolPolicy, ToolRegistry, ToolSpec
 from tools.builtin.notes import NotesCreateInput
+from tools.external import input_model_for
+from tools.schemas import nulls_as_absent, openai_strict_schema
 
 
 class TransferInput(BaseModel):
@@ -166,3 +168,65 @@ def test_predicate_rule_sees_the_parsed_arguments(
     assert decision.verdict == verdict
     if verdict == "approve":
         assert "approval rule of transfer matched" in decision.reason
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: int = 0
+    label: str | None = "x"
+
+
+class NestedInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window: Window | None = None
+    windows: list[Window] = []
+
+
+@pytest.mark.parametrize("tool", BUILTIN_TOOLS, ids=lambda tool: tool.name)
+def test_strict_models_left_out_optional_arguments_are_read_as_absent(tool: ToolSpec) -> None:
+    """OpenAI strict mode makes every property required and the optional ones nullable
+    (``openai_strict_schema``), so a real model sends ``null`` for "left out": the gate
+    must read it so (only where the tool itself does not accept null)."""
+    strict = openai_strict_schema(tool.input_model)
+    fields = tool.input_model.model_fields
+    optional = [name for name, field in fields.items() if not field.is_required()]
+    assert set(strict["required"]) == set(fields)
+    cleaned = nulls_as_absent(tool.input_model, {name: None for name in optional})
+    for name in optional:
+        try:
+            TypeAdapter(fields[name].annotation).validate_python(None)
+            accepts_null = True
+        except ValidationError:
+            accepts_null = False
+        assert (name in cleaned) == accepts_null, name
+
+
+def test_a_strict_null_means_left_out_but_a_nullable_argument_keeps_it(
+    policy: ToolPolicy,
+) -> None:
+    decision = policy.check(ToolCall("notes_search", {"query": "q", "limit": None}, "c"), ADMIN)
+    assert decision.allowed, decision.error
+    assert decision.args is not None and decision.args.model_dump()["limit"] == 10
+
+    assert nulls_as_absent(
+        NestedInput,
+        {"window": {"start": None, "label": None}, "windows": [{"start": None}, {"start": 2}]},
+    ) == {"window": {"label": None}, "windows": [{}, {"start": 2}]}
+    assert NestedInput.model_validate(nulls_as_absent(NestedInput, {"window": None})).window is None
+
+
+def test_an_external_schema_with_a_null_type_list_keeps_its_null() -> None:
+    model = input_model_for(
+        "ext",
+        {
+            "type": "object",
+            "properties": {
+                "q": {"type": "string"},
+                "n": {"type": ["integer", "null"]},
+                "k": {"type": "integer"},
+            },
+            "required": ["q"],
+        },
+    )
+    assert nulls_as_absent(model, {"q": "a", "n": None, "k": None}) == {"q": "a", "n": None}
+    model.model_validate(nulls_as_absent(model, {"q": "a", "n": None, "k": None}))
