@@ -6,7 +6,9 @@ bare SDK ``MCPServer`` with the same trivial tool, over stdio and Streamable HTT
 Each server runs in its own process; one client per server calls the tool sequentially,
 alternating between the two servers call by call so both see the same machine load, and the
 script prints p50/p99 per transport and the ratio ours/bare (target <= 1.2x). Both
-servers are measured in the same run on the same machine.
+servers are measured in the same run on the same machine. It also prints each server
+process's CPU time per call (Linux ``/proc``), which a loaded machine disturbs far less
+than wall-clock latency.
 """
 
 from __future__ import annotations
@@ -194,6 +196,32 @@ async def _measure(clients: dict[str, Any], calls: int) -> dict[str, list[float]
     return timings
 
 
+def _server_pid(which: str) -> int | None:
+    """The pid of this process's child serving as ``which`` (``/proc``; None elsewhere)."""
+    role = f"serve-{which}".encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and role in cmdline:
+            return int(entry.name)
+    return None
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of ``pid`` so far (all its threads)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -225,23 +253,39 @@ async def run(calls: int) -> None:
             "RELAYGRAPH_API_KEY": key,
         }
         print(f"MCP round trip: {calls} sequential calls of a trivial tool ({WARMUP} warm-up)")
-        print(f"{'transport':<10}{'server':<12}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
+        print(
+            f"{'transport':<10}{'server':<12}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}"
+            f"{'cpu ms/call':>13}"
+        )
         for transport in ("stdio", "http"):
             async with AsyncExitStack() as stack:
                 clients = {
                     which: await stack.enter_async_context(_client(which, transport, env, key))
                     for which in ("bare", "ours")
                 }
+                pids = {which: _server_pid(which) for which in clients}
+                before = {which: _cpu_seconds(pid) for which, pid in pids.items()}
                 figures = await _measure(clients, calls)
+                after = {which: _cpu_seconds(pid) for which, pid in pids.items()}
+            cpu: dict[str, float | None] = {}
             for which, timings in figures.items():
+                start, end = before[which], after[which]
+                cpu[which] = None if start is None or end is None else (end - start) / calls * 1000
+                shown = "n/a" if cpu[which] is None else f"{cpu[which]:.3f}"
                 print(
                     f"{transport:<10}{which:<12}{_percentile(timings, 0.5):>9.2f}"
                     f"{_percentile(timings, 0.99):>9.2f}{statistics.fmean(timings):>9.2f}"
+                    f"{shown:>13}"
                 )
             p50 = _percentile(figures["ours"], 0.5) / _percentile(figures["bare"], 0.5)
             p99 = _percentile(figures["ours"], 0.99) / _percentile(figures["bare"], 0.99)
+            ours_cpu, bare_cpu = cpu["ours"], cpu["bare"]
+            cpu_ratio = f"{ours_cpu / bare_cpu:.2f}x" if ours_cpu and bare_cpu else "n/a"
             verdict = "ok" if p50 <= 1.2 else "above the 1.2x target"
-            print(f"{transport:<10}{'ratio':<12}{p50:>8.2f}x{p99:>8.2f}x   (p50 {verdict})")
+            print(
+                f"{transport:<10}{'ratio':<12}{p50:>8.2f}x{p99:>8.2f}x{'':>9}{cpu_ratio:>13}"
+                f"   (p50 {verdict})"
+            )
 
 
 def main() -> None:

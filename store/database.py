@@ -151,6 +151,11 @@ class Database:
         async with self._reader() as session:
             yield session
 
+    def unopened_session(self) -> AsyncSession:
+        """A read session as ``session()`` gives, for a caller that closes it itself (it
+        connects on first use)."""
+        return self._reader()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed on normal exit, rolled back on any exception."""

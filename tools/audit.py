@@ -129,14 +129,16 @@ class AuditLog:
     def __init__(self, db: Database, *, defer_window_seconds: float = 0.05) -> None:
         self.db = db
         self.defer_window_seconds = defer_window_seconds
-        """How long unwaited rows may gather before their batch commits (one commit for
-        many reads); a waiting append or a reader cuts it short."""
+        """How long an unwaited row may wait before its batch commits (one commit for many
+        reads), counted from its append; a waiting append or a reader cuts it short."""
         self._urgent: asyncio.Event | None = None
         self._readers = 0
         self._tip: tuple[int, str] | None = None
         """(seq, hash) of the last entry this process appended; a stale tip (another
         process appended since) fails on the unique seq and is read again."""
         self._queue: list[tuple[AuditRecord, asyncio.Future[int] | None]] = []
+        self._oldest = 0.0
+        """When the oldest queued row was appended (loop time)."""
         self._flusher: asyncio.Task[None] | None = None
 
     @overload
@@ -152,6 +154,8 @@ class AuditLog:
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] | None = loop.create_future() if wait else None
+        if not self._queue:
+            self._oldest = loop.time()
         self._queue.append((record, done))
         if done is not None or len(self._queue) >= MAX_BATCH:
             self._hurry()
@@ -180,15 +184,20 @@ class AuditLog:
             self._urgent.set()
 
     async def _flush_queue(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
             gather = not self._readers and len(self._queue) < MAX_BATCH
-            if gather and all(done is None for _, done in self._queue):
+            # Rows queued while the previous batch was committing have waited already.
+            deadline = self._oldest + self.defer_window_seconds
+            if gather and deadline > loop.time() and all(done is None for _, done in self._queue):
                 self._urgent = asyncio.Event()
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(self.defer_window_seconds):
+                    async with asyncio.timeout_at(deadline):
                         await self._urgent.wait()
                 self._urgent = None
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            if self._queue:  # rows past MAX_BATCH are due at once
+                self._oldest = loop.time() - self.defer_window_seconds
             try:
                 seqs = await self._append_batch([record for record, _ in batch])
             except Exception as exc:

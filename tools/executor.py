@@ -7,7 +7,8 @@ started but never finished reports it as in doubt instead of repeating it.
 Within a run, the transaction that commits an effect (or records it started) first
 checks that the run is still held by this execution's lease (``tools.fencing``): a
 stale execution gets ``LeaseLostError`` and writes nothing.
-Every attempt, refused ones included, appends one entry to the audit chain.
+Every attempt, refused ones included (a stale execution's fenced call too), appends one
+entry to the audit chain.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity import Principal
 from store import Database
 from tools import ledger
 from tools.approvals import ApprovalError, ApprovalPolicy, ApprovalService
 from tools.audit import AuditLog, AuditRecord
-from tools.fencing import current_lease, verify_lease
+from tools.fencing import LeaseLostError, current_lease, verify_lease
 from tools.metrics import record_attempt
 from tools.policy import PolicyDecision, ToolPolicy
 from tools.registry import ToolRegistry
@@ -324,6 +326,20 @@ class ToolExecutor:
                 self._audit(call, principal, context, cancelled, started, decision=verdict)
             )
             raise
+        except LeaseLostError as lost:
+            # The effect's transaction rolled back; the refusal commits on its own, with the
+            # stale lease, before the stale execution stops.
+            fenced = ToolOutcome(call, ok=False, error=ToolError("lease_lost", str(lost)))
+            lease = {"lease_owner": lost.lease.owner, "attempt": lost.lease.attempt}
+            try:
+                await asyncio.shield(
+                    self._audit(
+                        call, principal, context, fenced, started, decision="fenced", detail=lease
+                    )
+                )
+            except Exception:  # the stale execution must still stop as fenced
+                log.exception("audit: the fenced call of %s could not be recorded", call.name)
+            raise
         if not self.is_trusted(tool):
             outcome.trusted = False
         if outcome.ok and outcome.output is not None:
@@ -340,7 +356,9 @@ class ToolExecutor:
         started: float,
         *,
         decision: str,
+        detail: dict[str, Any] | None = None,
     ) -> None:
+        """Append the attempt's row; ``detail`` is stored as the result of a failed one."""
         status: str = outcome.status or "failed"
         if outcome.ok and outcome.replayed:
             status = "replayed"
@@ -352,6 +370,7 @@ class ToolExecutor:
                 "timeout",
                 "cancelled",
                 "in_doubt",
+                "lease_lost",
             )
         ):
             status = outcome.error.code
@@ -381,7 +400,7 @@ class ToolExecutor:
                 thread_id=context.key.thread_id if context.key else None,
                 approval_id=context.approval_id,
                 args=call.args,
-                result=outcome.output if outcome.ok else None,
+                result=outcome.output if outcome.ok else detail,
             ),
             # A read that was allowed and succeeded returns without waiting for its row's
             # commit (it follows within moments, in call order); every other attempt, and
@@ -420,12 +439,18 @@ class ToolExecutor:
     ) -> ToolOutcome:
         ctx: ToolContext | None = None
         try:
-            opener = self.db.transaction() if tool.side_effecting else self.db.session()
-            async with opener as session:
-                if tool.side_effecting:
+            if tool.side_effecting:
+                async with self.db.transaction() as session:
                     await verify_lease(session, current_lease(context.run_id))
-                ctx = self._context(principal, session, context)
-                output = await self._invoke(tool, ctx, args)
+                    ctx = self._context(principal, session, context)
+                    output = await self._invoke(tool, ctx, args)
+            else:
+                reads = _ReadSession(self.db)
+                try:
+                    ctx = self._context(principal, cast(AsyncSession, reads), context)
+                    output = await self._invoke(tool, ctx, args)
+                finally:
+                    await reads.release()
         except ToolError as error:
             return ToolOutcome(call, ok=False, error=error)
         return _with_flags(ToolOutcome(call, ok=True, output=output), ctx)
@@ -535,6 +560,26 @@ class ToolExecutor:
             progress=context.progress,
             idempotency_key=context.key.idempotency_key() if context.key else None,
         )
+
+
+class _ReadSession:
+    """A read session (as ``Database.session`` gives) opened on first use: creating and
+    closing one costs more than a trivial read tool itself, and many read tools (fetches,
+    attached servers' tools) never touch the store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._session: AsyncSession | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._session = self._db.unopened_session()
+        return getattr(self._session, name)
+
+    async def release(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def _with_flags(outcome: ToolOutcome, ctx: ToolContext | None) -> ToolOutcome:

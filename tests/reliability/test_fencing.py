@@ -1,7 +1,7 @@
 """Fencing: a worker that stalled past its run's lease, while another worker claimed and
 resumed the run, must not commit a side effect for it. Its tool call is refused inside
-the effect's transaction (``LeaseLostError``), it writes nothing, and the new owner
-executes the call once."""
+the effect's transaction (``LeaseLostError``), it writes nothing but the refusal's audit
+row, and the new owner executes the call once."""
 
 from __future__ import annotations
 
@@ -36,9 +36,18 @@ from tools import (
     ToolRegistry,
     ToolSpec,
 )
+from tools.audit import AuditLog
 from tools.fencing import LeaseLostError, RunLease, bind_lease
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("backend")]
+
+
+async def fenced_rows(audit: AuditLog, tenant: str) -> list[dict[str, Any]]:
+    """The audit rows of fenced calls, oldest first, after checking the whole chain."""
+    report = await audit.verify()
+    assert report.ok, report.problems
+    rows = await audit.entries(tenant=tenant, limit=1000, with_payloads=True)
+    return [row for row in reversed(rows) if row["decision"] == "fenced"]
 
 
 async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
@@ -74,8 +83,15 @@ async def test_a_stale_owner_commits_no_effect_and_the_new_owner_runs_it_once(
             row = await session.get(Run, run.run_id)
             assert row is not None
             assert (row.status, row.lease_owner, row.attempt) == ("running", "worker-b", 2)
-        # The stale execution wrote no note, no ledger row and no ending.
+        # The stale execution wrote no note, no ledger row and no ending; its refused
+        # call is in the audit log, naming the stale lease.
         assert await note_titles(system.db) == ["fence/a", "fence/b"]
+        fenced = await fenced_rows(system.executor.audit, local_principal().tenant)
+        assert [(r["tool"], r["status"], r["error_code"], r["run_id"]) for r in fenced] == [
+            ("slow_note", "lease_lost", "lease_lost", run.run_id)
+        ]
+        assert fenced[0]["result"] == {"lease_owner": "worker-a", "attempt": 1}
+        assert fenced[0]["args"]["title"] == "fence/c"
 
         async with asyncio.timeout(60):
             summary = await runner.execute(run.run_id, "worker-b")
@@ -151,6 +167,12 @@ async def test_a_stale_owner_records_no_started_call_outside_the_database(
         async with system.db.session() as session:
             assert list((await session.execute(select(LedgerRow))).scalars()) == []
         assert sent == []
+        # Rolled back with the effect's transaction, yet audited on its own.
+        fenced = await fenced_rows(executor.audit, principal.tenant)
+        assert [(r["tool"], r["status"], r["actor"], r["run_id"]) for r in fenced] == [
+            ("send_webhook", "lease_lost", principal.user, run.run_id)
+        ]
+        assert fenced[0]["result"] == {"lease_owner": "worker-a", "attempt": 1}
 
         with bind_lease(RunLease(run.run_id, "worker-b", 2)):
             outcome = await executor.execute(call, principal, context("task-new"))
