@@ -46,6 +46,7 @@ from runtime.assistants import AssistantService
 from runtime.endings import Ending, Endings
 from runtime.events import EventBus, EventLog
 from runtime.observability import tracing_enabled
+from runtime.submissions import Submissions
 from runtime.system import System
 from runtime.tracing import RunTracer, StepTrace
 from runtime.webhooks import (
@@ -223,6 +224,9 @@ class Runner:
         self._background: set[asyncio.Task[bool]] = set()
         self._queued_hint = False
         self.endings = Endings(system.db, self.events)
+        self.submissions: Submissions[tuple[Run, list[str]]] = Submissions(
+            system.db, self._queued_writer
+        )
         system.track(self)
         configured = system.settings.webhook_secret
         self._webhook_secret = deployment_secret(
@@ -323,9 +327,16 @@ class Runner:
         if thread is not None and kwargs["kind"] != "input":
             requester = await self._requester(thread, principal)
         run_id = str(uuid.uuid4())
-        async with self._queued_writer(), self.system.db.transaction() as session:
-            # A thread id made here just now is new: no need to look it up.
-            row = None if request.thread_id is None else await session.get(Thread, thread_id)
+
+        async def write(session: Any) -> tuple[Run, list[str]]:
+            # A thread id made here just now is new: no need to look it up. The thread read
+            # above, if unchanged since, is stamped and marked busy in one UPDATE.
+            stamped = thread is not None and await _stamp_if_unchanged(
+                session, thread, assistant.assistant_id, entry, prompt_version
+            )
+            row = thread if stamped else None
+            if row is None and request.thread_id is not None:
+                row = await session.get(Thread, thread_id)
             created = row is None
             if row is None:
                 row = Thread(
@@ -338,16 +349,11 @@ class Runner:
                 session.add(row)
             elif row.tenant != principal.tenant:
                 raise RunNotFound(f"there is no thread {thread_id!r}")
-            row.assistant_id = row.assistant_id or assistant.assistant_id
-            row.graph_id = row.graph_id or entry.graph_id
-            row.graph_version = row.graph_version or entry.version
-            row.prompt_version = row.prompt_version or prompt_version
-            row.metadata_ = {
-                **(row.metadata_ or {}),
-                "graph_id": entry.graph_id,
-                "assistant_id": assistant.assistant_id,
-            }
-            row.status = "busy"  # before the flush: one UPDATE (a refusal rolls it back)
+            if not stamped:
+                for name, value in _stamped(row, assistant.assistant_id, entry, prompt_version):
+                    setattr(row, name, value)
+            # status busy before the flush: one UPDATE (a refusal rolls it back); a new
+            # thread's row is written before its run's (the ORM does not order them)
             await session.flush()
             # A thread created just now has no runs: nothing to reject, queue behind or cancel.
             to_cancel, running = (
@@ -386,6 +392,10 @@ class Runner:
                 elif must_claim:
                     raise RunConflict(f"thread {thread_id} is busy with another run")
             session.add(run)
+            return run, to_cancel
+
+        # Committed with the submissions arriving meanwhile (runtime.submissions).
+        run, to_cancel = await self.submissions.commit(write)
         for run_id in to_cancel:  # after the commit, so the run sees why it is cancelled
             self.cancel_local(run_id)
         return run
@@ -1277,6 +1287,52 @@ def _chunk_data(mode: str, chunk: Any) -> Any:
         data = message_to_dict(message) if isinstance(message, BaseMessage) else message
         return [to_jsonable(data), to_jsonable(metadata)]
     return to_jsonable(chunk)
+
+
+def _stamped(
+    thread: Thread, assistant_id: str, entry: GraphEntry, prompt_version: str | None
+) -> list[tuple[str, Any]]:
+    """A submitted run's changes to its thread: the graph and assistant pinned (first run
+    only) and stamped into the metadata, the status ``busy``."""
+    return [
+        ("assistant_id", thread.assistant_id or assistant_id),
+        ("graph_id", thread.graph_id or entry.graph_id),
+        ("graph_version", thread.graph_version or entry.version),
+        ("prompt_version", thread.prompt_version or prompt_version),
+        (
+            "metadata_",
+            {**(thread.metadata_ or {}), "graph_id": entry.graph_id, "assistant_id": assistant_id},
+        ),
+        ("status", "busy"),
+    ]
+
+
+async def _stamp_if_unchanged(
+    session: Any,
+    thread: Thread,
+    assistant_id: str,
+    entry: GraphEntry,
+    prompt_version: str | None,
+) -> bool:
+    """Apply ``_stamped`` to ``thread``'s row in one UPDATE if the row is still as it was
+    read (same ``updated_at``: every writer of threads sets it), and to ``thread`` too;
+    False, with nothing written, if the row changed or is gone."""
+    changes = [*_stamped(thread, assistant_id, entry, prompt_version), ("updated_at", utcnow())]
+    result = await session.execute(
+        update(Thread)
+        .where(
+            Thread.thread_id == thread.thread_id,
+            Thread.tenant == thread.tenant,
+            Thread.updated_at == thread.updated_at,
+        )
+        .values({getattr(Thread, name): value for name, value in changes})
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    for name, value in changes:
+        setattr(thread, name, value)
+    return True
 
 
 async def _thread_running(session: Any, thread_id: str, other_than: str | None = None) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 from sqlalchemy import Select, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from graphs.serialization import to_jsonable
 from identity import Principal
@@ -80,23 +81,54 @@ class ThreadService:
         metadata: Mapping[str, Any] | None,
         if_exists: str = "raise",
     ) -> dict[str, Any]:
-        """Raises: RunConflict when the id exists and ``if_exists`` is ``raise``."""
+        """Insert the thread in one statement; an id that exists is left as it is and
+        then read, to answer ``if_exists``.
+
+        Raises:
+            RunConflict: the id exists and ``if_exists`` is ``raise`` (or the caller may not
+                see that thread).
+        """
         thread_id = thread_id or str(uuid.uuid4())
-        async with self.system.db.transaction() as session:
-            existing = await session.get(Thread, thread_id)
+        now = utcnow()
+        thread = Thread(
+            thread_id=thread_id,
+            tenant=principal.tenant,
+            owner=principal.user,
+            status="idle",
+            metadata_=dict(metadata or {}),
+            created_at=now,
+            updated_at=now,
+        )
+        for _ in range(2):  # again if the thread that was in the way is deleted meanwhile
+            async with self.system.db.transaction() as session:
+                inserted = (await session.execute(self._insert_if_new(thread))).first()
+            if inserted:
+                return await self._public(thread)
+            async with self.system.db.session() as session:
+                existing = await session.get(Thread, thread_id)
             if existing is not None:
                 if if_exists == "do_nothing" and may_read_thread(principal, existing):
                     return await self._public(existing)
                 raise RunConflict(f"thread {thread_id} already exists")
-            thread = Thread(
-                thread_id=thread_id,
-                tenant=principal.tenant,
-                owner=principal.user,
-                status="idle",
-                metadata_=dict(metadata or {}),
+        raise RunConflict(f"thread {thread_id} is being created and deleted concurrently")
+
+    def _insert_if_new(self, thread: Thread) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING RETURNING`` a new thread's row (no row: it exists)."""
+        insert = postgresql.insert if self.system.db.is_postgres else sqlite.insert
+        return (
+            insert(Thread.__table__)  # type: ignore[arg-type]
+            .values(
+                thread_id=thread.thread_id,
+                tenant=thread.tenant,
+                owner=thread.owner,
+                status=thread.status,
+                metadata=thread.metadata_,
+                created_at=thread.created_at,
+                updated_at=thread.updated_at,
             )
-            session.add(thread)
-        return await self._public(thread)
+            .on_conflict_do_nothing(index_elements=["thread_id"])
+            .returning(Thread.__table__.c.thread_id)
+        )
 
     async def get_row(self, principal: Principal, thread_id: str) -> Thread:
         """Raises: RunNotFound for a missing thread or one the caller may not see."""
