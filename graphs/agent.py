@@ -408,6 +408,9 @@ async def finish(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
         await runtime.context.memory.remember(dict(state), runtime)
     ai = _last_ai(state)
     text = ai.text if ai is not None else ""
+    if runtime.context is not None and runtime.context.memory is not None:
+        # The user sees their own recalled values; the history keeps the pseudonyms.
+        text = runtime.context.memory.restore_answer(text, runtime)
     return {"stop_reason": lim.COMPLETED, "final_message": text, "resume_at": None}
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -140,6 +142,51 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_RACY_NS = 2_000_000_000
+"""A file modified this recently may change again within one mtime tick without its size
+changing; its digest is not cached (git's "racily clean" rule)."""
+
+
+def _stat_key(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def weights_digest(path: Path, cache_dir: Path) -> str:
+    """The sha256 of ``path`` (hex), cached in ``cache_dir`` beside the ONNX graph.
+
+    Hashing the 90 MB weights takes ~0.2 s, on every load. The cache entry is keyed by the
+    file's resolved path, size and ``mtime_ns``: any of them changing (reinstalled or edited
+    weights) means hashing again. It is written only when the file's stat did not change
+    while it was hashed and its mtime is not in the last two seconds (a same-size rewrite
+    could keep the mtime), atomically (temporary file, ``os.replace``); an unreadable or
+    foreign entry is ignored. Whoever can write ``cache_dir`` could also replace the cached
+    graph itself, so the entry adds no trust beyond that directory's.
+    """
+    path = path.resolve()
+    key = _stat_key(path)
+    name = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    entry = Path(cache_dir) / f"{LOCAL_MODEL}.weights-{name}.sha256.json"
+    try:
+        cached = json.loads(entry.read_text())
+        digest = cached.get("sha256") if isinstance(cached, dict) else None
+        if isinstance(digest, str) and len(digest) == 64 and {k: cached.get(k) for k in key} == key:
+            return digest
+    except (OSError, ValueError):
+        pass
+    digest = _file_sha256(path)
+    if _stat_key(path) != key or time.time_ns() - key["mtime_ns"] < _RACY_NS:
+        return digest
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        partial.write_text(json.dumps({**key, "sha256": digest}))
+        os.replace(partial, entry)
+    except OSError:  # a read-only cache dir: hash again next time
+        pass
+    return digest
+
+
 def session_options() -> onnxruntime.SessionOptions:
     """onnxruntime options for the encoder: full graph optimisation, one thread per run.
 
@@ -175,7 +222,8 @@ class LocalMiniLMEmbedder(Embedder):
 
     Loading is lazy (the first ``embed``), so building the system stays cheap. The ONNX
     graph is cached as ``cache_dir/all-MiniLM-L6-v2.<weights sha256[:16]>.b<builder>.onnx``
-    and written atomically, so concurrent first runs in several processes are safe.
+    and written atomically, so concurrent first runs in several processes are safe; the
+    weights' digest is cached beside it (``weights_digest``), so later loads skip hashing.
 
     ``embed`` sorts texts by length, pads each batch to its longest member and runs up to
     ``threads`` batches at once (default: the cores this process may use), each on one
@@ -246,7 +294,7 @@ class LocalMiniLMEmbedder(Embedder):
         """The cached ONNX graph for these weights, built now if missing."""
         from memory._minilm_onnx import BUILDER_VERSION, build_sentence_encoder
 
-        weights_hash = _file_sha256(model_dir / "model.safetensors")[:16]
+        weights_hash = weights_digest(model_dir / "model.safetensors", self._cache_dir)[:16]
         path = self._cache_dir / f"{LOCAL_MODEL}.{weights_hash}.b{BUILDER_VERSION}.onnx"
         if path.is_file():
             return path

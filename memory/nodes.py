@@ -18,6 +18,17 @@ text) to the state; the model node turns them into one clearly marked untrusted 
 ``AgentMemory`` bundles both nodes for a graph whose run context carries the principal
 (``runtime.context.principal``), as relaygraph's agent does: its model node calls
 ``context_block`` before each model call and ``remember`` when the turn finishes.
+
+Pseudonyms: ``context_block`` minimises the recalled block (``memory.minimisation``), so the
+model sees ``<PERSON_1>`` where the user's memory says their name. The map back lives only
+in the ``AgentMemory`` object, which the runner makes afresh for each run (one principal),
+keyed by (tenant, user) besides: it is never persisted, never sent to a provider, and can
+only restore that user's own recalled values. ``restore_answer`` is applied where the run's
+answer for the user is produced, the agent's ``final_message`` (what runs return, the CLI
+prints and the API's run result carries). The AI message in the thread's history keeps the
+tokens, so later turns never send the values to the provider (and checkpoints hold no extra
+copy); streamed token chunks show the tokens too. A run resumed in a new process with no
+model call since then has no map: tokens stay (fails closed).
 """
 
 from __future__ import annotations
@@ -32,7 +43,8 @@ from opentelemetry import trace
 
 from identity import Principal
 from memory.memories import Memories, RecalledMemory
-from memory.minimisation import DEFAULT_POLICY, MinimisationPolicy, minimise_text
+from memory.minimisation import DEFAULT_POLICY, MinimisationPolicy, minimise_text, restore_text
+from privacy import PseudonymMap
 
 log = structlog.get_logger(__name__)
 
@@ -218,7 +230,9 @@ class AgentMemory:
     ids and scores (no text) for the state and trace. ``remember`` is the remember node:
     facts go through ``Memories.remember`` in the background, which scans them and holds
     sensitive ones until a legal basis exists. What is learnt in one thread is recalled in
-    the user's other threads; another user or tenant never sees it.
+    the user's other threads; another user or tenant never sees it. ``restore_answer`` maps
+    the block's pseudonyms in the final answer back to the user's values (one instance per
+    run; see the module docstring).
     """
 
     memories: Memories
@@ -226,6 +240,9 @@ class AgentMemory:
     k: int = 5
     _recall: Node = field(init=False, repr=False)
     remember: Node = field(init=False, repr=False)
+    _pseudonyms: dict[tuple[str, str], PseudonymMap] = field(
+        init=False, repr=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._recall = make_recall_node(self.memories, principal_of=_context_principal, k=self.k)
@@ -236,6 +253,19 @@ class AgentMemory:
     ) -> tuple[str, list[dict[str, Any]]]:
         """(system-message text, or "" when nothing was recalled; traced hits)."""
         found = (await self._recall(state, runtime)).get(RECALL_STATE_KEY) or []
-        block, _mapping = minimise_text(format_untrusted_context(found), self.minimisation)
+        principal = _context_principal(runtime)
+        # One map per run and user: tokens stay stable across the run's model calls.
+        mapping = self._pseudonyms.setdefault((principal.tenant, principal.user), PseudonymMap())
+        block, _ = minimise_text(format_untrusted_context(found), self.minimisation, mapping)
         traced = [{key: value for key, value in hit.items() if key != "text"} for hit in found]
         return block, traced
+
+    def restore_answer(self, text_: str, runtime: Any) -> str:
+        """``text_`` (the model's answer to this run's principal) with the pseudonyms this
+        run's recalled blocks used put back; other tokens (invented, or another user's
+        form) stay as they are."""
+        principal = _context_principal(runtime)
+        mapping = self._pseudonyms.get((principal.tenant, principal.user))
+        if mapping is None or not mapping.tokens or not text_:
+            return text_
+        return restore_text(text_, mapping)

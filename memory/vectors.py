@@ -430,6 +430,12 @@ class VectorStore:
             ) from exc
         return cls(client, scope_key=scope_key, cache_max_vectors=None, location=url)
 
+    @property
+    def embedded(self) -> bool:
+        """True for an embedded directory this process owns (``open_local``): it is the
+        only writer, so rebuilding a partition cannot lose another process's writes."""
+        return self._lock is not None
+
     def close(self) -> None:
         """Release the directory lock; the store is unusable afterwards."""
         with self._mutex:
@@ -874,6 +880,16 @@ class VectorIndex:
                 except (NotFoundError, ValueError):
                     pass
             store._clear_marker(name)
+
+    def schedule_rebuild(self, scope: Scope) -> None:
+        """Record, before deleting from ``scope`` by id, that it must be rebuilt: embedded,
+        a durable marker makes ``open_local`` rebuild it should the process die before
+        ``rebuild`` runs (``rebuild`` clears the marker)."""
+        store = self._store
+        name = store.collection_name(self.namespace, scope)
+        with store._mutex:
+            store._check_open()
+            store._set_marker(name)
 
     def rebuild(self, scope: Scope) -> int:
         """Copy ``scope``'s vectors into a fresh collection and drop the old one, so that

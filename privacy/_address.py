@@ -28,17 +28,23 @@ _EN_SUFFIX = (
     r"|Mills|Missions|Mounts|Mountains|Parks|Parkways|Pass|Points"
     r"|Ports|Skyway|Streets|Trace|Trailer|Valleys|Viaduct|Views|Villes|Vistas|Walks|Ways)\.?"
 )
+# A house number is not the head of a larger number ("660,000", "12.5").
+_HOUSE_NO_END = r"(?![.,]\d)"
 _UNIT = r"(?:,?\s(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|#)\s?[\w-]+)?"
-_STREET_EN = rf"\d{{1,6}}[A-Za-z]?\s(?:{_CAP}\s){{1,4}}{_EN_SUFFIX}{_UNIT}"
+_STREET_EN = rf"(?<!\d[.,])\d{{1,6}}[A-Za-z]?\s(?:{_CAP}\s){{1,4}}{_EN_SUFFIX}{_UNIT}"
 _CONT_SUFFIX = (
     r"(?:vej|vejen|gade|gaden|allé|alle|stræde|strædet|plads|pladsen|vænget|torv|torvet|have"
     r"|parken|bakken|straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|gatan|vägen"
     r"|gränd|torget|stigen|backen|veien|vegen|gata|gate|straat|laan|gracht|plein|kade|singel"
-    r"|steeg|dreef|tie|katu|kuja|polku|ulica|utca|ut|tér)"
+    r"|steeg|dreef|tie|katu|kuja|polku|ulica|braut|vegur|stígur)"
 )
+# Hungarian street words are separate words ("Váci utca 5", "Andrássy út 60"), never glued
+# on: glued, "ut" turned English words into streets ("About 660", "Throughout 2020").
+_STREET_HU = rf"{_CAP}\s(?:utca|út|tér|körút)\s\d{{1,4}}{_HOUSE_NO_END}"
 _STREET_CONT = (
     rf"(?:{_CAP}\s)?[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'\-]{{2,}}{_CONT_SUFFIX}"
-    r"(?:\s\d{1,4}(?:\s?[A-Za-z](?!\w))?(?:[-/]\d{1,4})?(?:,?\s\d{1,2}\.?\s?(?:th|tv|mf|sal)?\.?)?)"
+    rf"(?:\s\d{{1,4}}{_HOUSE_NO_END}(?:\s?[A-Za-z](?!\w))?(?:[-/]\d{{1,4}})?"
+    r"(?:,?\s\d{1,2}\.?\s?(?:th|tv|mf|sal)?\.?)?)"
 )
 _ROMANCE = (
     r"(?:rue|avenue|boulevard|bd|chemin|place|allée|impasse|quai|route|cours|via|viale|piazza"
@@ -47,14 +53,14 @@ _ROMANCE = (
 )
 _STREET_ROMANCE = (
     rf"(?:\d{{1,4}}(?:\s?(?:bis|ter))?,?\s{_ROMANCE}\s(?:[\wÀ-ÿ'\u2019\-]+\s?){{1,5}}"
-    rf"|(?<![\w]){_ROMANCE}\s(?:[\wÀ-ÿ'\u2019\-]+\s){{0,4}}[\wÀ-ÿ'\u2019\-]+,?\s\d{{1,4}}[A-Za-z]?)"
+    rf"|(?<![\w]){_ROMANCE}\s(?:[\wÀ-ÿ'\u2019\-]+\s){{0,4}}[\wÀ-ÿ'\u2019\-]+,?\s\d{{1,4}}[A-Za-z]?{_HOUSE_NO_END})"
 )
 _PO_BOX = (
     r"(?:P\.?\s?O\.?\s?Box|Postboks|Postfach|Box|Boîte\s+postale)\s\d{1,6}"
     r"|(?:PSC|Unit)\s\d{4},\sBox\s\d{4}"
     r"|(?:USNS|USNV|USS|USCGC)\s[A-Z][a-z]+"
 )
-_STREET = re.compile(rf"(?<![\w])(?:{_STREET_EN}|{_STREET_CONT}|{_PO_BOX})(?![\w])")
+_STREET = re.compile(rf"(?<![\w])(?:{_STREET_EN}|{_STREET_CONT}|{_STREET_HU}|{_PO_BOX})(?![\w])")
 # Romance street words are lower-case in running text ("83, rue ...") and capitalised at a line
 # start ("Via Roma 12"), so they match case-insensitively.
 _STREET_ROMANCE_CI = re.compile(rf"(?<![\w])(?:{_STREET_ROMANCE})(?![\w])", re.IGNORECASE)

@@ -7,6 +7,20 @@ store items, provider cache) or from a configured age: threads idle longer than
 ``thread_ttl`` (deleted through the runner, checkpoints included), files in the files
 directory not modified for ``file_ttl``, and per-step trace rows older than ``trace_ttl``.
 A thread that is running is never swept.
+
+Physically clean: deleting a vector by id only marks it in hnswlib (its bytes stay in the
+segment files), FTS5 only marks deleted entries until its segments merge (SQLite < 3.42),
+and the WAL keeps old page images until it is checkpointed. So a sweep that deleted
+something ends like an erasure, once per sweep (not per item): every vector partition it
+deleted from is rebuilt and ``VectorStore.purge_residue`` scrubs the Chroma directory;
+the full-text indexes that lost rows are optimised; the SQLite WAL is checkpointed and
+truncated. Partitions are marked for rebuild before their vectors go (durable markers), so
+a crash between the delete and the rebuild is finished by the next ``open_local``.
+With a Chroma server, whose collections other processes write, partitions are not rebuilt
+(a rebuild could lose their concurrent writes) and the server's files are its operator's.
+PostgreSQL keeps dead row versions until autovacuum reuses them; only an erasure runs
+``VACUUM FULL`` (too heavy for a periodic sweep). The checkpoint database of swept threads
+is not compacted here either (an erasure does that).
 """
 
 from __future__ import annotations
@@ -20,16 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, text
 
 from memory.memories import Memories
 from memory.types import Scope
-from memory.vectors import VectorStore
+from memory.vectors import VectorIndexError, VectorStore
 from store import Database
 from store.models import (
     Document,
     DocumentChunk,
     IngestionJob,
+    Memory,
     ProviderCacheEntry,
     StoreItem,
     StoreItemVector,
@@ -38,6 +53,12 @@ from store.models import (
 )
 
 log = structlog.get_logger(__name__)
+
+_BATCH = 500
+"""Ids per ``IN (...)`` (SQLite allows 32766 bound variables; stay far below)."""
+_CHECKPOINT_BUSY_MS = 2_000
+"""How long the WAL checkpoint waits for readers before leaving truncation to the next
+sweep (it holds back new writers while it waits)."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +74,30 @@ class RetentionPolicy:
 @dataclass
 class SweepReport:
     deleted: dict[str, int] = field(default_factory=dict)
+    rebuilt: int = 0
+    """Vector partitions rebuilt because the sweep deleted vectors from them."""
+    residue: dict[str, int] = field(default_factory=dict)
+    """``VectorStore.purge_residue``'s counts (empty when nothing needed scrubbing)."""
 
     @property
     def total(self) -> int:
         return sum(self.deleted.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "deleted": self.deleted}
+        return {
+            "total": self.total,
+            "deleted": self.deleted,
+            "rebuilt": self.rebuilt,
+            "residue": self.residue,
+        }
+
+
+@dataclass
+class _Touched:
+    """What a sweep deleted vectors from, so it can be cleaned once at the end."""
+
+    partitions: set[tuple[str, Scope]] = field(default_factory=set)
+    fulltext: set[str] = field(default_factory=set)
 
 
 class RetentionSweeper:
@@ -84,11 +122,15 @@ class RetentionSweeper:
         self.policy = policy or RetentionPolicy()
 
     async def sweep(self, now: datetime | None = None) -> SweepReport:
+        """Delete everything expired at ``now``; then, if anything went, clean the files."""
         moment = now or datetime.now(UTC)
         report = SweepReport()
-        report.deleted["memories"] = await self.memories.sweep_expired(moment)
-        report.deleted["documents"], report.deleted["chunks"] = await self._documents(moment)
-        report.deleted["store_items"] = await self._store_items(moment)
+        touched = _Touched()
+        report.deleted["memories"] = await self._memories(moment, touched)
+        report.deleted["documents"], report.deleted["chunks"] = await self._documents(
+            moment, touched
+        )
+        report.deleted["store_items"] = await self._store_items(moment, touched)
         async with self.db.transaction() as session:
             result = await session.execute(
                 delete(ProviderCacheEntry).where(ProviderCacheEntry.expires_at <= moment)
@@ -97,10 +139,68 @@ class RetentionSweeper:
         report.deleted["trace_steps"] = await self._trace_steps(moment)
         report.deleted["threads"] = await self._threads(moment)
         report.deleted["files"] = await asyncio.to_thread(self._files, moment)
-        log.info("retention_swept", **report.deleted)
+        if report.total - report.deleted["files"]:
+            await self._clean(touched, report)
+        log.info("retention_swept", rebuilt=report.rebuilt, **report.deleted)
         return report
 
-    async def _documents(self, now: datetime) -> tuple[int, int]:
+    async def _clean(self, touched: _Touched, report: SweepReport) -> None:
+        """Make what this sweep deleted unreadable on disk (see the module docstring)."""
+        order = sorted(touched.partitions, key=lambda p: (p[0], p[1].tenant, p[1].user or ""))
+        for namespace, scope in order:
+            try:
+                await asyncio.to_thread(self.vectors.index(namespace).rebuild, scope)
+            except VectorIndexError as exc:  # still marked: the next open finishes it
+                log.warning("retention_rebuild_failed", namespace=namespace, error=str(exc))
+            else:
+                report.rebuilt += 1
+        if report.rebuilt:
+            report.residue = await asyncio.to_thread(self.vectors.purge_residue)
+        if not self.db.is_sqlite:
+            return
+        async with self.db.transaction() as session:
+            for table in sorted(touched.fulltext):
+                await session.execute(text(f"INSERT INTO {table}({table}) VALUES ('optimize')"))
+        async with self.db.engine.connect() as connection:
+            usual = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+            await connection.exec_driver_sql(f"PRAGMA busy_timeout={_CHECKPOINT_BUSY_MS}")
+            try:
+                busy = (await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+            finally:
+                await connection.exec_driver_sql(f"PRAGMA busy_timeout={int(usual)}")
+        if busy is not None and busy[0]:
+            log.warning("retention_wal_not_truncated", hint="readers held it; next sweep retries")
+
+    async def _mark(self, touched: _Touched, namespace: str, scopes: set[Scope]) -> None:
+        if not self.vectors.embedded:
+            return  # other processes write a server's collections: a rebuild could lose them
+        index = self.vectors.index(namespace)
+        for scope in scopes:
+            if (namespace, scope) not in touched.partitions:
+                await asyncio.to_thread(index.schedule_rebuild, scope)
+                touched.partitions.add((namespace, scope))
+
+    async def _memories(self, now: datetime, touched: _Touched) -> int:
+        expired = and_(Memory.expires_at.is_not(None), Memory.expires_at <= now)
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(Memory.tenant, Memory.user, Memory.memory_id).where(expired)
+                )
+            ).all()
+        if not rows:
+            return 0
+        await self._mark(touched, "memories", {Scope(tenant, user) for tenant, user, _ in rows})
+        touched.fulltext.add("memories_fts")
+        ids = [memory_id for _, _, memory_id in rows]
+        removed = 0
+        for start in range(0, len(ids), _BATCH):
+            removed += await self.memories.delete_where(
+                and_(expired, Memory.memory_id.in_(ids[start : start + _BATCH]))
+            )
+        return removed
+
+    async def _documents(self, now: datetime, touched: _Touched) -> tuple[int, int]:
         expired_doc = and_(Document.expires_at.is_not(None), Document.expires_at <= now)
         async with self.db.transaction() as session:
             doc_ids = list(
@@ -132,15 +232,18 @@ class RetentionSweeper:
             )
             if doc_ids:
                 await session.execute(delete(Document).where(Document.id.in_(doc_ids)))
-        by_scope: dict[tuple[str, str], list[str]] = {}
+        by_scope: dict[Scope, list[str]] = {}
         for tenant, owner, chunk_id in chunk_rows:
-            by_scope.setdefault((tenant, owner), []).append(chunk_id)
+            by_scope.setdefault(Scope(tenant, owner), []).append(chunk_id)
+        if chunk_rows:
+            touched.fulltext.add("document_chunks_fts")
+        await self._mark(touched, "chunks", set(by_scope))
         index = self.vectors.index("chunks")
-        for (tenant, owner), ids in by_scope.items():
-            await asyncio.to_thread(index.delete, Scope(tenant, owner), ids)
+        for scope, ids in by_scope.items():
+            await asyncio.to_thread(index.delete, scope, ids)
         return len(doc_ids), len(chunk_rows)
 
-    async def _store_items(self, now: datetime) -> int:
+    async def _store_items(self, now: datetime, touched: _Touched) -> int:
         expired = and_(StoreItem.expires_at.is_not(None), StoreItem.expires_at <= now)
         async with self.db.transaction() as session:
             items = (
@@ -168,11 +271,12 @@ class RetentionSweeper:
                 )
             await session.execute(delete(StoreItem).where(expired))
         index = self.vectors.index("store")
-        by_tenant: dict[str, list[str]] = {}
+        by_tenant: dict[Scope, list[str]] = {}
         for tenant, vector_id in vectors:
-            by_tenant.setdefault(tenant, []).append(vector_id)
-        for tenant, doomed in by_tenant.items():
-            await asyncio.to_thread(index.delete, Scope(tenant), doomed)
+            by_tenant.setdefault(Scope(tenant), []).append(vector_id)
+        await self._mark(touched, "store", set(by_tenant))
+        for scope, doomed in by_tenant.items():
+            await asyncio.to_thread(index.delete, scope, doomed)
         return len(items)
 
     async def _trace_steps(self, now: datetime) -> int:

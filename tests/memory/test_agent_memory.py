@@ -6,13 +6,17 @@ option is off."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
 from sqlalchemy import select
 
 from graphs.agent import compile_agent, turn_counts
 from identity import Principal
+from memory.minimisation import MinimisationPolicy
+from memory.nodes import AgentMemory
 from runtime.memory_services import LazyMemoryServices
 from runtime.runs import Runner, RunRequest
 from runtime.settings import Settings
@@ -107,3 +111,49 @@ async def test_a_fact_told_in_one_thread_is_recalled_in_the_next(settings: Setti
         assert [
             m.text for m in await services.memories.list_memories(tenant="acme", user="alice")
         ] == stored
+
+
+async def test_pseudonyms_in_the_answer_are_mapped_back_for_their_user_only(
+    data_dir: Path,
+) -> None:
+    """Recalled personal data reaches the model as ``<PERSON_1>``; the user's answer
+    (``final_message``) shows their own value, while the history keeps the token (later
+    model calls never see the value) and no other user or run can map it back."""
+    settings = Settings(
+        data_dir=data_dir,
+        model=MODEL,
+        privacy_minimise=["special", "personal"],
+        assistants={"remembering": {"graph_id": "agent", "options": {"memory": True}}},
+    )
+    async with open_system(settings) as system:
+        system.memory = LazyMemoryServices(system, embedder=WordHashEmbedder())
+        runner = Runner(system)
+        await _ask(runner, ALICE, "Remember that my name is Maria Jensen.", "remembering")
+        services = await system.memory.get()
+        await services.memories.drain()
+
+        answer = await _ask(runner, ALICE, "What is my name?", "remembering")
+
+        assert "My name is Maria Jensen" in (answer.final_message or "")
+        assert "<PERSON_1>" not in (answer.final_message or "")
+        seen = (await _values(system, answer.thread_id))["messages"][-1].text
+        assert "<PERSON_1>" in seen and "Maria Jensen" not in seen  # what the model saw
+        assert (await _ask(runner, BOB, "What is my name?", "remembering")).final_message == (
+            "SEEN: no memories"
+        )
+
+        memory = AgentMemory(services.memories, MinimisationPolicy.from_names(["personal"]))
+        alice_run = SimpleNamespace(context=SimpleNamespace(principal=ALICE))
+        block, _ = await memory.context_block(
+            {"messages": [HumanMessage("What is my name?")]}, alice_run
+        )
+        assert "<PERSON_1>" in block and "Maria" not in block
+        reply = "Your name is <PERSON_1>; <PERSON_2> is unknown."
+        assert memory.restore_answer(reply, alice_run) == (
+            "Your name is Maria Jensen; <PERSON_2> is unknown."
+        )
+        for stranger in (BOB, ALICE_ELSEWHERE):
+            other_run = SimpleNamespace(context=SimpleNamespace(principal=stranger))
+            assert memory.restore_answer(reply, other_run) == reply
+        fresh = AgentMemory(services.memories, MinimisationPolicy.from_names(["personal"]))
+        assert fresh.restore_answer(reply, alice_run) == reply  # another run: no map

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from memory.embeddings import (
     LocalMiniLMEmbedder,
     create_embedder,
     find_local_weights,
+    weights_digest,
 )
 from memory.types import EmbeddingError, EmbeddingModelMissingError
 from tests.memory.minilm_reference import FIXTURE, reference_embedding
@@ -115,6 +118,9 @@ def test_graph_is_cached_in_the_data_dir_and_reused(
         raise AssertionError("the cached graph should have been reused")
 
     monkeypatch.setattr(_minilm_onnx, "build_sentence_encoder", refuse)
+    # The weights' digest is cached beside the graph: a new embedder does not rehash them.
+    assert len(list(model_cache.glob("all-MiniLM-L6-v2.weights-*.sha256.json"))) == 1
+    monkeypatch.setattr(embeddings_module, "_file_sha256", refuse)
     again = LocalMiniLMEmbedder(model_cache)
     np.testing.assert_allclose(again.embed(["warm up"]), embedder.embed(["warm up"]), atol=1e-6)
     assert again.graph_path == embedder.graph_path
@@ -246,3 +252,48 @@ def test_bad_specs_are_refused(
 ) -> None:
     with pytest.raises(EmbeddingError, match=message):
         create_embedder(spec, cache_dir=tmp_path, **kwargs)  # type: ignore[arg-type]
+
+
+def _age(path: Path, seconds: int) -> None:
+    stamp = path.stat().st_mtime - seconds
+    os.utime(path, (stamp, stamp))
+
+
+def test_weights_digest_is_cached_by_path_size_and_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights, cache = tmp_path / "model.safetensors", tmp_path / "models"
+    weights.write_bytes(b"first weights")
+    _age(weights, 60)
+    hashed: list[Path] = []
+    real = embeddings_module._file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(embeddings_module, "_file_sha256", counting)
+    first = weights_digest(weights, cache)
+    assert first == hashlib.sha256(b"first weights").hexdigest()
+    assert weights_digest(weights, cache) == first and len(hashed) == 1  # from the cache
+
+    weights.write_bytes(b"other weights")  # same size, new mtime: hashed again
+    _age(weights, 30)
+    assert weights_digest(weights, cache) == hashlib.sha256(b"other weights").hexdigest()
+    assert len(hashed) == 2
+
+    [entry] = cache.glob("*.sha256.json")
+    entry.write_text("{not json")  # a damaged entry is ignored and replaced
+    assert weights_digest(weights, cache) == hashlib.sha256(b"other weights").hexdigest()
+    assert len(hashed) == 3 and json.loads(entry.read_text())["size"] == len(b"other weights")
+
+
+def test_a_just_modified_weights_file_is_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within one mtime tick a same-size rewrite could go unseen: such a digest is not
+    trusted later, so the file is hashed on every load until it is older."""
+    weights, cache = tmp_path / "model.safetensors", tmp_path / "models"
+    weights.write_bytes(b"fresh")
+    assert weights_digest(weights, cache) == hashlib.sha256(b"fresh").hexdigest()
+    assert list(cache.glob("*.sha256.json")) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from privacy import EntityType, scan_text
+from privacy import EntityType, redact, scan_text
 from privacy._address import detect_addresses
 from privacy._name_lexicon import FIRST_NAMES, LAST_NAMES
 from privacy._names import detect_person_names
@@ -51,6 +51,10 @@ def test_capitalised_words_are_not_names_without_evidence(text: str) -> None:
         ("Adresse : ", "83, rue Arnaude Berthelot\n82202 Lombard", ""),
         ("Indirizzo: ", "Via Roma 12, 00184 Roma", ""),
         ("Adress: ", "Ängsgatan 78, 553 37 Kalmar", ""),
+        ("Cím: ", "Andrássy út 60, 1062 Budapest", "."),
+        ("Lakás: ", "Váci utca 5", ""),
+        ("Heimilisfang: ", "Dalbraut 99", "."),
+        ("Osoite: ", "Mannerheimintie 5, 00100 Helsinki", ""),
     ],
 )
 def test_postal_addresses_found(before: str, address: str, after: str) -> None:
@@ -61,9 +65,26 @@ def test_postal_addresses_found(before: str, address: str, after: str) -> None:
     assert (f.start, f.end) == (len(before), len(before) + len(address))
 
 
-@pytest.mark.parametrize("text", ["During 1971 we moved.", "Meeting at 10 in room 4."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "During 1971 we moved.",
+        "Meeting at 10 in room 4.",
+        "About 660,000.",  # "Abo" + "ut" once read as a glued street name, 660 its number
+        "About 660,000 people live there.",
+        "Throughout 2020 we grew.",
+        "The Hauptstraße 12,000 runners came.",  # a number, not a house number
+    ],
+)
 def test_not_addresses(text: str) -> None:
     assert detect_addresses(text) == []
+
+
+def test_a_population_figure_is_left_alone_by_the_scanner() -> None:
+    text = "How many people live in Copenhagen? About 660,000."
+    result = scan_text(text)
+    assert [f.type for f in result.findings] == []
+    assert redact(text, result.findings) == text
 
 
 def test_street_named_after_a_person_is_an_address_not_a_name() -> None:
