@@ -897,6 +897,7 @@ class Runner:
             tenant=run.tenant,
             sink=log,
             usage=self.system.router_services.recorder,
+            prices_file=self.system.settings.prices_file,
         )
         tracer = RunTracer(span if tracing_enabled() else None, step_trace)
         config["callbacks"] = [tracer]
