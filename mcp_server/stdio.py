@@ -71,7 +71,7 @@ async def serve_stdio(executor: ToolExecutor, config: McpConfig, principal: Prin
     with _stdin_off_the_wire() as wire:
         lines = IdCheckingLines(anyio.wrap_file(_BorrowedText(wire)))
         async with stdio_server(stdin=cast(Any, lines)) as (read_stream, write_stream):
-            readable = AnsweringReadStream(read_stream, write_stream, lines.rejected)
+            readable = AnsweringReadStream(read_stream, write_stream, lines.verdicts)
             await server.run(readable, write_stream, server.create_initialization_options())
 
 
@@ -135,23 +135,27 @@ def invalid_request_id(line: str) -> str | None:
 
 class IdCheckingLines:
     """Stdin lines for the SDK, with each request whose ``id`` is of the wrong type
-    swapped for a line the SDK rejects; the reason waits in ``rejected`` for
-    AnsweringReadStream, which answers it -32600 in the same order."""
+    swapped for a line the SDK rejects.
+
+    The SDK's stdio reader turns every line it is given into exactly one item on its read
+    stream, in order: the message, or the exception that parsing it raised (invalid JSON
+    and wrong shapes alike). So every line yielded here leaves one verdict in
+    ``verdicts``: None for a line passed on as it was, the reason for a swapped one.
+    AnsweringReadStream takes one verdict per item it receives, which pairs each answer
+    with its own line exactly, whatever mix of malformed lines comes before it.
+    """
 
     _REJECTED_LINE = "null\n"
 
     def __init__(self, lines: Any) -> None:
         self._lines = lines
-        self.rejected: deque[str] = deque()
+        self.verdicts: deque[str | None] = deque()
 
     async def __aiter__(self) -> AsyncIterator[str]:
         async for line in self._lines:
             problem = invalid_request_id(line)
-            if problem is None:
-                yield line
-            else:
-                self.rejected.append(problem)
-                yield self._REJECTED_LINE
+            self.verdicts.append(problem)
+            yield line if problem is None else self._REJECTED_LINE
 
 
 def unreadable_line_error(exc: Exception, problem: str | None = None) -> types.JSONRPCError:
@@ -179,15 +183,21 @@ class AnsweringReadStream:
     answered with the JSON-RPC error the spec asks for (the SDK would drop them silently,
     leaving a client waiting) and skipped.
 
+    ``verdicts`` (IdCheckingLines'): one entry per item of ``incoming``, taken as the item
+    arrives; an entry that is not None is why that line was swapped (answered -32600 with
+    that reason).
+
     A filter on the receiving side rather than a relay task: a valid message reaches the
     server with no extra stream or task switch, and the sender's context the SDK's stream
     carries (``last_context``) is passed through.
     """
 
-    def __init__(self, incoming: Any, outgoing: Any, rejected: deque[str] | None = None) -> None:
+    def __init__(
+        self, incoming: Any, outgoing: Any, verdicts: deque[str | None] | None = None
+    ) -> None:
         self._incoming = incoming
         self._outgoing = outgoing
-        self._rejected = rejected if rejected is not None else deque()
+        self._verdicts = verdicts
 
     @property
     def last_context(self) -> contextvars.Context | None:
@@ -196,9 +206,9 @@ class AnsweringReadStream:
     async def receive(self) -> SessionMessage | Exception:
         while True:
             item = await self._incoming.receive()
+            problem = self._verdicts.popleft() if self._verdicts else None
             if not isinstance(item, Exception):
                 return item
-            problem = self._rejected.popleft() if self._rejected else None
             await self._outgoing.send(SessionMessage(unreadable_line_error(item, problem)))
 
     async def aclose(self) -> None:

@@ -10,11 +10,13 @@ Names are namespaced (``<server>_<tool>``) and kept within 64 characters.
 Credentials can differ per tenant (``tenant_env`` for stdio, ``tenant_headers`` for
 HTTP): a call runs with the credentials of the calling principal's tenant and never
 with another tenant's. One session per (server, credentials) stays open and is shared
-by concurrent calls; a session found broken is replaced. A call that was sent when the
-connection broke is not repeated unless the tool is declared idempotent (the executor
-reports it in doubt). Every call carries its ledger key as an idempotency key, in
-``_meta`` (:data:`IDEMPOTENCY_META`) and, where the remote tool's input schema declares
-an ``idempotency_key`` argument, there too.
+by concurrent calls; a session found broken (its process died, its connection closed,
+or an HTTP server no longer knows its session id) is replaced. A call that was sent when
+the connection broke is repeated on a fresh session only if the tool is a read or is
+declared idempotent; any other fails with ``in_doubt`` (it may have taken effect; the
+ledger keeps that answer for repeats of its key). Every call carries its ledger key as
+an idempotency key, in ``_meta`` (:data:`IDEMPOTENCY_META`) and, where the remote tool's
+input schema declares an ``idempotency_key`` argument, there too.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 MAX_NAME = 64
 IDEMPOTENCY_META = "io.relaygraph/idempotency-key"
 IDEMPOTENCY_ARGS = ("idempotency_key", "idempotencyKey")
+DROP_WAIT_SECONDS = 5.0
+"""How long a call waits for a broken session to close before going on without it."""
 
 
 class ExternalToolPolicy(BaseModel):
@@ -154,15 +158,55 @@ def _closed(client: Any) -> bool:
     return bool(getattr(dispatcher, "_closed", False))
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or ``exc`` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of the first real error (task groups wrap transport errors)."""
+    leaf = _leaves(exc)[0]
+    return f"{type(leaf).__name__}: {leaf}" if str(leaf) else type(leaf).__name__
+
+
 def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection broke (the call's fate is unknown), as opposed
+    to an answer from the server."""
     import anyio
+    import httpx2
     from mcp import MCPError
     from mcp_types.jsonrpc import CONNECTION_CLOSED
 
-    if isinstance(exc, MCPError):
-        return exc.code == CONNECTION_CLOSED
-    return isinstance(
-        exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError)
+    lost = (
+        anyio.ClosedResourceError,
+        anyio.BrokenResourceError,
+        anyio.EndOfStream,
+        OSError,
+        httpx2.TransportError,
+    )
+    leaves = _leaves(exc)
+    return all(
+        leaf.code == CONNECTION_CLOSED if isinstance(leaf, MCPError) else isinstance(leaf, lost)
+        for leaf in leaves
+    )
+
+
+_UNKNOWN_SESSION = re.compile(r"^session (not found|terminated)$", re.IGNORECASE)
+
+
+def _session_unknown(exc: BaseException) -> bool:
+    """Whether a Streamable HTTP server refused the call because it does not know the
+    session (HTTP 404 with a session id, as after a restart): the call did not run, and
+    the client must start a new session."""
+    from mcp import MCPError
+    from mcp_types.jsonrpc import INVALID_REQUEST
+
+    return (
+        isinstance(exc, MCPError)
+        and exc.code == INVALID_REQUEST
+        and bool(_UNKNOWN_SESSION.match(exc.error.message.strip()))
     )
 
 
@@ -179,7 +223,7 @@ class _HeldSession:
         self._ready = asyncio.Event()
         self._closing = asyncio.Event()
         self._error: BaseException | None = None
-        self._task = asyncio.create_task(self._hold(), name="attached-mcp-session")
+        self.task = asyncio.create_task(self._hold(), name="attached-mcp-session")
 
     async def _hold(self) -> None:
         try:
@@ -204,11 +248,15 @@ class _HeldSession:
             raise self._error or ConnectionError("the attached MCP session closed")
         return self.client
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, wait_at_most: float | None = None) -> bool:
+        """Close the session; False if it was still closing (in its own task) after
+        ``wait_at_most`` seconds."""
         self.broken = True
         self._closing.set()
-        if asyncio.get_running_loop() is self.loop:
-            await asyncio.wait([self._task])  # its errors were reported to the callers
+        if asyncio.get_running_loop() is not self.loop:
+            return True
+        done, _ = await asyncio.wait([self.task], timeout=wait_at_most)  # errors went to callers
+        return bool(done)
 
 
 class AttachedServer:
@@ -217,6 +265,7 @@ class AttachedServer:
     def __init__(self, config: ExternalServerConfig) -> None:
         self.config = config
         self._sessions: dict[str | None, _HeldSession] = {}
+        self._retiring: set[_HeldSession] = set()
         self.connects = 0
         """Sessions opened so far (tests and metrics: one per credentials, not per call)."""
 
@@ -249,12 +298,16 @@ class AttachedServer:
     ) -> Any:
         """Call ``remote`` over the kept session for ``tenant``'s credentials.
 
-        A session that is already broken is replaced before sending. A connection that
+        A session that is already broken, or that an HTTP server no longer knows, is
+        replaced and the call sent on a fresh one (it did not run). A connection that
         breaks while the call is in flight is dropped (the next call reconnects); the
-        call is sent again only with ``retry_in_flight`` (idempotent tools).
+        call is sent again only with ``retry_in_flight`` (reads and idempotent tools).
 
         Raises:
-            ToolError: ``not_configured`` (see :meth:`credentials_of`), ``external_unavailable``.
+            ToolError: ``not_configured`` (see :meth:`credentials_of`);
+                ``external_unavailable``, the server cannot be reached (nothing ran);
+                ``in_doubt``, the connection broke while the call was in flight and it
+                is not repeated: it may or may not have taken effect.
         """
         owner = self.credentials_of(tenant)
         meta = cast(Any, {IDEMPOTENCY_META: idempotency_key}) if idempotency_key else None
@@ -276,10 +329,17 @@ class AttachedServer:
             try:
                 return await client.call_tool(remote, arguments, meta=meta)
             except Exception as exc:
+                if _session_unknown(exc):  # refused unrun: a fresh session may send it
+                    await self._drop(owner, session)
+                    if last:
+                        raise self._unavailable(exc) from exc
+                    continue
                 if not _connection_lost(exc):
                     raise  # the server answered: not a connection problem
                 await self._drop(owner, session)
-                if last or not retry_in_flight:
+                if not retry_in_flight:
+                    raise self._in_doubt(remote, exc) from exc
+                if last:
                     raise self._unavailable(exc) from exc
         raise AssertionError("unreachable")
 
@@ -287,7 +347,16 @@ class AttachedServer:
         return ToolError(
             "external_unavailable",
             f"the attached server {self.config.name!r} is unreachable or dropped the "
-            f"connection ({type(exc).__name__}: {exc}); the next call reconnects",
+            f"connection ({_describe(exc)}); the next call reconnects",
+        )
+
+    def _in_doubt(self, remote: str, exc: BaseException) -> ToolError:
+        return ToolError(
+            "in_doubt",
+            f"the attached server {self.config.name!r} dropped the connection while "
+            f"{remote!r} was in flight ({_describe(exc)}); it may or may not have taken "
+            "effect and is not repeated automatically: check its effect, then ask again "
+            "if needed (the next call reconnects)",
         )
 
     def _session(self, owner: str | None) -> _HeldSession:
@@ -301,13 +370,19 @@ class AttachedServer:
         return session
 
     async def _drop(self, owner: str | None, session: _HeldSession) -> None:
+        """Forget a broken session and close it, waiting at most :data:`DROP_WAIT_SECONDS`
+        (a caller must not wait on a slow teardown, e.g. a session DELETE to a hung
+        server); a slower one finishes in its own task, and :meth:`aclose` waits for it."""
         if self._sessions.get(owner) is session:
             del self._sessions[owner]
-        await session.aclose()
+        if not await session.aclose(wait_at_most=DROP_WAIT_SECONDS):
+            self._retiring.add(session)
+            session.task.add_done_callback(lambda _task: self._retiring.discard(session))
 
     async def aclose(self) -> None:
         """Close every kept session (at shutdown)."""
-        sessions, self._sessions = list(self._sessions.values()), {}
+        sessions = [*self._sessions.values(), *self._retiring]
+        self._sessions, self._retiring = {}, set()
         for session in sessions:
             await session.aclose()
 

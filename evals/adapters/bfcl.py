@@ -209,20 +209,14 @@ def function_tool(function: dict[str, Any]) -> ToolSpec:
 
 @asynccontextmanager
 async def _registered(registry: ToolRegistry, specs: list[ToolSpec]) -> AsyncIterator[None]:
-    """``specs`` in ``registry`` for the duration. The registry has no public removal (tools
-    are registered once, at start-up): this swaps entries of its table directly, only for
-    names no other tool holds."""
-    table: dict[str, ToolSpec] = registry._tools
-    taken = [spec.name for spec in specs if spec.name in table]
+    """``specs`` in ``registry`` for the duration (:meth:`ToolRegistry.registered`), only
+    under names no other tool holds."""
+    taken = [spec.name for spec in specs if spec.name in registry]
     if taken:
         raise ValueError(f"functions {taken} have the names of registered tools")
-    for spec in specs:
-        table[spec.name] = spec
-    try:
+    unique = {spec.name: spec for spec in specs}  # two functions may map to one name
+    with registry.registered(unique.values()):
         yield
-    finally:
-        for spec in specs:
-            table.pop(spec.name, None)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

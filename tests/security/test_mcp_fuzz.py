@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -257,11 +257,12 @@ async def test_stdio_lines_with_a_bad_id_become_an_invalid_request_answer() -> N
     lines = IdCheckingLines(source())
     seen = [line async for line in lines]
     assert seen == ["null\n", "null\n", *passing, "null\n", "null\n"]
-    assert list(lines.rejected) == ['"id" must be a string or an integer'] * 4
+    problem = '"id" must be a string or an integer'
+    assert list(lines.verdicts) == [problem] * 2 + [None] * len(passing) + [problem] * 2
 
     incoming_send, incoming = anyio.create_memory_object_stream[Any](4)
     outgoing, answers = anyio.create_memory_object_stream[Any](4)
-    reader = AnsweringReadStream(incoming, outgoing, lines.rejected)
+    reader = AnsweringReadStream(incoming, outgoing, lines.verdicts)
     ok = SessionMessage(types.jsonrpc_message_adapter.validate_json(passing[0], by_name=False))
     for item in (ValueError("rejected line"), ok):
         await incoming_send.send(item)
@@ -273,6 +274,54 @@ async def test_stdio_lines_with_a_bad_id_become_an_invalid_request_answer() -> N
     assert answer.error.message == 'Invalid Request: "id" must be a string or an integer'
     for stream in (incoming_send, incoming, outgoing, answers):
         await stream.aclose()
+
+
+async def test_stdio_answers_pair_with_their_own_lines() -> None:
+    """Malformed lines and bad-id lines in any mix, read by the SDK's own stdio reader:
+    each answer carries the error of its own line, in line order (a parse error before a
+    bad id must not take the bad id's reason), and good requests pass through between."""
+    from mcp.server.stdio import stdio_server
+
+    from mcp_server.stdio import AnsweringReadStream, IdCheckingLines
+
+    good = [json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/list"}) for n in (1, 2)]
+    sent = ["{not json", BAD_IDS[0].decode(), good[0], "[]", BAD_IDS[3].decode(), "{", good[1]]
+    id_problem = 'Invalid Request: "id" must be a string or an integer'
+    expected = [
+        (-32700, "Parse error: the line is not JSON"),
+        (-32600, id_problem),
+        (-32600, "Invalid Request: not a JSON-RPC 2.0 request, notification or response"),
+        (-32600, id_problem),
+        (-32700, "Parse error: the line is not JSON"),
+    ]
+
+    async def source() -> Any:
+        for line in sent:
+            yield line + "\n"
+
+    class Stdout:
+        def __init__(self) -> None:
+            self.answers: list[dict[str, Any]] = []
+
+        async def write(self, text: str) -> None:
+            self.answers.append(json.loads(text))
+
+        async def flush(self) -> None:
+            pass
+
+    lines, stdout = IdCheckingLines(source()), Stdout()
+    with anyio.fail_after(10):
+        async with stdio_server(stdin=cast(Any, lines), stdout=cast(Any, stdout)) as streams:
+            reader = AnsweringReadStream(*streams, lines.verdicts)
+            received = [await reader.receive() for _ in good]
+            with pytest.raises(anyio.EndOfStream):
+                await reader.receive()
+            await streams[1].aclose()
+    assert [item.message.id for item in received] == [1, 2]  # type: ignore[union-attr]
+    answers = [(a["error"]["code"], a["error"]["message"]) for a in stdout.answers]
+    assert answers == expected
+    assert all(answer["id"] is None for answer in stdout.answers)
+    assert not lines.verdicts
 
 
 @pytest.mark.slow
@@ -293,6 +342,18 @@ async def test_stdio_fuzz_answers_everything_and_keeps_serving(stdio_setup: Stdi
                 assert answer["id"] is None, (raw, answer)
                 _check_error(answer, -32600)
                 assert '"id" must be' in answer["error"]["message"], answer
+            # Sent back to back: each answer is its own line's, in order.
+            for raw in (
+                b"{not json",
+                BAD_IDS[0],
+                json.dumps(_call(499, "notes_search", {"query": ""})).encode(),
+            ):
+                await stdio.send(raw)
+            answers = [await stdio.next_message() for _ in range(3)]
+            _check_error(answers[0], -32700)
+            _check_error(answers[1], -32600)
+            assert '"id" must be' in answers[1]["error"]["message"], answers
+            assert answers[2]["id"] == 499 and answers[2]["result"]["isError"] is False, answers
             await stdio.still_serves(500)
             for message, expected in BAD_REQUESTS:
                 _check_bad_request(await stdio.ask(message), expected)
