@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ POLL_SECONDS = 0.2
 NOTIFIED_POLL_SECONDS = 2.0
 """The poll interval where LISTEN/NOTIFY wakes followers (it only covers lost wake-ups)."""
 TERMINAL = frozenset({"success", "error", "timeout", "interrupted"})
+_PAST_EVERY_EVENT = 2**31 - 1
+"""Above any sequence number (the column is a 32-bit integer)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,9 @@ class Event:
 @dataclass
 class _Live:
     first_seq: int = 0
-    """Events after this sequence number are all in ``events``."""
+    """Events after this sequence number are all in ``events``; those up to it are in the
+    database (the group commit drops what it wrote, so a long run's history is not kept
+    in memory for its whole life)."""
     events: list[Event] = field(default_factory=list)
     subscribers: set[asyncio.Queue[Event | None]] = field(default_factory=set)
     done: bool = False
@@ -159,7 +164,11 @@ class EventBus:
     def _schedule(self, log: EventLog) -> None:
         self._dirty.add(log)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_events(), name="run event writer")
+            # A context of its own: it serves every run, so it must not carry (and log
+            # under) the log context of the run that happened to start it.
+            self._writer = asyncio.create_task(
+                self._write_events(), name="run event writer", context=contextvars.Context()
+            )
 
     async def _write_events(self) -> None:
         """Group commit: every interval, one transaction writes all runs' new events
@@ -177,6 +186,9 @@ class EventBus:
                 if rows or side:
                     async with self.db.transaction() as session:
                         await _insert_rows(session, rows, side)
+                for event_log, batch, _ in taken:
+                    if batch:
+                        self._written(event_log.run_id, batch[-1]["seq"])
             except Exception:  # the store is busy: put them back and try next interval
                 logger.exception("writing run events failed; retrying")
                 for event_log, batch, extra in taken:
@@ -185,6 +197,18 @@ class EventBus:
                     self._dirty.add(event_log)
             finally:
                 self.write_lock.release()
+
+    def _written(self, run_id: str, seq: int) -> None:
+        """The run's events up to ``seq`` are committed: followers read them from the
+        database from now on, so this process stops holding them."""
+        live = self._live.get(run_id)
+        if live is None or seq <= live.first_seq:
+            return
+        live.first_seq = seq
+        keep = 0
+        while keep < len(live.events) and live.events[keep].seq <= seq:
+            keep += 1
+        del live.events[:keep]
 
     def _deliver(self, run_id: str, item: Event) -> None:
         live = self._live.get(run_id)
@@ -242,6 +266,12 @@ class EventBus:
                     if not watchers:
                         del self._watchers[run_id]
 
+    async def wait_ended(self, run_id: str) -> None:
+        """Until the run ends (here or in another process), without reading its events
+        (a long run's history would otherwise be loaded from the database just to wait)."""
+        async for _ in self.follow(run_id, after=_PAST_EVERY_EVENT):
+            pass
+
     def _wake(self, run_id: str) -> None:
         for news in self._watchers.get(run_id, ()):
             news.set()
@@ -270,7 +300,9 @@ class EventBus:
 
     def _ensure_poller(self) -> None:
         if self._poller is None or self._poller.done():
-            self._poller = asyncio.create_task(self._poll(), name="run event poller")
+            self._poller = asyncio.create_task(
+                self._poll(), name="run event poller", context=contextvars.Context()
+            )
 
     async def _poll(self) -> None:
         """One query per interval for all followed runs that execute elsewhere."""
@@ -313,10 +345,15 @@ class EventBus:
         live.subscribers.add(queue)
         try:
             last = after
-            if after < live.first_seq:  # older events are only in the database
-                for item in await self._stored(run_id, last):
+            # Older events are only in the database; the group commit may drop more of
+            # the buffer while they are read, so read again until the buffer follows on.
+            while last < live.first_seq:
+                stored = await self._stored(run_id, last)
+                for item in stored:
                     last = item.seq
                     yield item
+                if not stored:
+                    break
             for item in list(live.events):
                 if item.seq > last:
                     last = item.seq

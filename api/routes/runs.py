@@ -381,8 +381,7 @@ async def cancel_run(
     run = await visible_run(svc, principal, thread_id, run_id)
     await _cancel(svc, run.run_id, action)
     if wait:
-        async for _ in svc.runner.events.follow(run.run_id):
-            pass
+        await svc.runner.events.wait_ended(run.run_id)
         return Response(status_code=204)
     return Response(status_code=202)
 
