@@ -8,6 +8,7 @@ this process's own calls.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +58,8 @@ class SpendBudgets:
         self.refresh_seconds = refresh_seconds
         # (scope, tenant, user, period, period_start) -> (db total, local since, read at)
         self._totals: dict[tuple[str, str, str | None, str, datetime], list[float]] = {}
+        self._reading: dict[tuple[str, str, str | None, str, datetime], asyncio.Future[list[float]]]
+        self._reading = {}
 
     def _checks(self, tenant: str, user: str | None) -> list[tuple[str, str | None, str, float]]:
         checks: list[tuple[str, str | None, str, float]] = []
@@ -106,17 +109,35 @@ class SpendBudgets:
         key = (scope, tenant, user, period, start)
         entry = self._totals.get(key)
         if entry is None or time.monotonic() - entry[2] > self.refresh_seconds:
-            total = await spent_since(
-                self.db, tenant=tenant, user=user if scope == "user" else None, since=start
-            )
-            # Rows this process recorded but has not written yet are not in the table.
-            pending = sum(
-                row.cost_usd
-                for row in (self.recorder.pending if self.recorder is not None else ())
-                if row.tenant == tenant
-                and (scope == "tenant" or row.user == user)
-                and row.created_at >= start
-            )
-            entry = [total, pending, time.monotonic()]
-            self._totals[key] = entry
+            # One read per key at a time: concurrent calls of one user await the same read
+            # rather than each querying the usage table.
+            reading = self._reading.get(key)
+            if reading is None:
+                reading = asyncio.ensure_future(self._read(key, scope, tenant, user, start))
+                self._reading[key] = reading
+                reading.add_done_callback(lambda _: self._reading.pop(key, None))
+            entry = await asyncio.shield(reading)
         return entry[0] + entry[1]
+
+    async def _read(
+        self,
+        key: tuple[str, str, str | None, str, datetime],
+        scope: str,
+        tenant: str,
+        user: str | None,
+        start: datetime,
+    ) -> list[float]:
+        total = await spent_since(
+            self.db, tenant=tenant, user=user if scope == "user" else None, since=start
+        )
+        # Rows this process recorded but has not written yet are not in the table.
+        pending = sum(
+            row.cost_usd
+            for row in (self.recorder.pending if self.recorder is not None else ())
+            if row.tenant == tenant
+            and (scope == "tenant" or row.user == user)
+            and row.created_at >= start
+        )
+        entry = [total, pending, time.monotonic()]
+        self._totals[key] = entry
+        return entry

@@ -22,7 +22,7 @@ from langchain_core.messages import (
     message_to_dict,
     messages_from_dict,
 )
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from store import Database
 from store.models import ProviderCacheEntry
@@ -65,9 +65,18 @@ class ResponseCache:
         self._pending: dict[str, ProviderCacheEntry] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._hits: dict[str, int] = {}
+        """Hits on stored entries not yet added to their row (written by ``flush``)."""
+        self._lookups: dict[str, list[asyncio.Future[tuple[dict[str, Any], datetime] | None]]]
+        self._lookups = {}
+        self._looker: asyncio.Task[None] | None = None
 
     async def get(self, key: str) -> AIMessage | None:
-        """The cached answer, or None (missing or expired); a hit is counted."""
+        """The cached answer, or None (missing or expired); a hit is counted.
+
+        Lookups that arrive together (concurrent calls) are answered by one query, and hit
+        counts are written with the next flush: a session and a write per call would cost
+        more CPU than the rest of the router together under load."""
         now = datetime.now(UTC)
         buffered = self._pending.get(key)
         if buffered is not None:
@@ -76,19 +85,54 @@ class ResponseCache:
             buffered.hits += 1
             (message,) = messages_from_dict([dict(buffered.response)])
             return message if isinstance(message, AIMessage) else None
-        async with self.db.session() as session:
-            entry = await session.get(ProviderCacheEntry, key)
-            if entry is None or entry.expires_at <= now:
-                return None
-            response = dict(entry.response)
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(ProviderCacheEntry)
-                .where(ProviderCacheEntry.key == key)
-                .values(hits=ProviderCacheEntry.hits + 1)
-            )
-        (message,) = messages_from_dict([response])
+        waiter: asyncio.Future[tuple[dict[str, Any], datetime] | None]
+        waiter = asyncio.get_running_loop().create_future()
+        self._lookups.setdefault(key, []).append(waiter)
+        if self._looker is None or self._looker.done():
+            self._looker = asyncio.get_running_loop().create_task(self._look_up())
+        found = await waiter
+        if found is None:
+            return None
+        response, expires_at = found
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        if expires_at <= now:
+            return None
+        self._hits[key] = self._hits.get(key, 0) + 1
+        self._schedule_flush()
+        (message,) = messages_from_dict([dict(response)])
         return message if isinstance(message, AIMessage) else None
+
+    async def _look_up(self) -> None:
+        await asyncio.sleep(0)  # let the lookups of calls started together join this one
+        while self._lookups:
+            batch, self._lookups = self._lookups, {}
+            try:
+                rows: dict[str, tuple[dict[str, Any], datetime]] = {}
+                keys = list(batch)
+                async with self.db.session() as session:
+                    for start in range(0, len(keys), 500):
+                        result = await session.execute(
+                            select(
+                                ProviderCacheEntry.key,
+                                ProviderCacheEntry.response,
+                                ProviderCacheEntry.expires_at,
+                            ).where(ProviderCacheEntry.key.in_(keys[start : start + 500]))
+                        )
+                        for found_key, response, expires_at in result:
+                            rows[found_key] = (dict(response), expires_at)
+            except BaseException as exc:
+                for waiters in batch.values():
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for found_key, waiters in batch.items():
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(rows.get(found_key))
 
     async def put(
         self, key: str, *, deployment: str, tenant: str, user: str | None, message: AIMessage
@@ -112,6 +156,9 @@ class ResponseCache:
             created_at=now,
             expires_at=now + self.ttl,
         )
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
@@ -122,12 +169,19 @@ class ResponseCache:
     async def flush(self) -> None:
         """Write the buffered entries."""
         async with self._lock:
-            if not self._pending:
+            if not self._pending and not self._hits:
                 return
             batch, self._pending = self._pending, {}
+            hits, self._hits = self._hits, {}
             async with self.db.transaction() as session:
                 for entry in batch.values():
                     await session.merge(entry)
+                for key, count in hits.items():
+                    await session.execute(
+                        update(ProviderCacheEntry)
+                        .where(ProviderCacheEntry.key == key)
+                        .values(hits=ProviderCacheEntry.hits + count)
+                    )
 
     async def aclose(self) -> None:
         # Never cancel a flush mid-transaction: its connection would keep SQLite's write

@@ -10,6 +10,16 @@ into the data directory with 0600 permissions. The tenant and provider are the G
 associated data, so a ciphertext copied onto another tenant's row does not decrypt.
 Plain keys live only in ``ProviderCredential`` objects, whose ``repr``/``str`` hide them,
 and are never returned by listings, the API or the CLI (only a 4-character hint).
+
+A deployment may have no default key (``openai:``/``google:`` without ``OPENAI_API_KEY`` /
+``GOOGLE_API_KEY``): tenants with their own key are served, others fall back to the next
+deployment with an error naming the setting (see ``providers.factory.KeylessModel``).
+
+Known limit: a stored ``openai-compatible`` key is not scoped to a host. The table
+(``provider_credentials``: tenant, provider, ciphertext, key hint) has one row per tenant and
+provider and no metadata column, so the key goes to every ``openai-compatible:`` endpoint
+the tenant's calls are routed to. Scoping it to a base URL needs a ``scope`` column (part
+of the primary key) in a later migration.
 """
 
 from __future__ import annotations

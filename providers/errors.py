@@ -69,3 +69,8 @@ class BudgetExceeded(ProviderError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class MissingDefaultKey(ProviderError):
+    """A deployment has no default API key and the calling tenant stored none of its own;
+    the router falls back to the next deployment (not held against the breaker)."""

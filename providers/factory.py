@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import ChatGenerationChunk
 
 from providers.catalog import Catalog
-from providers.errors import ModelSpecError
+from providers.errors import MissingDefaultKey, ModelSpecError
 from providers.specs import parse_spec
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def build_router(
         deployments.append(
             Deployment(
                 spec=spec,
-                model=build_chat_model(spec_text, no_retries),
+                model=_default_model(spec_text, spec.kind, no_retries),
                 info=info,
                 breaker=CircuitBreaker(failure_threshold, cooldown_seconds),
                 build_with_key=_keyed_builder(spec_text, spec.kind, no_retries),
@@ -135,6 +136,49 @@ def build_router(
         services=services or RouterServices(attempt_timeout_seconds=settings.timeout_seconds),
         strategy=strategy,  # type: ignore[arg-type]  # checked by alias_entries
     )
+
+
+_KEY_SETTINGS = {"openai": "OPENAI_API_KEY", "google": "GOOGLE_API_KEY"}
+"""Deployment kinds whose client cannot start without a key, and where it is configured."""
+
+
+class KeylessModel(BaseChatModel):
+    """Stands in for an ``openai:``/``google:`` deployment built without a default key:
+    tenants that stored their own key are served by a client built with it; for anyone
+    else a call fails with ``MissingDefaultKey`` naming the setting (the router then falls
+    back to the next deployment), instead of the deployment failing at start-up."""
+
+    spec: str
+    setting: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "relaygraph-keyless"
+
+    def missing(self) -> MissingDefaultKey:
+        return MissingDefaultKey(
+            f"{self.spec}: no default API key is configured (set {self.setting}) and this "
+            "tenant has not stored its own key for it"
+        )
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        raise self.missing()
+
+    async def _astream(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """Streams like the client it stands in for would (never reached: see the router)."""
+        raise self.missing()
+        yield  # pragma: no cover  (makes this an async generator)
+
+
+def _default_model(spec: str, kind: str, settings: ProviderSettings) -> BaseChatModel:
+    """The deployment's model with the default key, or a ``KeylessModel`` when the kind
+    needs a key and none is configured (tenants may still bring their own)."""
+    setting = _KEY_SETTINGS.get(kind)
+    if setting is not None and not getattr(settings, _KEY_FIELDS[kind]):
+        return KeylessModel(spec=spec, setting=setting)
+    return build_chat_model(spec, settings)
 
 
 _KEY_FIELDS = {

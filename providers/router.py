@@ -53,6 +53,7 @@ from providers.errors import (
     NoCapableDeployment,
     StreamInterrupted,
 )
+from providers.factory import KeylessModel
 from providers.retry import RetryPolicy, describe, is_transient, retry_after_seconds, status_of
 from providers.specs import ModelSpec
 from providers.tokens import (
@@ -405,6 +406,12 @@ class RouterChatModel(BaseChatModel):
                 model = await self._model_for(deployment, request.call.tenant)
             except Exception as exc:
                 failures.append(f"{deployment.name}: tenant credential: {describe(exc)}")
+                continue
+            if isinstance(model, KeylessModel):  # no default key, none of the tenant's own
+                deployment.breaker.release()  # no attempt made: not the provider's health
+                missing = model.missing()
+                self._record_error(request, candidate, missing, 0.0, 0, fallback, streaming)
+                failures.append(f"{deployment.name}: {missing}")
                 continue
             request.paid_by = "deployment" if model is deployment.model else "tenant"
             target = self._target(deployment, request, model)

@@ -335,3 +335,57 @@ async def test_usage_rows_record_whose_key_paid(
         assert [tuple(row) for row in stored] == [("acme", "tenant"), ("globex", "deployment")]
     finally:
         await router.aclose()
+
+
+@pytest.mark.parametrize("provider", ["openai", "google"])
+async def test_a_deployment_without_a_default_key_serves_tenants_with_their_own(
+    provider: str, stubs: tuple[OpenAIStub, GeminiStub], store: CredentialStore, db: Database
+) -> None:
+    openai_stub, gemini_stub = stubs
+    openai_stub.reset()
+    gemini_stub.reset()
+    stub = openai_stub if provider == "openai" else gemini_stub
+    spec = "openai:gpt-4o-mini" if provider == "openai" else "google:gemini-2.5-flash"
+    own = ACME_OPENAI_KEY if provider == "openai" else ACME_GOOGLE_KEY
+    setting = "OPENAI_API_KEY" if provider == "openai" else "GOOGLE_API_KEY"
+    settings = ProviderSettings(  # no default OpenAI or Google key
+        openai_base_url=openai_stub.base_url,
+        google_base_url=gemini_stub.base_url,
+        timeout_seconds=10.0,
+    )
+    fallback = f"openai-compatible:local@{openai_stub.base_url}"
+    recorder = UsageRecorder(db)
+    services = RouterServices(credentials=store, recorder=recorder)
+    router = build_router("smart", {"smart": [spec, fallback]}, settings, services=services)
+    alone = build_router(spec, {}, settings, services=RouterServices(credentials=store))
+    await store.set(tenant="acme", provider=provider, api_key=own)
+    question = [HumanMessage("hello")]
+    try:
+        stub.reply("own key")
+        reply = await router.ainvoke(question, call=CallInfo(tenant="acme"))
+        assert reply.text == "own key" and _sent_key(stubs, provider) == own
+        assert reply.response_metadata["relaygraph"]["deployment"] == spec
+
+        for _ in range(9):  # more than the breaker's threshold: tenants without keys ...
+            openai_stub.reply("from the fallback")
+        for _ in range(9):
+            other = await router.ainvoke(question, call=CallInfo(tenant="globex"))
+            assert other.text == "from the fallback"
+            assert other.response_metadata["relaygraph"]["deployment"] == fallback
+        assert router.breaker_states()[spec] == "closed"  # ... never open it for acme
+
+        stub.reply("still served")
+        again = await router.ainvoke(question, call=CallInfo(tenant="acme"))
+        assert again.text == "still served" and _sent_key(stubs, provider) == own
+
+        with pytest.raises(Exception, match=rf"{spec}: no default API key .*set {setting}"):
+            await alone.ainvoke(question, call=CallInfo(tenant="globex"))
+        await recorder.flush()
+        async with db.session() as session:
+            rows = list((await session.execute(select(ProviderUsage))).scalars())
+        errors = [r for r in rows if r.tenant == "globex" and r.deployment == spec]
+        assert len(errors) == 9 and all(setting in (r.error or "") for r in errors)
+    finally:
+        await router.aclose()
+        await alone.aclose()
+    assert stub.pending == 0 and openai_stub.pending == 0
