@@ -64,6 +64,9 @@ class Turn(_Strict):
     """The gold final answer (a template: placeholders allowed)."""
     plan: list[PlanStepGold] = Field(default_factory=list)
     """The gold plan (planner assistants); empty: one step per gold call."""
+    user_actions: list[Step] = Field(default_factory=list)
+    """User-side tool calls the simulated user makes on the fixture world after the agent
+    answers this turn (``evals.user_sim.USER_TOOLS``; e.g. dismissing a notification)."""
 
     @model_validator(mode="after")
     def _plan_fits(self) -> Turn:
@@ -167,6 +170,18 @@ class Injection(_Strict):
     """The attacker's action; the attack succeeds if it runs without a human approving it."""
 
 
+class UserScenario(_Strict):
+    """What a simulated user is told (tau2-bench's user scenario); with ``--user-model`` a
+    real model plays this user from turn ``from_turn`` on, in place of the scripted turns."""
+
+    instructions: str = Field(min_length=1)
+    persona: str | None = None
+    from_turn: int = Field(default=0, ge=0)
+    """The first scripted turn the simulated conversation replaces (earlier turns, e.g. a
+    replayed message history, are played as written)."""
+    max_turns: int = Field(default=10, ge=1)
+
+
 class Case(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")
     description: str = ""
@@ -175,6 +190,8 @@ class Case(_Strict):
     turns: list[Turn] = Field(min_length=1)
     expect: Expect = Field(default_factory=Expect)
     injection: Injection | None = None
+    user: UserScenario | None = None
+    """The user scenario the scripted turns were written from, for ``--user-model``."""
     reviewer: Literal["gold", "approve_all", "reject_all"] = "gold"
     """The simulated reviewer at interrupts: ``gold`` approves calls matching a gold step
     (tool and arguments) and rejects anything else."""

@@ -116,6 +116,9 @@ class EvalConfig:
     trials: int = 1
     concurrency: int = 4
     judge_model: str | None = None
+    user_model: str | None = None
+    """A real model playing the user of cases with a user scenario (``Case.user``) in
+    place of their scripted turns; None: the scripted turns."""
     workdir: Path | None = None
     keep: bool = False
 
@@ -215,6 +218,8 @@ class SuiteRunner:
                         system.model(self.config.judge_model) if self.config.judge_model else None
                     )
                     run = _SuiteRun(system, runner, fixtures, pages, judge)
+                    if self.config.user_model:
+                        run.user_model = system.model(self.config.user_model)
                     semaphore = asyncio.Semaphore(max(1, self.config.concurrency))
                     expected: dict[tuple[str, str, str], asyncio.Task[dict[str, Any]]] = {}
 
@@ -273,6 +278,7 @@ class _SuiteRun:
         self.fixtures = fixtures
         self.pages = pages
         self.judge = judge
+        self.user_model: Any = None
         self._nonce = uuid.uuid4().hex[:6]
 
     def _tenant(self, suite: Suite, case: Case, variant: str, trial: str) -> str:
@@ -283,6 +289,8 @@ class _SuiteRun:
         tenant = self._tenant(suite, case, variant, "gold")
         workspace = await seed_workspace(self.system, self.fixtures, self.pages, tenant, seed)
         await replay_gold(self.system, workspace, case)
+        for turn in case.turns:
+            self._user_acts(workspace, turn)
         masks = planted_text(case, variant, workspace)
         return await workspace_state(self.system, tenant, masks, self.fixtures)
 
@@ -319,8 +327,17 @@ class _SuiteRun:
 
         threads: dict[str, str] = {}
         records: list[_TurnRecord] = []
-        for turn in case.turns:
+        simulated = self.user_model is not None and case.user is not None
+        for number, turn in enumerate(case.turns):
             thread_id = threads.setdefault(turn.thread, str(uuid.uuid4()))
+            if simulated and case.user is not None and number >= case.user.from_turn:
+                record = await self._simulate(suite, case, workspace, thread_id)
+                # the conversation stands for every scripted turn it replaces: the first
+                # is judged on all its calls, the rest on none, with the gold of all
+                records += [record] * (len(case.turns) - number)
+                for rest in case.turns[number:]:
+                    self._user_acts(workspace, rest)
+                return records
             steps: dict[str, list[dict[str, Any]]] = {}
             summary = await self._run(
                 steps,
@@ -347,7 +364,65 @@ class _SuiteRun:
                     ),
                 )
             records.append(await self._record(workspace, thread_id, summary, steps))
+            self._user_acts(workspace, turn)
         return records
+
+    def _user_acts(self, workspace: Workspace, turn: Turn) -> None:
+        """The simulated user's own tool calls after the agent answered ``turn``."""
+        if not turn.user_actions:
+            return
+        from evals.user_sim import apply_user_action
+
+        world = self.fixtures.environments.get(workspace.tenant)
+        if world is None:
+            raise RuntimeError("user actions need a fixture world (seed.environment)")
+        for step in turn.user_actions:
+            apply_user_action(world, step.tool, step.args)
+
+    async def _simulate(
+        self, suite: Suite, case: Case, workspace: Workspace, thread_id: str
+    ) -> _TurnRecord:
+        """The rest of the case as a conversation with the LLM user (``--user-model``),
+        until it says ``###STOP###`` or after ``MAX_TURNS`` user turns."""
+        from evals.user_sim import LLMUser, converse
+        from runtime.runs import RunRequest
+
+        assert case.user is not None
+        user = LLMUser(self.user_model, case.user.instructions, case.user.persona)
+        steps: dict[str, list[dict[str, Any]]] = {}
+        last: list[RunSummary] = []
+
+        async def agent(text: str) -> str:
+            summary = await self._run(
+                steps,
+                RunRequest(
+                    principal=workspace.principal,
+                    assistant_id=case.assistant or suite.assistant,
+                    thread_id=thread_id,
+                    input_text=text,
+                    stream_subgraphs=True,
+                ),
+            )
+            for _ in range(MAX_REVIEWS):
+                if summary.status != "interrupted":
+                    break
+                summary = await self._run(
+                    steps,
+                    RunRequest(
+                        principal=workspace.principal,
+                        thread_id=thread_id,
+                        decisions={"decisions": self._review(case, workspace, summary)},
+                        if_not_exists="reject",
+                        stream_subgraphs=True,
+                    ),
+                )
+            last.append(summary)
+            return summary.final_message or ""
+
+        await converse(user, agent, case.user.max_turns)
+        if not last:
+            raise RuntimeError("the simulated user ended the conversation before saying anything")
+        return await self._record(workspace, thread_id, last[-1], steps)
 
     async def _run(self, steps: dict[str, list[dict[str, Any]]], request: Any) -> RunSummary:
         """Run ``request``, collecting the messages of its subgraphs (a planner's steps)

@@ -55,6 +55,14 @@ def eval_command(
         str | None,
         typer.Option("--judge", help="Real model for LLM-as-judge rubrics (never a scripted one)."),
     ] = None,
+    user_model: Annotated[
+        str | None,
+        typer.Option(
+            "--user-model",
+            help="Real model playing the simulated user of conversation cases (tau2_mock); "
+            "default: their scripted user turns.",
+        ),
+    ] = None,
     save_baseline: Annotated[
         Path | None,
         typer.Option("--save-baseline", help="Write the per-suite figures only (a baseline)."),
@@ -101,7 +109,7 @@ def eval_command(
             from evals.report import load_report
 
             baseline_report = load_report(baseline)
-        report = asyncio.run(_run(loaded, chosen, trials, concurrency, judge, settings))
+        report = asyncio.run(_run(loaded, chosen, trials, concurrency, judge, settings, user_model))
         if save_baseline is not None:
             summary = {key: value for key, value in report.items() if key != "cases"}
             save_baseline.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
@@ -149,6 +157,7 @@ async def _run(
     concurrency: int,
     judge: str | None,
     settings: Settings,
+    user_model: str | None = None,
 ) -> dict[str, object]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -157,7 +166,13 @@ async def _run(
     from relaygraph.cli import err
 
     runner = SuiteRunner(
-        EvalConfig(model=model, trials=trials, concurrency=concurrency, judge_model=judge),
+        EvalConfig(
+            model=model,
+            trials=trials,
+            concurrency=concurrency,
+            judge_model=judge,
+            user_model=user_model,
+        ),
         settings,
     )
     with Progress(

@@ -7,9 +7,14 @@ fixture tools over a per-tenant world ``{"agent": db, "user": user_db}``; the in
 task's ``reward_basis`` (default DB + COMMUNICATE): DB is our final-state hash against the
 world the reference actions produce, ENV_ASSERTION the environment checks, ACTION a superset
 trajectory match on ``compare_args``, COMMUNICATE ``answer_contains`` on ``communicate_info``.
-Left out, and reported: tasks without a ticket (they need their message history replayed as
-a conversation) and ``update_task_with_user_tools`` (its user must act, which needs a user
-simulator). The policy text is given to the agent with the ticket.
+Tasks without a ticket, or whose user must act, are played as conversations with the
+scripted user simulator (``evals.user_sim.ScriptedUser``): the task's message history is
+replayed as earlier turns (its user messages, with the history's tool calls as their gold),
+then each request of the user's instructions is a turn, and the user's own tool calls
+(``check_notifications``, ``dismiss_notification``) act on the world's ``user`` side. A
+task whose criteria name no reference action but assert a task's status gets that status
+update as its reference call (the only way to reach it). The policy text is given to the
+agent with the first user turn.
 """
 
 from __future__ import annotations
@@ -24,9 +29,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from evals.adapters._fixture_tools import NoArgs, Result, fixture_tool
 from evals.cases import Suite, SuiteError
 from evals.harness import Fixtures
+from evals.user_sim import USER_TOOLS, ScriptedUser
 from tools import ToolContext, ToolError, ToolSpec
 
 NEEDS_USER = ("update_task_with_user_tools",)
+"""Tasks that need a user simulator even though they have a ticket (the user must act)."""
+
+
+def check_notifications(world: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(world["user"]["notifications"].values())
+
+
+def dismiss_notification(world: dict[str, Any], notification_id: str) -> str:
+    notification = world["user"]["notifications"].get(notification_id)
+    if notification is None:
+        raise ToolError("not_found", f"Notification {notification_id} not found")
+    notification["status"] = "read"
+    return f"Notification {notification_id} dismissed"
+
+
+USER_TOOLS.update(
+    {"check_notifications": check_notifications, "dismiss_notification": dismiss_notification}
+)
 
 
 class CreateTaskInput(BaseModel):
@@ -154,8 +178,6 @@ def load_tau2_mock(data: Path, *, limit: int | None = None) -> Suite:
         raise SuiteError(f"cannot read tau2 mock data in {data}: {exc}") from exc
     cases = []
     for task in tasks:
-        if not task.get("ticket") or task["id"] in NEEDS_USER:
-            continue
         criteria = task.get("evaluation_criteria") or {}
         basis = set(criteria.get("reward_basis") or ["DB", "COMMUNICATE"])
         actions = [
@@ -163,6 +185,18 @@ def load_tau2_mock(data: Path, *, limit: int | None = None) -> Suite:
             for a in criteria.get("actions") or []
             if a.get("requestor", "assistant") == "assistant"
         ]
+        if not actions:  # an ENV_ASSERTION-only task: the status update it asserts
+            actions = [
+                {
+                    "name": "update_task_status",
+                    "arguments": {
+                        "task_id": e["arguments"]["task_id"],
+                        "status": e["arguments"]["expected_status"],
+                    },
+                }
+                for e in criteria.get("env_assertions") or []
+                if e["func_name"] == "assert_task_status" and e.get("assert_value", True)
+            ]
         # Reference calls keep only the arguments the task compares (``compare_args``;
         # absent: all of them), so any summary passes for a hand-off to a human.
         gold = [
@@ -191,18 +225,15 @@ def load_tau2_mock(data: Path, *, limit: int | None = None) -> Suite:
         }
         if "NL_ASSERTION" in basis:
             expect["judge"] = "; ".join(criteria.get("nl_assertions") or [])
+        world = initial_world(data, task.get("initial_state"))
+        turns = _turns(task, policy, gold, communicate, world)
         cases.append(
             {
                 "id": task["id"],
                 "tags": ["tau2", "mock", *sorted(basis)],
-                "seed": {"environment": initial_world(data, task.get("initial_state"))},
-                "turns": [
-                    {
-                        "input": f"{policy}\n\nRequest: {task['ticket']}",
-                        "gold": gold,
-                        "answer": " ".join(communicate) or "Done.",
-                    }
-                ],
+                "seed": {"environment": world},
+                "turns": turns,
+                "user": _user(task, turns),
                 "expect": expect,
                 "reviewer": "gold",
             }
@@ -210,9 +241,67 @@ def load_tau2_mock(data: Path, *, limit: int | None = None) -> Suite:
     return Suite.model_validate(
         {
             "name": "tau2_mock",
-            "description": "tau2-bench mock domain, solo mode (tickets).",
+            "description": "tau2-bench mock domain: tickets, and conversations with the "
+            "scripted user simulator.",
             "fixtures": ["tau2_mock"],
             "cases": cases[:limit] if limit else cases,
             "path": str(data),
         }
     )
+
+
+def _turns(
+    task: dict[str, Any],
+    policy: str,
+    gold: list[dict[str, Any]],
+    communicate: list[str],
+    world: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The case's user turns: the ticket alone (solo mode), or the replayed message history
+    and the scripted user's requests, the task's reference calls on the last request."""
+    answer = " ".join(communicate) or "Done."
+    if task.get("ticket") and task["id"] not in NEEDS_USER:
+        return [{"input": f"{policy}\n\nRequest: {task['ticket']}", "gold": gold, "answer": answer}]
+    turns: list[dict[str, Any]] = []
+    for message in (task.get("initial_state") or {}).get("message_history") or []:
+        if message["role"] == "user":
+            turns.append({"input": message["content"], "gold": [], "answer": ""})
+        elif message["role"] == "assistant" and turns:
+            turns[-1]["gold"] += [
+                {"tool": c["name"], "args": c.get("arguments") or {}}
+                for c in message.get("tool_calls") or []
+            ]
+            turns[-1]["answer"] = message.get("content") or turns[-1]["answer"]
+    scenario = task.get("user_scenario") or {}
+    instructions = scenario.get("instructions") or ""
+    if isinstance(instructions, dict):  # tau2's structured instructions
+        instructions = " ".join(str(v) for v in instructions.values() if v)
+    script = ScriptedUser(instructions, copy.deepcopy(world)).turns()
+    if not script:
+        raise SuiteError(f"tau2 mock: the user of {task['id']} makes no request")
+    for said in script:
+        actions = [{"tool": a["tool"], "args": a["args"]} for a in said.actions_after]
+        turns.append({"input": said.text, "gold": [], "answer": "", "user_actions": actions})
+    turns[-1]["gold"], turns[-1]["answer"] = gold, answer
+    turns[0]["input"] = f"{policy}\n\n{turns[0]['input']}"
+    for turn in turns:
+        turn["answer"] = turn["answer"] or "Done."
+    return turns
+
+
+def _user(task: dict[str, Any], turns: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The user scenario for ``--user-model`` on a conversation case: the LLM user takes
+    over after the replayed message history."""
+    if task.get("ticket") and task["id"] not in NEEDS_USER:
+        return None
+    scenario = task.get("user_scenario") or {}
+    instructions = scenario.get("instructions") or ""
+    if isinstance(instructions, dict):
+        instructions = " ".join(str(v) for v in instructions.values() if v)
+    history = (task.get("initial_state") or {}).get("message_history") or []
+    replayed = sum(1 for m in history if m["role"] == "user")
+    return {
+        "instructions": instructions,
+        "persona": scenario.get("persona"),
+        "from_turn": min(replayed, len(turns) - 1),
+    }
