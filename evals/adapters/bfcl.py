@@ -27,7 +27,6 @@ this adapter, the router and (agent mode) the graph and gate, not a model.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import re
 import time
@@ -38,16 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from langchain_core.messages import HumanMessage
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel
 
 from evals.adapters._fixture_tools import Result, fixture_tool
 from evals.cases import Case, SuiteError
 from evals.evaluators import Score, trajectory_match
 from evals.models import CURRENT, CaseContext
 from tools import ToolContext, ToolRegistry, ToolSpec
+from tools.external import input_model_for
 
 if TYPE_CHECKING:
     from evals.runner import CaseResult
@@ -143,46 +141,14 @@ def without_nulls(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def input_model(name: str, parameters: dict[str, Any]) -> type[BaseModel]:
-    """A pydantic model that validates arguments against the function's parameters (as JSON
-    Schema; ``null`` optional arguments dropped first) and reports that schema as its own,
-    so the model sees BFCL's function as BFCL wrote it.
+    """A model that validates arguments against the function's parameters (as JSON Schema)
+    and reports that schema as its own, so the model sees BFCL's function as BFCL wrote it
+    (the gate reads a strict model's ``null`` for a left-out argument as absent).
 
     Raises:
         ValueError: the parameters are not a valid JSON schema.
     """
-    published = json_schema(parameters or {"type": "dict"})
-    published.setdefault("type", "object")
-    try:
-        Draft202012Validator.check_schema(published)
-    except SchemaError as exc:
-        raise ValueError(f"function {name!r} has invalid parameters: {exc.message}") from None
-    validator = Draft202012Validator(published)
-
-    class BfclInput(BaseModel):
-        model_config = ConfigDict(extra="allow")
-
-        @model_validator(mode="before")
-        @classmethod
-        def _check(cls, data: Any) -> Any:
-            if not isinstance(data, dict):
-                raise ValueError("arguments must be a JSON object")
-            data = without_nulls(data)
-            errors = sorted(validator.iter_errors(data), key=lambda error: list(error.path))
-            if errors:
-                raise ValueError(
-                    "; ".join(
-                        f"{'.'.join(str(p) for p in error.path) or 'arguments'}: {error.message}"
-                        for error in errors[:5]
-                    )
-                )
-            return data
-
-        @classmethod
-        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            return copy.deepcopy(published)
-
-    BfclInput.__name__ = BfclInput.__qualname__ = f"{name}_input"
-    return BfclInput
+    return input_model_for(name, json_schema(parameters or {"type": "dict"}))
 
 
 def function_tool(function: dict[str, Any]) -> ToolSpec:
