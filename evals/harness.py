@@ -413,3 +413,33 @@ async def drain_memories(system: System, case: Case) -> None:
     """Wait for background memory writes, so the state read next includes them."""
     if uses_memory(case) and system.memory is not None:
         await (await system.memory.get()).memories.drain()
+
+
+async def tenant_usage(system: System, tenant: str) -> dict[str, float]:
+    """Model calls, tokens and cost the tenant's runs recorded (usage rows are written in
+    batches: flushed first)."""
+    from sqlalchemy import func
+
+    from store.models import ProviderUsage
+
+    recorder = system.router_services.recorder
+    if recorder is not None:
+        await recorder.flush()
+    async with system.db.session() as session:
+        calls, tokens_in, tokens_out, cost = (
+            await session.execute(
+                select(
+                    func.count(ProviderUsage.id),
+                    func.coalesce(func.sum(ProviderUsage.input_tokens), 0),
+                    func.coalesce(func.sum(ProviderUsage.output_tokens), 0),
+                    func.coalesce(func.sum(ProviderUsage.cost_usd), 0.0),
+                ).where(ProviderUsage.tenant == tenant)
+            )
+        ).one()
+    return {
+        "model_calls": float(calls),
+        "input_tokens": float(tokens_in),
+        "output_tokens": float(tokens_out),
+        "tokens": float(tokens_in + tokens_out),
+        "cost_usd": float(cost),
+    }

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from evals import evaluators as ev
 from evals.cases import Case, Suite, Turn, context_resolver, resolve
 from evals.harness import (
@@ -34,6 +32,7 @@ from evals.harness import (
     seed_workspace,
     state_diff,
     state_hash,
+    tenant_usage,
     workspace_state,
 )
 from evals.models import CURRENT, CaseContext, turn_input
@@ -594,31 +593,8 @@ class _SuiteRun:
         calls: list[dict[str, Any]],
         result: CaseResult,
     ) -> None:
-        from store.models import ProviderUsage
-
-        recorder = self.system.router_services.recorder
-        if recorder is not None:
-            await recorder.flush()  # usage rows are written in batches
-        async with self.system.db.session() as session:
-            row = (
-                await session.execute(
-                    select(
-                        func.count(ProviderUsage.id),
-                        func.coalesce(func.sum(ProviderUsage.input_tokens), 0),
-                        func.coalesce(func.sum(ProviderUsage.output_tokens), 0),
-                        func.coalesce(func.sum(ProviderUsage.cost_usd), 0.0),
-                    ).where(ProviderUsage.tenant == workspace.tenant)
-                )
-            ).one()
         result.metrics.update(
-            {
-                "model_calls": float(row[0]),
-                "input_tokens": float(row[1]),
-                "output_tokens": float(row[2]),
-                "tokens": float(row[1] + row[2]),
-                "cost_usd": float(row[3]),
-                "tool_calls": float(len(calls)),
-            }
+            {**await tenant_usage(self.system, workspace.tenant), "tool_calls": float(len(calls))}
         )
 
     async def _safety(self, case: Case, workspace: Workspace, result: CaseResult) -> None:

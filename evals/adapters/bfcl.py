@@ -43,6 +43,7 @@ from pydantic import BaseModel
 from evals.adapters._fixture_tools import Result, fixture_tool
 from evals.cases import Case, SuiteError
 from evals.evaluators import Score, trajectory_match
+from evals.harness import tenant_usage
 from evals.models import CURRENT, CaseContext
 from tools import ToolContext, ToolRegistry, ToolSpec
 from tools.external import input_model_for
@@ -275,7 +276,7 @@ class BfclSuite:
             "latency_s": time.perf_counter() - started,
             "tool_calls": float(len(calls)),
             "refused_calls": float(refused),
-            **await _usage(system, tenant),
+            **await tenant_usage(system, tenant),
         }
         return result
 
@@ -326,33 +327,6 @@ class BfclSuite:
             "tool_calls": float(len(calls)),
         }
         return result
-
-
-async def _usage(system: System, tenant: str) -> dict[str, float]:
-    """Model calls and tokens the tenant's runs recorded."""
-    from sqlalchemy import func, select
-
-    from store.models import ProviderUsage
-
-    recorder = system.router_services.recorder
-    if recorder is not None:
-        await recorder.flush()
-    async with system.db.session() as session:
-        row = (
-            await session.execute(
-                select(
-                    func.count(ProviderUsage.id),
-                    func.coalesce(func.sum(ProviderUsage.input_tokens), 0),
-                    func.coalesce(func.sum(ProviderUsage.output_tokens), 0),
-                    func.coalesce(func.sum(ProviderUsage.cost_usd), 0.0),
-                ).where(ProviderUsage.tenant == tenant)
-            )
-        ).one()
-    return {
-        "model_calls": float(row[0]),
-        "tokens": float(row[1] + row[2]),
-        "cost_usd": float(row[3]),
-    }
 
 
 def load_bfcl(data: Path, *, limit: int | None = None, mode: Mode = "agent") -> BfclSuite:
