@@ -4,26 +4,22 @@ A run's ending is one write: its final status (the lease released), its thread's
 and its last events, in one transaction, so whoever sees the run ended also sees every
 event. When many runs end at once (a thousand slow runs finishing together), each ending
 in its own transaction would queue on SQLite's single writer; here the endings that
-arrive while one commits wait and commit together in the next transaction, a fixed
-handful of statements (executemany) whatever the batch size. Alone, an ending commits
-at once. A batch that fails is retried one ending at a time, so one bad ending fails
-alone.
+arrive while one commits wait and commit together in the next transaction
+(``runtime.group_commit``), a fixed handful of statements (executemany) whatever the batch
+size.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
 from runtime.events import EventBus, EventLog, write_rows
+from runtime.group_commit import GroupCommit
 from store import Database
 from store.models import Run, Thread, utcnow
 
-logger = logging.getLogger(__name__)
 ACTIVE = ("pending", "running")
 
 _END_RUN = (
@@ -67,8 +63,9 @@ class Endings:
     def __init__(self, db: Database, events: EventBus) -> None:
         self.db = db
         self.events = events
-        self._waiting: list[tuple[Ending, asyncio.Future[bool]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._group: GroupCommit[Ending, bool] = GroupCommit(
+            self._commit_batch, name="run endings", withdraw_on_cancel=False
+        )
 
     async def end(self, ending: Ending) -> bool:
         """Commit ``ending``; whether another run of its thread is active (queued behind
@@ -77,34 +74,11 @@ class Endings:
         Raises:
             Exception: the store refused this ending (alone, not just its batch).
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((ending, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="run endings")
-        return await asyncio.shield(future)
+        return await self._group.commit(ending)
 
-    async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                busy = await self._commit([ending for ending, _ in batch])
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exc)
-                    continue
-                logger.warning(
-                    "ending %d runs together failed (%r); one at a time", len(batch), exc
-                )
-                for ending, future in batch:
-                    try:
-                        alone = await self._commit([ending])
-                    except Exception as single:
-                        _settle(future, single)
-                    else:
-                        _settle(future, ending.thread_id in alone)
-                continue
-            for ending, future in batch:
-                _settle(future, ending.thread_id in busy)
+    async def _commit_batch(self, batch: list[Ending]) -> list[bool]:
+        busy = await self._commit(batch)
+        return [ending.thread_id in busy for ending in batch]
 
     async def _commit(self, batch: list[Ending]) -> set[str]:
         """One transaction for ``batch``; the threads that have another active run."""
@@ -172,12 +146,3 @@ class Endings:
                 ending.log.side_rows[:0] = side_rows
             raise
         return busy
-
-
-def _settle(future: asyncio.Future[Any], outcome: bool | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)

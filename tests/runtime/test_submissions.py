@@ -108,7 +108,7 @@ async def test_a_caller_cancelled_before_its_transaction_writes_nothing(runner: 
     while not runner.submissions._task or not gate._waiters:
         await asyncio.sleep(0.01)
     withdrawn = asyncio.create_task(runner.submit(_request(thread_id="t-withdrawn")))
-    while not runner.submissions._waiting:
+    while not runner.submissions.waiting:
         await asyncio.sleep(0.01)
     withdrawn.cancel()
     gate.release()
