@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from sqlalchemy.engine import make_url
 
+from store import sqlite_inline
 from store.database import is_postgres_url, libpq_url
 
 if TYPE_CHECKING:
@@ -96,13 +97,14 @@ async def sqlite_checkpointer(
     path: Path, *, busy_timeout_ms: int = 30_000
 ) -> AsyncIterator[BaseCheckpointSaver]:
     """An ``AsyncSqliteSaver`` on ``path`` in WAL mode with a busy timeout."""
-    connection = await aiosqlite.connect(str(path), timeout=busy_timeout_ms / 1000)
+    # Statements run in place rather than one aiosqlite thread hop each; a wait for another
+    # writer's lock (up to the busy timeout) still happens off the loop (store.sqlite_inline).
+    connection = await sqlite_inline.connect(str(path), timeout=busy_timeout_ms / 1000)
     try:
         await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         await connection.execute("PRAGMA synchronous=NORMAL")
         await connection.execute("PRAGMA secure_delete=ON")
-        saver = AsyncSqliteSaver(connection)
+        saver = AsyncSqliteSaver(cast(aiosqlite.Connection, connection))
         await saver.setup()
         yield saver
     finally:

@@ -57,7 +57,7 @@ from memory.types import Scope
 from memory.vectors import VectorStore
 from privacy import EntityType, scan_text
 from runtime.export import export_user, user_store_namespaces
-from store import Database
+from store import Database, sqlite_inline
 from store.models import (
     ApiKey,
     Approval,
@@ -349,6 +349,7 @@ class Eraser:
         self.extra_roots = list(extra_roots)
         self.busy_timeout_ms = busy_timeout_ms
 
+    @sqlite_inline.offloading  # bulk deletes: keep them off the event loop
     async def erase(
         self, *, tenant: str, user: str, identifiers: Iterable[str] = (), verify: bool = True
     ) -> ErasureReport:

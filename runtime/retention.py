@@ -39,7 +39,7 @@ from sqlalchemy import and_, delete, or_, select, text
 from memory.memories import Memories
 from memory.types import Scope
 from memory.vectors import VectorIndexError, VectorStore
-from store import Database
+from store import Database, sqlite_inline
 from store.models import (
     Document,
     DocumentChunk,
@@ -121,6 +121,7 @@ class RetentionSweeper:
         self.files_dir = files_dir
         self.policy = policy or RetentionPolicy()
 
+    @sqlite_inline.offloading  # bulk deletes: keep them off the event loop
     async def sweep(self, now: datetime | None = None) -> SweepReport:
         """Delete everything expired at ``now``; then, if anything went, clean the files."""
         moment = now or datetime.now(UTC)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from store import sqlite_inline
 from store.notify import Listener
 
 _BEGIN_OPTION = "relaygraph_sqlite_begin"
@@ -91,8 +92,13 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Asking for WAL when the file is in WAL already would still need the write lock,
+        # and fails at once (no busy wait) while another connection holds it.
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout comes with the connection (``timeout``): the in-place driver
+        # keeps SQLite's own at 0 and waits on a worker thread instead.
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA secure_delete=ON")
@@ -134,6 +140,10 @@ class Database:
             # Statements wait at most the busy timeout for a lock, like SQLite's.
             connect_args["options"] = f"-c lock_timeout={int(busy_timeout_ms)}"
             engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        if self.is_sqlite and make_url(url).get_driver_name() == "aiosqlite":
+            # Statements run in place instead of one aiosqlite thread hop each (see
+            # store.sqlite_inline); waits for another writer's lock still leave the loop.
+            engine_args["module"] = sqlite_inline.dbapi()
         self.engine = create_async_engine(url, echo=echo, connect_args=connect_args, **engine_args)
         if self.is_sqlite:
             _install_sqlite_pragmas(self.engine, busy_timeout_ms)
