@@ -28,6 +28,7 @@ from graphs import limits as lim
 from graphs.context import RunContext
 from graphs.interrupts import Decision, approval_request, decider_of, parse_decisions
 from identity import Principal
+from memory.thread_pseudonyms import pseudonymise_history, restore_message, saved_map, saved_update
 from providers.errors import BudgetExceeded
 from providers.router import CallInfo, RouterChatModel
 from providers.websearch import citations, search_used
@@ -41,7 +42,10 @@ GRAPH_VERSION = "1"
 PROMPT = "agent"
 
 
-class AgentState(TypedDict):
+class AgentOutput(TypedDict):
+    """The state as the graph shows it (values and updates streams, thread state, output):
+    ``AgentState`` without its private channels."""
+
     messages: Annotated[list[AnyMessage], add_messages]
     approved: NotRequired[list[dict[str, Any]]]
     """Calls cleared by the gate for ``act``: {id, name, args, approved_by}."""
@@ -57,6 +61,13 @@ class AgentState(TypedDict):
     recalled_memories: NotRequired[list[dict[str, Any]]]
     """Ids and scores (never the text) of the long-term memories the last model call was
     given, when the assistant's ``memory`` option is on: the trace of what it saw."""
+
+
+class AgentState(AgentOutput):
+    pseudonyms: NotRequired[dict[str, dict[str, dict[str, str]]]]
+    """Private (issue 5): {tenant: {user: {token: value}}}, what minimisation replaced for
+    the model, so stored answers show the values while the model sees tokens
+    (``memory.thread_pseudonyms``). Never in the graph's output, events or API state."""
 
 
 def fresh_turn() -> dict[str, Any]:
@@ -149,6 +160,11 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
             prompt.append(SystemMessage(block))
         if traced or state.get("recalled_memories"):  # each step's trace shows what it saw
             recalled["recalled_memories"] = traced
+    # Issue 5: answers are stored restored; their values are tokens again for the provider.
+    mapping = (
+        ctx.memory.pseudonyms_of(ctx.principal) if ctx.memory else saved_map(state, ctx.principal)
+    )
+    history = pseudonymise_history(history, mapping)
     kwargs: dict[str, Any] = {}
     if isinstance(getattr(ctx.model, "bound", ctx.model), RouterChatModel):
         metadata = get_config().get("metadata") or {}
@@ -167,7 +183,10 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
         reply = await ctx.model.ainvoke([*prompt, *history], **kwargs)
     except BudgetExceeded as exc:
         return _budget_stop(exc.reason, str(exc))
+    reply = restore_message(reply, mapping)
     update: dict[str, Any] = {"messages": [reply], **recalled}
+    if mapping is not None and (saved := saved_update(state, ctx.principal, mapping)):
+        update["pseudonyms"] = saved
     if search_used(reply):
         # Search results are untrusted content the model has now read: the run is tainted
         # (later writes need approval) and the search is audited like a tool call.
@@ -491,8 +510,10 @@ def route_resume(
     return "gate" if _pending_calls(state) else "model"
 
 
-def build_agent_graph() -> StateGraph[AgentState, RunContext, AgentState, AgentState]:
-    builder = StateGraph(AgentState, context_schema=RunContext)
+def build_agent_graph() -> StateGraph[AgentState, RunContext, AgentOutput, AgentOutput]:
+    builder = StateGraph(
+        AgentState, context_schema=RunContext, input_schema=AgentOutput, output_schema=AgentOutput
+    )
     builder.add_node("model", call_model)
     builder.add_node("gate", gate)
     builder.add_node("act", act)
@@ -511,5 +532,5 @@ def build_agent_graph() -> StateGraph[AgentState, RunContext, AgentState, AgentS
 
 def compile_agent(
     checkpointer: BaseCheckpointSaver | None,
-) -> CompiledStateGraph[AgentState, RunContext, AgentState, AgentState]:
+) -> CompiledStateGraph[AgentState, RunContext, AgentOutput, AgentOutput]:
     return build_agent_graph().compile(checkpointer=checkpointer, name=GRAPH_ID)

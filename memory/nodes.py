@@ -20,15 +20,16 @@ text) to the state; the model node turns them into one clearly marked untrusted 
 ``context_block`` before each model call and ``remember`` when the turn finishes.
 
 Pseudonyms: ``context_block`` minimises the recalled block (``memory.minimisation``), so the
-model sees ``<PERSON_1>`` where the user's memory says their name. The map back lives only
+model sees ``<PERSON_1>`` where the user's memory says their name. The run's map back lives
 in the ``AgentMemory`` object, which the runner makes afresh for each run (one principal),
-keyed by (tenant, user) besides: it is never persisted, never sent to a provider, and can
-only restore that user's own recalled values. ``restore_answer`` is applied where the run's
-answer for the user is produced, the agent's ``final_message`` (what runs return, the CLI
-prints and the API's run result carries). The AI message in the thread's history keeps the
-tokens, so later turns never send the values to the provider (and checkpoints hold no extra
-copy); streamed token chunks show the tokens too. A run resumed in a new process with no
-model call since then has no map: tokens stay (fails closed).
+keyed by (tenant, user) besides; it is never sent to a provider, and only ever restores that
+user's own values. It continues the map saved in the thread's state
+(``memory.thread_pseudonyms``): the agent restores the model's reply before storing it and
+turns those values back into tokens before the next model call, so the history, the API's
+thread state and ``final_message`` show the user's values while providers still see tokens.
+The run's events (streamed token chunks, also a token split across chunks, and the AI
+messages in ``values``, ``updates`` and ``end`` events) are restored with the same map as
+they are recorded (``memory.restore_stream``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from opentelemetry import trace
 from identity import Principal
 from memory.memories import Memories, RecalledMemory
 from memory.minimisation import DEFAULT_POLICY, MinimisationPolicy, minimise_text, restore_text
+from memory.thread_pseudonyms import saved_map
 from privacy import PseudonymMap
 
 log = structlog.get_logger(__name__)
@@ -254,11 +256,20 @@ class AgentMemory:
         """(system-message text, or "" when nothing was recalled; traced hits)."""
         found = (await self._recall(state, runtime)).get(RECALL_STATE_KEY) or []
         principal = _context_principal(runtime)
-        # One map per run and user: tokens stay stable across the run's model calls.
-        mapping = self._pseudonyms.setdefault((principal.tenant, principal.user), PseudonymMap())
+        # One map per run and user, continuing the one saved in the thread's state: tokens
+        # mean the same value across the thread's model calls and runs.
+        mapping = self._pseudonyms.get((principal.tenant, principal.user))
+        if mapping is None:
+            mapping = saved_map(state, principal) or PseudonymMap()
+            self._pseudonyms[(principal.tenant, principal.user)] = mapping
         block, _ = minimise_text(format_untrusted_context(found), self.minimisation, mapping)
         traced = [{key: value for key, value in hit.items() if key != "text"} for hit in found]
         return block, traced
+
+    def pseudonyms_of(self, principal: Principal) -> PseudonymMap | None:
+        """The map this run's recalled blocks used for ``principal`` (None before the first
+        model call, and for anyone else): read by ``memory.restore_stream`` at each event."""
+        return self._pseudonyms.get((principal.tenant, principal.user))
 
     def restore_answer(self, text_: str, runtime: Any) -> str:
         """``text_`` (the model's answer to this run's principal) with the pseudonyms this

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,10 +66,23 @@ class EventLog:
         self.pending: list[dict[str, Any]] = []
         self.side_rows: list[tuple[Any, dict[str, Any]]] = []
         """(model, row) of other tables (the run's trace steps) that commit with its events."""
+        # Issue 5 (pseudonyms): set by the runner for a run with memory, to
+        # ``memory.restore_stream.StreamRestorer.outgoing``; None records events as given.
+        self.restore: Callable[[str, Any], Sequence[tuple[str, Any]]] | None = None
 
     async def add(self, event: str, data: Any, *, flush: bool = True) -> Event:
         """Number, deliver and queue an event; ``flush=False`` keeps it for the caller's
         own transaction (the final events commit with the run's status)."""
+        if self.restore is not None:  # issue 5: restored before it is recorded or sent
+            *before, (event, data) = self.restore(event, data)
+            for held_event, held_data in before:
+                self._record(held_event, held_data)
+        item = self._record(event, data)
+        if flush:
+            self.bus._schedule(self)
+        return item
+
+    def _record(self, event: str, data: Any) -> Event:
         self.seq += 1
         item = Event(self.seq, event, data)
         self.pending.append(
@@ -82,8 +95,6 @@ class EventLog:
             }
         )
         self.bus._deliver(self.run_id, item)
-        if flush:
-            self.bus._schedule(self)
         return item
 
     def take(self) -> list[dict[str, Any]]:

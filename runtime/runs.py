@@ -40,6 +40,8 @@ from graphs.serialization import message_to_dict, to_jsonable
 from graphs.tool_schemas import tool_definitions
 from identity import Principal
 from memory.nodes import AgentMemory
+from memory.restore_stream import event_restorer
+from memory.thread_pseudonyms import STATE_KEY as PSEUDONYMS_KEY
 from providers import ModelSpecError
 from runtime import metrics
 from runtime.assistants import AssistantService
@@ -908,6 +910,8 @@ class Runner:
         context = self._context(plan, run, deadline)
         if context is not None and plan.assistant.options.get("memory"):
             context = replace(context, memory=await self._agent_memory())
+            if context.memory is not None:  # issue 5: the run's own pseudonyms, restored
+                log.restore = event_restorer(context.memory, context.principal).outgoing
         requested = [
             ("messages" if m == "messages-tuple" else m)
             for m in kwargs.get("stream_mode", ["updates"])
@@ -1140,6 +1144,7 @@ class Runner:
                 state = await plan.graph.aget_state(config)
                 interrupts = [{"value": to_jsonable(i.value), "id": i.id} for i in state.interrupts]
                 values = state.values if isinstance(state.values, dict) else {}
+                values.pop(PSEUDONYMS_KEY, None)  # issue 5: private, never in events or webhooks
             except Exception as exc:  # state unreadable: report the run as failed
                 error = error or f"cannot read the thread's state: {exc}"
         if error:

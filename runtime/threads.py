@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from graphs.serialization import to_jsonable
 from identity import Principal
+from memory.thread_pseudonyms import STATE_KEY as PSEUDONYMS_KEY
 from runtime.runs import (
     ACTIVE,
     RunConflict,
@@ -40,6 +41,14 @@ def checkpoint_dict(config: RunnableConfig | None) -> dict[str, Any] | None:
     }
 
 
+def shown_values(values: Any) -> Any:
+    """Channel values as the API shows them: JSON-able, without the agent's private
+    ``pseudonyms`` channel (issue 5, ``memory.thread_pseudonyms``)."""
+    if isinstance(values, dict) and PSEUDONYMS_KEY in values:
+        values = {key: value for key, value in values.items() if key != PSEUDONYMS_KEY}
+    return to_jsonable(values)
+
+
 def state_dict(snapshot: StateSnapshot) -> dict[str, Any]:
     """A LangGraph ``StateSnapshot`` in the LangGraph Server wire format."""
     tasks = [
@@ -55,7 +64,7 @@ def state_dict(snapshot: StateSnapshot) -> dict[str, Any]:
         for task in snapshot.tasks
     ]
     return {
-        "values": to_jsonable(snapshot.values) if snapshot.values is not None else {},
+        "values": shown_values(snapshot.values) if snapshot.values is not None else {},
         "next": list(snapshot.next),
         "tasks": tasks,
         "checkpoint": checkpoint_dict(snapshot.config),
@@ -233,7 +242,7 @@ class ThreadService:
         interrupts: dict[str, list[dict[str, Any]]] = {}
         snapshot = await self._snapshot(thread, None)
         if snapshot is not None:
-            values = to_jsonable(snapshot.values) or {}
+            values = shown_values(snapshot.values) or {}
             for task in snapshot.tasks:
                 if task.interrupts:
                     interrupts[task.id] = [

@@ -22,6 +22,7 @@ from runtime.runs import Runner, RunRequest
 from runtime.settings import Settings
 from runtime.system import open_system
 from store.models import TraceStep
+from tests.memory import agent_memory_model
 from tests.memory.memory_helpers import WordHashEmbedder
 
 pytestmark = pytest.mark.usefixtures("backend")  # SQLite, and PostgreSQL (slow)
@@ -117,8 +118,8 @@ async def test_pseudonyms_in_the_answer_are_mapped_back_for_their_user_only(
     data_dir: Path,
 ) -> None:
     """Recalled personal data reaches the model as ``<PERSON_1>``; the user's answer
-    (``final_message``) shows their own value, while the history keeps the token (later
-    model calls never see the value) and no other user or run can map it back."""
+    (``final_message``) and the stored history show their own value, while every model
+    call, also the next turn's, sees the token; no other user or run can map it back."""
     settings = Settings(
         data_dir=data_dir,
         model=MODEL,
@@ -136,8 +137,24 @@ async def test_pseudonyms_in_the_answer_are_mapped_back_for_their_user_only(
 
         assert "My name is Maria Jensen" in (answer.final_message or "")
         assert "<PERSON_1>" not in (answer.final_message or "")
-        seen = (await _values(system, answer.thread_id))["messages"][-1].text
-        assert "<PERSON_1>" in seen and "Maria Jensen" not in seen  # what the model saw
+        prompt = "\n".join(str(m.content) for m in agent_memory_model.PROMPTS[-1])
+        assert "<PERSON_1>" in prompt and "Maria Jensen" not in prompt  # what the model saw
+        values = await _values(system, answer.thread_id)
+        assert "My name is Maria Jensen" in values["messages"][-1].text  # stored restored
+        assert values["pseudonyms"] == {"acme": {"alice": {"<PERSON_1>": "Maria Jensen"}}}
+        again = await runner.run(
+            RunRequest(
+                principal=ALICE,
+                assistant_id="remembering",
+                thread_id=answer.thread_id,
+                input_text="And again?",
+            )
+        )
+        # Nothing recalled this time: the saved map still hides the earlier answer's value.
+        assert again.final_message == "SEEN: no memories"
+        prompt = agent_memory_model.PROMPTS[-1]
+        earlier_answer = next(m for m in prompt if m.type == "ai")
+        assert "<PERSON_1>" in earlier_answer.text and "Maria" not in earlier_answer.text
         assert (await _ask(runner, BOB, "What is my name?", "remembering")).final_message == (
             "SEEN: no memories"
         )

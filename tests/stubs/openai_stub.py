@@ -48,6 +48,8 @@ class ScriptedReply(ReplyBehaviour):
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
     finish_reason: str | None = None
+    pieces: tuple[str, ...] = ()
+    """How a streamed reply splits ``content`` into chunks (default: word by word)."""
 
 
 def error_response(status: int, message: str, type_: str, code: str | None = None) -> Response:
@@ -89,6 +91,7 @@ class OpenAIStub(ScriptedStub):
         fault: Fault | None = None,
         citations: list[dict[str, str]] | None = None,
         search_query: str = "stub search",
+        pieces: list[str] | None = None,
     ) -> None:
         """Queue a reply (chat completions or the Responses API, whichever asks next;
         ``citations`` and ``search_query``: see ``ScriptedReply``). ``tool_calls`` items
@@ -109,6 +112,7 @@ class OpenAIStub(ScriptedStub):
                 fault=fault,
                 citations=list(citations or []),
                 search_query=search_query,
+                pieces=tuple(pieces or ()),
             )
         )
 
@@ -238,7 +242,7 @@ def stream_chunks(
         return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     chunks = [choice({"role": "assistant", "content": ""})]
-    pieces = re.findall(r"\s*\S+|\s+", scripted.content)  # words; they join back exactly
+    pieces = list(scripted.pieces) or re.findall(r"\s*\S+|\s+", scripted.content)  # words
     chunks += [choice({"content": piece}) for piece in pieces]
     for index, call in enumerate(tool_calls):
         head = {"index": index, "id": call["id"], "type": "function"}

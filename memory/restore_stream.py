@@ -1,0 +1,247 @@
+"""Pseudonyms put back in a run's events before they leave for the client.
+
+The model sees ``<PERSON_1>`` where a recalled memory named the user (``memory.nodes``), and
+writes the token in its answer. The agent stores the reply restored
+(``memory.thread_pseudonyms``); this module restores what is streamed while the model
+writes (``messages`` events, token by token) and, as a safety net, the AI messages inside
+``values``, ``updates``, ``debug`` and ``end`` events (leaving out the private
+``pseudonyms`` channel), so a chat frontend shows the user's own values and what it
+streamed agrees with the thread's state. The runner applies it where
+events are recorded in the run's event log (``runtime.events.EventLog``), so a stream
+rejoined with ``Last-Event-ID`` replays the same restored events.
+
+Only the run's own map is used: ``StreamRestorer`` reads the map of one ``AgentMemory``
+(made afresh for each run) for the run's principal, at the time of each event, since the
+model node fills it during the run. A run with no pseudonyms pays one dict lookup per event.
+
+A token split across chunks (``"<PER"`` then ``"SON_1> ok"``) is handled by holding back
+the end of a chunk only while it is the beginning of a token the map knows; it goes out
+with the message's next chunk, or when the message ends (its last chunk, or the next event
+that is not a ``messages`` event of the run, such as the node's ``updates`` or the run's
+``end``), as an extra chunk of the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from identity import Principal
+from memory.nodes import AgentMemory
+from memory.thread_pseudonyms import STATE_KEY as PSEUDONYMS_KEY
+from privacy import PseudonymMap, restore
+
+Emitted = tuple[str, Any]
+"""(event name, JSON-able data) as the event log records it."""
+
+_AI_TYPES = frozenset({"ai", "AIMessageChunk"})
+_EMPTY_CHUNK_FIELDS: dict[str, Any] = {
+    "additional_kwargs": {},
+    "response_metadata": {},
+    "tool_calls": [],
+    "invalid_tool_calls": [],
+    "tool_call_chunks": [],
+    "usage_metadata": None,
+}
+
+
+def token_prefixes(tokens: Iterable[str]) -> frozenset[str]:
+    """Every proper prefix of every token (``"<"``, ``"<P"``, … ``"<PERSON_1"``)."""
+    return frozenset(token[:end] for token in tokens for end in range(1, len(token)))
+
+
+def split_held(text: str, prefixes: frozenset[str]) -> tuple[str, str]:
+    """``text`` as (what may go out now, the tail to hold back).
+
+    The tail is held only when it is a proper prefix of a known token: tokens start with
+    the only ``<`` they contain, so it can only begin at the last ``<`` of ``text``.
+    Ordinary text (including a ``<`` that cannot start a known token) is never held.
+    """
+    start = text.rfind("<")
+    if start < 0 or text[start:] not in prefixes:
+        return text, ""
+    return text[:start], text[start:]
+
+
+def restore_content(content: Any, mapping: PseudonymMap) -> Any:
+    """Message content (a string, or a list of blocks whose ``text`` blocks are restored)
+    with the tokens ``mapping`` knows replaced by their values; unchanged content is
+    returned as it is."""
+    if isinstance(content, str):
+        return restore(content, mapping) if "<" in content else content
+    if isinstance(content, list):
+        return [_restore_block(block, mapping) for block in content]
+    return content
+
+
+def _restore_block(block: Any, mapping: PseudonymMap) -> Any:
+    if isinstance(block, str):
+        return restore_content(block, mapping)
+    if _is_text_block(block):
+        return {**block, "text": restore_content(block["text"], mapping)}
+    return block
+
+
+def restore_values(value: Any, mapping: PseudonymMap) -> Any:
+    """JSON-able event data with the content of every AI message in it (and any
+    ``final_message``) restored. Tool calls, tool results and human messages are left as
+    they are: tools received the tokens, and the user's own words are theirs. The private
+    ``pseudonyms`` channel (in a node's ``updates``) is left out."""
+    if isinstance(value, dict):
+        if value.get("type") in _AI_TYPES and "content" in value:
+            return {**value, "content": restore_content(value["content"], mapping)}
+        out = {
+            key: restore_values(item, mapping)
+            for key, item in value.items()
+            if key != PSEUDONYMS_KEY
+        }
+        final = out.get("final_message")
+        if isinstance(final, str):
+            out["final_message"] = restore_content(final, mapping)
+        return out
+    if isinstance(value, list):
+        return [restore_values(item, mapping) for item in value]
+    return value
+
+
+class _Held:
+    """A message's held-back tail: what is needed to send it later as its own chunk."""
+
+    __slots__ = ("event", "index", "message", "metadata", "text")
+
+    def __init__(
+        self, event: str, message: dict[str, Any], metadata: Any, index: Any, text: str
+    ) -> None:
+        self.event = event
+        self.message = message
+        self.metadata = metadata
+        self.index = index
+        self.text = text
+
+    def as_chunk(self) -> Emitted:
+        content: Any = self.text
+        if self.index is not _STRING:
+            block: dict[str, Any] = {"type": "text", "text": self.text}
+            if self.index is not None:
+                block["index"] = self.index
+            content = [block]
+        chunk = {**self.message, **_EMPTY_CHUNK_FIELDS, "content": content}
+        return self.event, [chunk, self.metadata]
+
+
+_STRING = object()
+"""The ``index`` of a held tail of string content (list content uses the block's index)."""
+
+
+class StreamRestorer:
+    """Restores one run's events with the map ``lookup`` returns at each event (None or
+    an empty map: the event goes out unchanged).
+
+    ``outgoing(event, data)`` returns the events to record in its place: held tails of
+    earlier messages first (when ``event`` ends them), then the event, restored.
+    """
+
+    def __init__(self, lookup: Callable[[], PseudonymMap | None]) -> None:
+        self._lookup = lookup
+        self._held: dict[tuple[str, Any, Any], _Held] = {}
+        self._prefixes: frozenset[str] = frozenset()
+        self._prefixes_for = 0
+
+    def outgoing(self, event: str, data: Any) -> Sequence[Emitted]:
+        mapping = self._lookup()
+        if mapping is None or not mapping.tokens:
+            return ((event, data),)
+        if event == "messages" or event.startswith("messages|"):
+            return self._message_event(event, data, mapping)
+        out = self.flush()
+        out.append((event, restore_values(data, mapping)))
+        return out
+
+    def flush(self) -> list[Emitted]:
+        """Every held tail as a chunk of its message (the messages ended)."""
+        held = [item.as_chunk() for item in self._held.values()]
+        self._held.clear()
+        return held
+
+    def _known_prefixes(self, mapping: PseudonymMap) -> frozenset[str]:
+        # Tokens are only ever added to a map, so its size says whether this is current.
+        if self._prefixes_for != len(mapping.tokens):
+            self._prefixes = token_prefixes(mapping.tokens)
+            self._prefixes_for = len(mapping.tokens)
+        return self._prefixes
+
+    def _message_event(self, event: str, data: Any, mapping: PseudonymMap) -> list[Emitted]:
+        if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], dict)):
+            return [(event, restore_values(data, mapping))]
+        message, metadata = data
+        if message.get("type") not in _AI_TYPES:
+            return [(event, data)]
+        if message.get("type") == "ai":  # a whole message (not streamed): nothing to hold
+            self._take_held(event, message.get("id"))
+            return [(event, [restore_values(message, mapping), metadata])]
+        ends = message.get("chunk_position") == "last" or bool(
+            (message.get("response_metadata") or {}).get("finish_reason")
+        )
+        prefixes = frozenset() if ends else self._known_prefixes(mapping)
+        content = message.get("content")
+        if isinstance(content, str):
+            content = self._chunk_text(event, message, metadata, _STRING, content, prefixes)
+        elif isinstance(content, list):
+            content = [
+                {
+                    **block,
+                    "text": self._chunk_text(
+                        event, message, metadata, block.get("index"), block["text"], prefixes
+                    ),
+                }
+                if _is_text_block(block)
+                else block
+                for block in content
+            ]
+        out: list[Emitted] = [(event, [{**message, "content": content}, metadata])]
+        if ends:  # held tails of the message's other blocks end with it
+            out += [held.as_chunk() for held in self._take_held(event, message.get("id"))]
+        return [(name, _restored_chunk(item, mapping)) for name, item in out]
+
+    def _take_held(self, event: str, message_id: Any) -> list[_Held]:
+        keys = [key for key in self._held if key[0] == event and key[1] == message_id]
+        return [self._held.pop(key) for key in keys]
+
+    def _chunk_text(
+        self,
+        event: str,
+        message: dict[str, Any],
+        metadata: Any,
+        index: Any,
+        text: str,
+        prefixes: frozenset[str],
+    ) -> str:
+        """The chunk's text with the message's held tail in front and a new tail (the
+        start of a token) held back; restored by the caller."""
+        key = (event, message.get("id"), index)
+        before = self._held.pop(key, None)
+        if before is not None:
+            text = before.text + text
+        ready, tail = split_held(text, prefixes) if prefixes else (text, "")
+        if tail:
+            self._held[key] = _Held(event, message, metadata, index, tail)
+        return ready
+
+
+def _is_text_block(block: Any) -> bool:
+    return (
+        isinstance(block, dict)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+    )
+
+
+def _restored_chunk(data: list[Any], mapping: PseudonymMap) -> list[Any]:
+    message, metadata = data
+    return [{**message, "content": restore_content(message["content"], mapping)}, metadata]
+
+
+def event_restorer(memory: AgentMemory, principal: Principal) -> StreamRestorer:
+    """The restorer of one run: ``memory`` is the run's own ``AgentMemory`` and
+    ``principal`` its requester, so only that user's pseudonyms from that run are used."""
+    return StreamRestorer(lambda: memory.pseudonyms_of(principal))
