@@ -30,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -44,7 +45,13 @@ from providers.breaker import CircuitBreaker
 from providers.budgets import TOKEN_BUDGET, SpendBudgets
 from providers.cache import ResponseCache, cache_key
 from providers.catalog import ModelInfo
-from providers.credentials import PROVIDERS, CredentialSource
+from providers.credentials import (
+    PROVIDERS,
+    SCOPED_PROVIDERS,
+    CredentialError,
+    CredentialSource,
+    normalise_base_url,
+)
 from providers.errors import (
     AllDeploymentsFailed,
     BudgetExceeded,
@@ -124,7 +131,23 @@ class Deployment:
     def credential_provider(self) -> str | None:
         """Which provider's tenant credential applies (None: no tenant keys)."""
         kind = self.spec.kind
-        return kind if kind in PROVIDERS and self.build_with_key is not None else None
+        if kind not in PROVIDERS or self.build_with_key is None:
+            return None
+        if kind in SCOPED_PROVIDERS and self.credential_base_url is None:
+            return None
+        return kind
+
+    @cached_property
+    def credential_base_url(self) -> str | None:
+        """The normalised base URL whose tenant key this deployment may use (``openai-
+        compatible`` only; None otherwise, and for a base URL no key can be stored for,
+        e.g. one with a query: such a deployment takes no tenant keys)."""
+        if self.spec.kind not in SCOPED_PROVIDERS or not self.spec.base_url:
+            return None
+        try:
+            return normalise_base_url(self.spec.base_url)
+        except CredentialError:
+            return None
 
     @property
     def cacheable(self) -> bool:
@@ -323,13 +346,14 @@ class RouterChatModel(BaseChatModel):
 
     async def _model_for(self, deployment: Deployment, tenant: str) -> BaseChatModel:
         """The deployment's model for ``tenant``: one built with the tenant's own key when
-        it stored one (a client per deployment and tenant, rebuilt when the key changes),
-        else the deployment's default."""
+        it stored one (for ``openai-compatible``: for exactly this deployment's base URL;
+        a client per deployment and tenant, rebuilt when the key changes), else the
+        deployment's default."""
         provider = deployment.credential_provider
         source = self.services.credentials
         if provider is None or source is None:
             return deployment.model
-        credential = await source.credential(tenant, provider)
+        credential = await source.credential(tenant, provider, deployment.credential_base_url)
         if credential is None:
             stale = deployment.tenant_models.pop(tenant, None)
             if stale is not None:

@@ -661,12 +661,17 @@ class StoreItemVector(Base):
 
 class ProviderCredentialRow(Base):
     """A tenant's own API key for one model provider, sealed with AES-GCM (see
-    providers/credentials.py); ``key_hint`` is its last 4 characters, for listings."""
+    providers/credentials.py); ``key_hint`` is its last 4 characters, for listings.
+    ``base_url`` is the normalised server an ``openai-compatible`` key belongs to (``''``
+    for openai/google; a compatible row with ``''`` predates migration 0013 and is unused)."""
 
     __tablename__ = "provider_credentials"
 
     tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    base_url: Mapped[str] = mapped_column(
+        String(512), primary_key=True, default="", server_default=""
+    )
     ciphertext: Mapped[str] = mapped_column(Text)
     key_hint: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str | None] = mapped_column(String(256))
