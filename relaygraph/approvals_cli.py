@@ -79,7 +79,13 @@ def list_command(
     if not approvals:
         _out.print(f"no {status} approvals in tenant {escape(tenant)}")
         return
-    table = Table("id", "tool", "risk", "requester", "status", "expires", "what")
+    table = Table()
+    # The id is what a reviewer copies into `approve`/`reject`: never shorten it, however
+    # narrow the terminal (the other columns wrap instead).
+    table.add_column("id", no_wrap=True, min_width=max(len(a.approval_id) for a in approvals))
+    table.add_column("tool", no_wrap=True, min_width=max(len(a.tool) for a in approvals))
+    for header in ("risk", "requester", "status", "expires", "what"):
+        table.add_column(header)
     for approval in approvals:
         table.add_row(
             approval.approval_id,
@@ -94,10 +100,23 @@ def list_command(
 
 
 def _decide(kind: str, approval_id: str, tenant: str, user: str | None, note: str | None) -> None:
+    from tools import ApprovalError
+
     async def work(service: Any, principal: Any) -> Any:
-        if kind == "approve":
-            return await service.approve(approval_id, approver=principal, note=note)
-        return await service.reject(approval_id, approver=principal, reason=note)
+        try:
+            if kind == "approve":
+                return await service.approve(approval_id, approver=principal, note=note)
+            return await service.reject(approval_id, approver=principal, reason=note)
+        except ApprovalError as exc:
+            if exc.code != "approval_not_found":
+                raise
+            # Approvals live in the requester's tenant; the CLI's default is 'default'.
+            raise ApprovalError(
+                exc.code,
+                f"there is no approval {approval_id!r} in tenant {tenant!r}; pass the "
+                "requester's tenant with --tenant (`relaygraph approvals list --tenant T` "
+                "shows its pending approvals)",
+            ) from None
 
     approval = _run(work, tenant, user)
     _out.print(f"{approval.approval_id}: {approval.status} by {escape(approval.decided_by or '')}")

@@ -7,9 +7,11 @@ Heavy imports (LangGraph, providers, SQLAlchemy) happen inside commands so that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -340,7 +342,9 @@ def _edit_decision(raw: str) -> dict[str, Any]:
 
 
 @app.command()
-def tools(as_json: JsonOpt = False) -> None:
+def tools(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
     """List the registered tools with their risk, scope and approval policy."""
 
     def body() -> int:
@@ -363,7 +367,13 @@ def tools(as_json: JsonOpt = False) -> None:
             return EXIT_OK
         from rich.table import Table
 
-        table = Table("name", "risk", "scope", "approval", "description")
+        table = Table()
+        # Names are what people type (RELAYGRAPH_MCP_TOOLS, assistants' tool lists): never
+        # shorten them, however narrow the terminal; the description wraps instead.
+        longest = max((len(row["name"]) for row in rows), default=4)
+        table.add_column("name", no_wrap=True, min_width=longest)
+        for header in ("risk", "scope", "approval", "description"):
+            table.add_column(header)
         for row in rows:
             table.add_row(
                 row["name"], row["risk"], row["scope"], row["approval"], row["description"]
@@ -472,19 +482,59 @@ def serve(
 
         settings = _settings()
         application = create_app(settings, workers=0 if no_workers else workers)
+        startup = _StartupFailure()
+        application.router.lifespan_context = startup.watch(application.router.lifespan_context)
         err.print(f"relaygraph API on http://{host}:{port}/api/v1 (docs: /api/v1/docs)")
-        # log_config=None: uvicorn's records go through our structured logging.
-        uvicorn.run(
-            application,
-            host=host,
-            port=port,
-            log_level=settings.log_level.lower(),
-            log_config=None,
-            lifespan="on",
-        )
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        uvicorn_log.addFilter(startup)
+        try:
+            # log_config=None: uvicorn's records go through our structured logging.
+            uvicorn.run(
+                application,
+                host=host,
+                port=port,
+                log_level=settings.log_level.lower(),
+                log_config=None,
+                lifespan="on",
+            )
+        except SystemExit:
+            if startup.error is None:
+                raise
+        finally:
+            uvicorn_log.removeFilter(startup)
+        if startup.error is not None:  # one line and exit 2, like every other command
+            raise startup.error
         return EXIT_OK
 
     _guarded(body)
+
+
+class _StartupFailure(logging.Filter):
+    """Catches a known configuration error raised while the API starts (a bad rate
+    limit, graph or data directory) so that ``serve`` reports it as one line, and keeps
+    uvicorn from logging its traceback first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: BaseException | None = None
+
+    def watch(self, lifespan: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        @contextlib.asynccontextmanager
+        async def watched(app: Any) -> AsyncIterator[Any]:
+            started = False
+            try:
+                async with lifespan(app) as state:
+                    started = True
+                    yield state
+            except _known_errors() as exc:
+                if not started:
+                    self.error = exc
+                raise
+
+        return watched
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.error is None or record.levelno < logging.ERROR
 
 
 @app.command()

@@ -88,13 +88,36 @@ async def _serve_stdio(settings: Settings) -> None:
                 db=system.db, api_key=key, local_only=settings.mcp_local_only
             )
         except McpStartupError as exc:
-            raise _ConfigProblem(str(exc)) from None
+            raise _ConfigProblem(f"{exc}{_unknown_key_hint(exc, settings)}") from None
         logging.getLogger(__name__).info(
             "serving MCP over stdio as %s/%s", principal.tenant, principal.user
         )
         await serve_stdio(system.executor, McpConfig.from_settings(settings), principal)
     finally:
         await opened.__aexit__(None, None, None)
+
+
+def _unknown_key_hint(problem: Exception, settings: Settings) -> str:
+    """Where keys were looked up, when a well-formed key was not found there: desktop
+    clients start ``relaygraph mcp`` with their own env block, so its RELAYGRAPH_DATA_DIR
+    often differs from the one ``relaygraph keys create`` used."""
+    import platformdirs
+
+    from identity.apikeys import ApiKeyError
+
+    cause = problem.__context__
+    if not (isinstance(cause, ApiKeyError) and cause.code == "invalid_api_key"):
+        return ""
+    if settings.database_url:
+        where = "the database in RELAYGRAPH_DATABASE_URL"
+    else:
+        where = f"the data directory {settings.data_dir}"
+    default = platformdirs.user_data_dir("relaygraph", appauthor=False)
+    return (
+        f" (looked up in {where}; a key works only with the store it was created in: set "
+        "RELAYGRAPH_DATA_DIR in the client's env block to the directory `relaygraph keys "
+        f"create` used, {default} unless RELAYGRAPH_DATA_DIR was set)"
+    )
 
 
 async def _serve_http(settings: Settings, host: str, port: int) -> None:
