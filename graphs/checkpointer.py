@@ -247,10 +247,10 @@ async def vacuum_checkpoints(
 
     Returns (tables rewritten, tables skipped because their lock was not granted).
     """
-    from psycopg import errors
-
     if not _is_postgres_saver(saver):
         return [], []
+    from psycopg import errors  # only with the postgres extra installed
+
     done: list[str] = []
     skipped: list[str] = []
     async with _pg_connection(saver) as conn:

@@ -5,6 +5,7 @@ tenants keep everything."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,18 @@ async def test_export_contains_the_subject_and_nobody_else(
     assert export["runs"] and all(r["requester"] == "maria" for r in export["runs"])
     assert OTHER_EMAIL not in text and "coffee" not in text and "'bob'" not in text
     assert "content_key" not in text and "key_hash" not in text
+
+
+async def test_erasure_on_sqlite_needs_no_postgres_driver(
+    data_dir: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain install (no ``[postgres]`` extra) has no psycopg: erasure on the embedded
+    defaults must not import it (it did, after deleting rows and before compacting)."""
+    for module in ("psycopg", "psycopg.errors", "psycopg_pool"):
+        monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    async with open_system(settings) as system:
+        await seed_run(system, ALICE, f"Contact {NAME} at {EMAIL}")
+        async with open_memory_services(system, embedder=WordHashEmbedder()) as services:
+            report = await services.eraser().erase(tenant="acme", user="maria")
+    assert report.ok, str(report.to_dict())
+    assert report.compacted
