@@ -213,12 +213,33 @@ def _text(payload: Any) -> list[types.ContentBlock]:
 
 
 def _error(code: str, message: str, **extra: Any) -> types.CallToolResult:
+    """An ``isError`` result: the message, then its details as one line of JSON.
+
+    No ``structuredContent``: clients built on the TypeScript SDK 1.x (Claude Desktop,
+    Cursor, VS Code, MCP Inspector) validate it against the tool's ``outputSchema`` even
+    on error results and throw instead of showing the error (typescript-sdk#1943), so
+    an approval id or a validation message would never reach the model. Read the
+    details back with :func:`error_details`.
+    """
     body = {"error": code, "message": message, **extra}
     return types.CallToolResult(
         content=_text(f"Error ({code}): {message}\n{json.dumps(body, default=str)}"),
-        structured_content=body,
         is_error=True,
     )
+
+
+def error_details(result: types.CallToolResult) -> dict[str, Any] | None:
+    """The details of an error result of this server (``error`` code, ``message``, and
+    for ``approval_required`` the ``approval_id``, ``preview`` and ``retry_with``): the
+    JSON on the last line of its text. None for a success or any other text."""
+    if not result.is_error:
+        return None
+    text = "\n".join(getattr(block, "text", "") for block in result.content)
+    try:
+        details = json.loads(text.rstrip().rsplit("\n", 1)[-1])
+    except ValueError:
+        return None
+    return details if isinstance(details, dict) else None
 
 
 def _result(outcome: ToolOutcome) -> types.CallToolResult:

@@ -12,6 +12,7 @@ import httpx
 import jwt
 import pytest
 
+from mcp_server import error_details
 from tests.mcp_server.conftest import INIT, JSON_HEADERS, McpServer, opened_system
 
 SECRET = "k" * 40
@@ -293,7 +294,7 @@ async def test_approval_round_trip_with_the_reviewer_on_the_api(
 
         held = await client.call_tool("notes_delete", {"note_id": doomed})
         assert held.is_error
-        approval_id = held.structured_content["approval_id"]  # type: ignore[index]
+        approval_id = error_details(held)["approval_id"]  # type: ignore[index]
         listed = (await http.get(api, headers=reviewer)).json()
         assert approval_id in str(listed)
         own = await http.post(
@@ -309,7 +310,7 @@ async def test_approval_round_trip_with_the_reviewer_on_the_api(
         assert done.structured_content["deleted"] is True  # type: ignore[index]
 
         held = await client.call_tool("notes_delete", {"note_id": kept})
-        refused_id = held.structured_content["approval_id"]  # type: ignore[index]
+        refused_id = error_details(held)["approval_id"]  # type: ignore[index]
         rejected = await http.post(
             f"{api}/{refused_id}/reject", headers=reviewer, json={"note": "keep it"}
         )

@@ -8,13 +8,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from mcp_server import error_details
 from tests.mcp_server.conftest import McpServer
 
 
 def _error(result: Any) -> str | None:
     if not result.is_error:
         return None
-    return str((result.structured_content or {}).get("error"))
+    return str((error_details(result) or {}).get("error"))
 
 
 async def test_an_untrusted_read_makes_the_principals_next_writes_need_approval(
@@ -37,7 +38,7 @@ async def test_an_untrusted_read_makes_the_principals_next_writes_need_approval(
     async with server.client("alice", mode="auto") as again:
         after = await again.call_tool("notes_create", note)
         assert _error(after) == "approval_required"
-        assert "untrusted" in json.dumps(after.structured_content)
+        assert "untrusted" in json.dumps(error_details(after))
         search = await again.call_tool("notes_search", {"query": ""})
         assert _error(search) is None  # reads stay allowed
 

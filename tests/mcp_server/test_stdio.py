@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from mcp_server import error_details
 from tests.mcp_server.conftest import INIT, REPO, StdioSetup, opened_system
 
 pytestmark = pytest.mark.slow
@@ -151,7 +152,7 @@ async def test_approval_round_trip(stdio_setup: StdioSetup) -> None:
 
         held = await client.call_tool("notes_delete", {"note_id": note_id})
         assert held.is_error
-        details = held.structured_content
+        details = error_details(held)
         assert details is not None and details["error"] == "approval_required"
         approval_id = details["approval_id"]
         assert approval_id in _text(held) and "approval_id" in _text(held)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mcp_server import error_details
 from tests.mcp_server.conftest import McpServer, run_async
 
 pytestmark = pytest.mark.security
@@ -72,7 +73,7 @@ async def _approved_call(
     approves it (rita for tenant a, rob for tenant b)."""
     result = await client.call_tool(name, args)
     if result.is_error and "approval_required" in _text(result):
-        approval_id = result.structured_content["approval_id"]
+        approval_id = error_details(result)["approval_id"]  # type: ignore[index]
         async with httpx.AsyncClient(timeout=30) as http:
             decided = await http.post(
                 f"{server.base}/api/v1/approvals/{approval_id}/approve",
@@ -165,7 +166,7 @@ async def test_approvals_stay_in_their_tenant(server: McpServer) -> None:
         note_id = note.structured_content["id"]  # type: ignore[index]
         held = await alice.call_tool("notes_delete", {"note_id": note_id})
         assert held.is_error
-        approval_id = held.structured_content["approval_id"]  # type: ignore[index]
+        approval_id = error_details(held)["approval_id"]  # type: ignore[index]
 
         # The reviewer of tenant b neither sees nor decides tenant a's approval.
         rob = {"x-api-key": server.keys["rob"]}

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from identity import Principal
-from mcp_server import McpConfig, McpToolService, build_server
+from mcp_server import McpConfig, McpToolService, build_server, error_details
 from runtime.settings import Settings
 from runtime.system import open_system
 from tools.external import (
@@ -128,7 +128,7 @@ async def test_untrusted_output_taints_the_mcp_session(system: Any) -> None:
         assert not read.is_error
         after = await client.call_tool("notes_create", {"title": "c", "body": "d"})
         assert after.is_error
-        assert after.structured_content["error"] == "approval_required"  # type: ignore[index]
+        assert error_details(after)["error"] == "approval_required"  # type: ignore[index]
 
 
 async def test_tenants_without_credentials_are_refused(data_dir: Any) -> None:
