@@ -72,8 +72,9 @@ class RateLimiter:
         Raises:
             RateLimitConfigError: a limit or the storage URI is malformed.
         """
-        self.per_key = _parse("rate_limit_per_key", per_key)
-        self.per_tenant = _parse("rate_limit_per_tenant", per_tenant)
+        # Named as people set them: runtime.settings reads these variables.
+        self.per_key = _parse("RELAYGRAPH_RATE_LIMIT_PER_KEY", per_key)
+        self.per_tenant = _parse("RELAYGRAPH_RATE_LIMIT_PER_TENANT", per_tenant)
         if not storage_uri.startswith("async+"):
             storage_uri = f"async+{storage_uri}"
         postgres = storage_uri.startswith(("async+postgresql", "async+postgres:"))
@@ -89,7 +90,8 @@ class RateLimiter:
             )
         except Exception as exc:
             raise RateLimitConfigError(
-                f"rate limit storage {storage_uri!r} cannot be used ({exc!r}); use e.g. "
+                f"RELAYGRAPH_RATE_LIMIT_STORAGE_URI {storage_uri!r} cannot be used ({exc!r}); "
+                "use e.g. "
                 "'memory://', 'redis://host:6379' or 'postgresql+psycopg://…'"
             ) from None
 

@@ -41,11 +41,13 @@ def backup_command(
     from pydantic import ValidationError
 
     from runtime.backup import BackupError, create_backup
-    from runtime.settings import Settings
+    from runtime.settings import Settings, configuration_error_message
 
     try:
         result = create_backup(Settings(), path, wait_seconds=wait)
-    except (BackupError, ValidationError, OSError) as exc:
+    except ValidationError as exc:
+        raise _fail(configuration_error_message(exc)) from None
+    except (BackupError, OSError) as exc:
         raise _fail(str(exc)) from None
     if as_json:
         sys.stdout.write(json.dumps(result.manifest, indent=2) + "\n")
@@ -69,13 +71,15 @@ def restore_command(
     from pydantic import ValidationError
 
     from runtime.backup import BackupError, restore_backup
-    from runtime.settings import Settings
+    from runtime.settings import Settings, configuration_error_message
     from store import StoreError
 
     try:
         settings = Settings()
         manifest = restore_backup(settings, path, force=force, wait_seconds=wait)
-    except (BackupError, StoreError, ValidationError, OSError) as exc:
+    except ValidationError as exc:
+        raise _fail(configuration_error_message(exc)) from None
+    except (BackupError, StoreError, OSError) as exc:
         raise _fail(str(exc)) from None
     _out.print(
         f"restored backup of {manifest['created_at']} "

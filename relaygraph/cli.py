@@ -66,12 +66,12 @@ def _settings() -> Settings:
     from pydantic import ValidationError
 
     from runtime.observability import configure_observability
-    from runtime.settings import Settings
+    from runtime.settings import Settings, configuration_error_message
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise CliError(f"invalid configuration: {exc}") from exc
+        raise CliError(configuration_error_message(exc)) from exc
     configure_observability(settings)
     return settings
 
@@ -97,10 +97,17 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 def _guarded(body: Callable[[], int]) -> None:
     """Run a command body, turning known errors into a message and exit code 2."""
+    from pydantic import ValidationError
+
+    from runtime.settings import configuration_error_message
+
     try:
         code = body()
     except _known_errors() as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        message = str(exc)
+        if isinstance(exc, ValidationError) and exc.title == "Settings":
+            message = configuration_error_message(exc)
+        err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     raise typer.Exit(code)
 

@@ -59,12 +59,12 @@ class _ConfigProblem(Exception):
 def _load_settings() -> Settings:
     from pydantic import ValidationError
 
-    from runtime.settings import Settings
+    from runtime.settings import Settings, configuration_error_message
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise _ConfigProblem(f"invalid configuration: {exc}") from None
+        raise _ConfigProblem(configuration_error_message(exc)) from None
     logging.getLogger().setLevel(settings.log_level.upper())
     return settings
 

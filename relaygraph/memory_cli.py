@@ -57,7 +57,7 @@ def _with_services(work: Callable[[MemoryServices], Awaitable[T]]) -> T:
 
     from memory.types import MemoryStoreError
     from runtime.observability import configure_observability
-    from runtime.settings import Settings
+    from runtime.settings import Settings, configuration_error_message
     from runtime.system import open_system
     from store import StoreError
 
@@ -71,7 +71,7 @@ def _with_services(work: Callable[[MemoryServices], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except ValidationError as exc:
-        message = f"invalid configuration: {exc}"
+        message = configuration_error_message(exc)
     except (StoreError, MemoryStoreError, ValueError) as exc:
         message = str(exc)
     _err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)

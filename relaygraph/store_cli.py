@@ -27,7 +27,7 @@ def with_store(
     from pydantic import ValidationError
 
     from runtime.observability import configure_observability
-    from runtime.settings import Settings
+    from runtime.settings import Settings, configuration_error_message
     from store import Database, StoreError, migrate
 
     async def main() -> T:
@@ -43,7 +43,7 @@ def with_store(
     try:
         return asyncio.run(main())
     except ValidationError as exc:
-        message = f"invalid configuration: {exc}"
+        message = configuration_error_message(exc)
     except Exception as exc:
         if not isinstance(exc, (StoreError, *expected)):
             raise

@@ -40,7 +40,7 @@ def usage(
     from pydantic import ValidationError
 
     from providers.usage import GROUP_COLUMNS, summarize_usage
-    from runtime.settings import Settings
+    from runtime.settings import Settings, configuration_error_message
     from store import Database, StoreError, migrate
 
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
@@ -71,7 +71,8 @@ def usage(
     try:
         rows = asyncio.run(main())
     except (ValidationError, StoreError) as exc:
-        _err.print(f"relaygraph usage: {exc}", markup=False)
+        message = configuration_error_message(exc) if isinstance(exc, ValidationError) else exc
+        _err.print(f"relaygraph usage: {message}", markup=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")

@@ -7,11 +7,13 @@ Every other package receives its configuration as constructor arguments from
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEMO_MODEL = "scripted:providers.scripted:demo_turn"
@@ -497,3 +499,54 @@ class Settings(BaseSettings):
             "max_wall_seconds": self.max_wall_seconds,
             "max_run_tokens": self.max_run_tokens,
         }
+
+
+def configuration_error_message(error: ValidationError) -> str:
+    """One line naming the environment variable behind each invalid setting, e.g.
+    ``invalid configuration: RELAYGRAPH_MAX_STEPS='abc': Input should be a valid integer``.
+
+    For the CLI's entry points: pydantic names fields (``max_steps``), but people set
+    ``RELAYGRAPH_*`` variables. A field with several accepted names is reported under the
+    one that is set (``OPENAI_API_KEY``). Values of secrets and URLs are not echoed.
+    Another model's error is reported as pydantic words it.
+    """
+    if error.title != Settings.__name__:
+        return f"invalid configuration: {error}"
+    problems = []
+    for detail in error.errors(include_url=False):
+        key, *inner = [str(part) for part in detail["loc"]] or ["settings"]
+        key, field = _setting_field(key)
+        name = _environment_name(key, field)
+        path = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in inner)
+        hidden = key.lower().endswith(("_url", "_uri")) or (  # a URL may hold a password
+            field is not None and field.annotation in (SecretStr, SecretStr | None)
+        )
+        value = "" if hidden or "input" not in detail else f"={detail['input']!r}"
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        problems.append(f"{name}{path}{value}: {message}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _setting_field(key: str) -> tuple[str, FieldInfo | None]:
+    """The field behind ``key`` (a field name or one of its aliases) and its name."""
+    if key in Settings.model_fields:
+        return key, Settings.model_fields[key]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and key in alias.choices:
+            return name, field
+    return key, None
+
+
+def _environment_name(key: str, field: FieldInfo | None) -> str:
+    """The environment variable that sets ``key`` (a field name, or already an alias)."""
+    if field is None:
+        return key.upper()
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [choice for choice in alias.choices if isinstance(choice, str)]
+        return next((name for name in names if name in os.environ), names[0])
+    if isinstance(alias, str):
+        return alias.upper()
+    prefix = str(Settings.model_config.get("env_prefix") or "")
+    return f"{prefix}{key}".upper()

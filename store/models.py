@@ -148,7 +148,12 @@ class Note(Base):
     """Workspace notes, the built-in notes_* tools' records."""
 
     __tablename__ = "notes"
-    __table_args__ = (Index("ix_notes_tenant_owner", "tenant", "owner"),)
+    __table_args__ = (
+        Index("ix_notes_tenant_owner", "tenant", "owner"),
+        # Ids are never reused (0014): an approval bound to {"note_id": 4} must not fit a
+        # later note that SQLite would otherwise number 4 again after a delete.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(128))
@@ -293,7 +298,10 @@ class Ticket(Base):
     """Workspace tickets, the built-in tickets_* tools' records (shared within a tenant)."""
 
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_tenant_status", "tenant", "status"),)
+    __table_args__ = (
+        Index("ix_tickets_tenant_status", "tenant", "status"),
+        {"sqlite_autoincrement": True},  # ids never reused, as for notes (0014)
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(128))

@@ -11,6 +11,7 @@ Approvals expire. Every request, decision and use is written to the audit chain.
 from __future__ import annotations
 
 import secrets
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -188,11 +189,17 @@ class Approval:
         }
 
 
-def _not_found(approval_id: str) -> ApprovalError:
+def approve_command(approval_id: str, tenant: str) -> str:
+    """The CLI command a reviewer runs to approve ``approval_id``. It names the tenant:
+    approvals live in the requester's tenant and the CLI's default is ``default``."""
+    return f"relaygraph approvals approve {approval_id} --tenant {shlex.quote(tenant)}"
+
+
+def _not_found(approval_id: str, tenant: str) -> ApprovalError:
     return ApprovalError(
         "approval_not_found",
         f"there is no approval {approval_id!r} in your tenant; "
-        "`relaygraph approvals list` shows pending ones",
+        f"`relaygraph approvals list --tenant {shlex.quote(tenant)}` shows pending ones",
     )
 
 
@@ -242,7 +249,7 @@ class ApprovalService:
         async with self.db.session() as session:
             row = await session.get(ApprovalRow, approval_id)
         if row is None or row.tenant != principal.tenant:
-            raise _not_found(approval_id)
+            raise _not_found(approval_id, principal.tenant)
         return Approval.from_row(row)
 
     async def list_approvals(
@@ -290,7 +297,7 @@ class ApprovalService:
         async with self.db.transaction() as session:
             row = await session.get(ApprovalRow, approval_id)
             if row is None or row.tenant != approver.tenant:
-                raise _not_found(approval_id)
+                raise _not_found(approval_id, approver.tenant)
             self.policy.check_decider(approver, risk=row.risk, requester=row.requester)
             current = Approval.from_row(row, now)
             if current.status == "expired":
@@ -327,7 +334,7 @@ class ApprovalService:
         async with self.db.transaction() as session:
             row = await session.get(ApprovalRow, approval_id)
             if row is None or row.tenant != principal.tenant:
-                raise _not_found(approval_id)
+                raise _not_found(approval_id, principal.tenant)
             if row.requester != principal.user or row.tool != tool:
                 raise ApprovalError(
                     "approval_mismatch",
@@ -382,7 +389,7 @@ def _unusable(approval_id: str, state: str, row: ApprovalRow) -> ApprovalError:
         "pending": (
             "approval_pending",
             f"approval {approval_id} has not been decided yet; ask a reviewer "
-            f"(`relaygraph approvals approve {approval_id}`), then repeat the call",
+            f"(`{approve_command(approval_id, row.tenant)}`), then repeat the call",
         ),
         "rejected": (
             "approval_rejected",

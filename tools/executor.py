@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from identity import Principal
 from store import Database
 from tools import ledger
-from tools.approvals import ApprovalError, ApprovalPolicy, ApprovalService
+from tools.approvals import ApprovalError, ApprovalPolicy, ApprovalService, approve_command
 from tools.audit import AuditLog, AuditRecord
 from tools.fencing import LeaseLostError, current_lease, verify_lease
 from tools.metrics import record_attempt
@@ -274,7 +274,7 @@ class ToolExecutor:
         error = ToolError(
             "approval_required",
             f"{decision.reason}. A reviewer must approve {approval.approval_id} "
-            f"(`relaygraph approvals approve {approval.approval_id}`); then repeat this call "
+            f"(`{approve_command(approval.approval_id, principal.tenant)}`); then repeat this call "
             f"with the same arguments and approval_id={approval.approval_id!r}. "
             f"It expires at {approval.expires_at:%Y-%m-%d %H:%M} UTC.",
         )

@@ -98,9 +98,9 @@ async def test_retry_after_is_truthful() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"per_key": "lots"}, "rate_limit_per_key 'lots' is not a rate limit"),
-        ({"per_tenant": "10 per fortnight"}, "rate_limit_per_tenant"),
-        ({"storage_uri": "nosuch://x"}, "cannot be used"),
+        ({"per_key": "lots"}, "RELAYGRAPH_RATE_LIMIT_PER_KEY 'lots' is not a rate limit"),
+        ({"per_tenant": "10 per fortnight"}, "RELAYGRAPH_RATE_LIMIT_PER_TENANT"),
+        ({"storage_uri": "nosuch://x"}, "RELAYGRAPH_RATE_LIMIT_STORAGE_URI .* cannot be used"),
     ],
 )
 def test_malformed_settings_are_refused_with_the_format(kwargs, needle: str) -> None:  # type: ignore[no-untyped-def]

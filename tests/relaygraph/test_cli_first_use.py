@@ -103,7 +103,7 @@ def test_serve_reports_a_bad_setting_found_at_start_up_as_one_line(
 
     assert refused.exit_code == 2
     message = " ".join(refused.output.split())
-    assert "error: rate_limit_per_key 'lots' is not a rate limit" in message
+    assert "error: RELAYGRAPH_RATE_LIMIT_PER_KEY 'lots' is not a rate limit" in message
     assert "Traceback" not in refused.output
 
 

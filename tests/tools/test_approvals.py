@@ -12,6 +12,7 @@ from identity import Principal
 from store.models import Approval as ApprovalRow
 from store.models import AuditEntry, Note, OutboxEmail, utcnow
 from tools import ApprovalError, ApprovalPolicy, ApprovalService
+from tools.approvals import approve_command
 
 ANN = Principal.with_roles("acme", "ann", ["user"])
 RITA = Principal.with_roles("acme", "rita", ["reviewer"])
@@ -36,6 +37,9 @@ async def test_round_trip_ask_approve_repeat(system) -> None:  # type: ignore[no
     assert ticket.tool == "email_send" and ticket.risk == "write"
     assert ticket.preview["would"] == "send an e-mail to bob@example.org"
     assert ticket.approval_id in asked.error.message and "approval_id" in asked.error.message
+    # The suggested command names the requester's tenant: the CLI's default is 'default'.
+    command = f"`relaygraph approvals approve {ticket.approval_id} --tenant acme`"
+    assert command in asked.error.message
     assert await _count(system, OutboxEmail) == 0
 
     [pending] = await system.executor.approvals.list_approvals(principal=RITA)
@@ -109,6 +113,7 @@ async def test_an_approval_is_bound_to_the_requester_and_tenant(system) -> None:
 
     assert by_eve.error.code == "approval_mismatch"
     assert by_otto.error.code == "approval_not_found"
+    assert "`relaygraph approvals list --tenant other`" in by_otto.error.message
 
 
 async def test_pending_and_rejected_approvals_do_not_run(system) -> None:  # type: ignore[no-untyped-def]
@@ -123,6 +128,7 @@ async def test_pending_and_rejected_approvals_do_not_run(system) -> None:  # typ
     )
 
     assert early.error.code == "approval_pending"
+    assert f"approvals approve {ticket.approval_id} --tenant acme`" in early.error.message
     assert late.error.code == "approval_rejected" and "spam" in late.error.message
     assert await _count(system, OutboxEmail) == 0
 
@@ -245,3 +251,9 @@ async def test_visible_tools_follow_effective_scopes(system) -> None:  # type: i
 
     assert names == ["notes_search", "tickets_search"]
     assert narrowed == ["notes_search"]
+
+
+def test_the_suggested_command_quotes_an_unusual_tenant() -> None:
+    command = approve_command("apr_x1", "acme corp; rm -rf ~")
+
+    assert command == "relaygraph approvals approve apr_x1 --tenant 'acme corp; rm -rf ~'"
