@@ -108,15 +108,17 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
         openapi_url=f"{API_PREFIX}/openapi.json",
         redoc_url=None,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
+        # Added last, so outermost: its refusals (413) reach a browser page too. Exposed:
+        # the headers the JS SDK reads (run id, stream rejoin, next page) and Retry-After.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["Content-Location", "Location"],
+            expose_headers=["Content-Location", "Location", "X-Pagination-Next", "Retry-After"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API_PREFIX)
     resources = [assistants, threads, runs, store, feedback, audit, approvals, usage, tools]

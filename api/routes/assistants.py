@@ -25,16 +25,21 @@ def _invalid(exc: AssistantError) -> ApiError:
 
 @router.post("/search")
 async def search_assistants(
-    body: AssistantSearch, principal: CurrentPrincipal, svc: ServicesDep
+    body: AssistantSearch, principal: CurrentPrincipal, svc: ServicesDep, response: Response
 ) -> list[dict[str, Any]]:
     found = await svc.runner.assistants.search(
         principal.tenant,
         graph_id=body.graph_id,
         name=body.name,
         metadata=body.metadata,
-        limit=body.limit,
+        limit=body.limit + 1,
         offset=body.offset,
     )
+    if len(found) > body.limit:
+        # The SDKs' paginated search (JS `includePagination`) reads the next page's offset
+        # here; no header means this is the last page.
+        found = found[: body.limit]
+        response.headers["X-Pagination-Next"] = str(body.offset + body.limit)
     if body.select:
         return [{key: item.get(key) for key in body.select} for item in found]
     return found
