@@ -46,7 +46,8 @@ DEFAULT_INTERRUPT_APPROVER_ROLES: dict[str, frozenset[str]] = {
 class ApprovalError(ToolError):
     """An approval cannot be used or decided. Codes: ``approval_not_found``,
     ``approval_pending``, ``approval_rejected``, ``approval_expired``, ``approval_used``,
-    ``approval_mismatch``, ``approval_forbidden``, ``approval_decided``."""
+    ``approval_mismatch``, ``approval_forbidden``, ``approval_decided``, ``approval_stale``
+    (the call's dry run no longer shows what the reviewer approved)."""
 
 
 @dataclass(frozen=True)

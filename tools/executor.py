@@ -172,6 +172,9 @@ class ToolExecutor:
             if approval_id is None:
                 return await self._ask_approval(call, principal, context, decision, digest, started)
             try:
+                await self._check_still_as_previewed(
+                    approval_id, decision.tool, decision.args, digest, principal
+                )
                 approval = await self.approvals.consume(
                     approval_id, principal=principal, tool=decision.tool.name, args_hash=digest
                 )
@@ -217,6 +220,41 @@ class ToolExecutor:
                 args=call.args,
                 result={"note": note} if note else None,
             )
+        )
+
+    async def _check_still_as_previewed(
+        self,
+        approval_id: str,
+        tool: ToolSpec,
+        args: BaseModel,
+        digest: str,
+        principal: Principal,
+    ) -> None:
+        """The reviewer approved what the dry run showed (``delete note 4 ('Launch')``); if
+        the target changed since (the note edited, the file replaced), the approval no
+        longer covers what the call would do.
+
+        Raises:
+            ApprovalError: ``approval_stale`` when the dry run now shows something else.
+        """
+        if tool.dry_run is None:
+            return
+        try:
+            approval = await self.approvals.get(approval_id, principal=principal)
+        except ApprovalError:
+            return  # consume() says what is wrong with it
+        if approval.args_hash != digest or approval.tool != tool.name:
+            return  # another call: consume() refuses it as such
+        if "preview_error" in approval.preview:
+            return
+        current = json.loads(json.dumps(await self.preview(tool, args, principal), default=str))
+        if "preview_error" in current or current == approval.preview:
+            return
+        raise ApprovalError(
+            "approval_stale",
+            f"approval {approval_id} was given for: {approval.preview.get('would', '?')}; "
+            f"the call would now: {current.get('would', current.get('would_fail', '?'))}. "
+            "Ask for a new approval (repeat the call without approval_id)",
         )
 
     async def preview(

@@ -257,3 +257,31 @@ def test_the_suggested_command_quotes_an_unusual_tenant() -> None:
     command = approve_command("apr_x1", "acme corp; rm -rf ~")
 
     assert command == "relaygraph approvals approve apr_x1 --tenant 'acme corp; rm -rf ~'"
+
+
+async def test_an_approval_does_not_cover_a_target_changed_since(system) -> None:  # type: ignore[no-untyped-def]
+    created = await system.executor.call_external(
+        ANN, "notes_create", {"title": "plans", "body": "x"}
+    )
+    note_id = created.output["id"]
+    asked = await system.executor.call_external(ANN, "notes_delete", {"note_id": note_id})
+    await system.executor.approvals.approve(asked.approval.approval_id, approver=RITA)
+    edited = await system.executor.call_external(
+        ANN, "notes_update", {"note_id": note_id, "title": "contract draft", "body": "y" * 50}
+    )
+    assert edited.ok
+
+    stale = await system.executor.call_external(
+        ANN, "notes_delete", {"note_id": note_id}, approval_id=asked.approval.approval_id
+    )
+
+    assert stale.status == "denied" and stale.error.code == "approval_stale"
+    assert "'plans'" in stale.error.message and "'contract draft'" in stale.error.message
+    assert await _count(system, Note) == 1
+    # Unchanged, the same kind of approval still works.
+    again = await system.executor.call_external(ANN, "notes_delete", {"note_id": note_id})
+    await system.executor.approvals.approve(again.approval.approval_id, approver=RITA)
+    done = await system.executor.call_external(
+        ANN, "notes_delete", {"note_id": note_id}, approval_id=again.approval.approval_id
+    )
+    assert done.ok and await _count(system, Note) == 0
