@@ -228,6 +228,11 @@ def _forced_name(tool_choice: Any) -> str | None:
 # --- The offline demo model -------------------------------------------------------------
 
 _QUOTED = re.compile(r"[\"“']([^\"”']+)[\"”']")
+_STEP_GOAL = re.compile(r"^Do step \d+:[ \t]*(.+)$", re.M)
+_FILLER_WORDS = frozenset(
+    "a an the our your my any all some of on in to is are was that this these those "
+    "we i me you us please with regarding".split()
+)
 
 
 def _last_human(messages: Sequence[BaseMessage]) -> tuple[int, str]:
@@ -237,14 +242,31 @@ def _last_human(messages: Sequence[BaseMessage]) -> tuple[int, str]:
     return -1, ""
 
 
+def _instruction(text: str) -> str:
+    """What the user message asks for: the goal of a planner step prompt (its last
+    ``Do step N: goal`` line; the request and plan around it are context), else the
+    whole message."""
+    goals = _STEP_GOAL.findall(text)
+    return goals[-1].strip() if goals else text
+
+
+def _key_words(text: str) -> str:
+    """``text`` without filler words, so a search matches the notes that mention its
+    subject (the notes search wants every word to appear)."""
+    words = [w for w in text.split() if w.lower().strip(",;:!?.") not in _FILLER_WORDS]
+    return " ".join(words)
+
+
 def demo_turn(messages: list[BaseMessage]) -> dict[str, Any]:
     """The offline demo model: understands a few note-keeping requests.
 
     "remember/note X" creates a note, "find/search X" searches, "delete note N"
     (or "forget X") deletes, which waits for a reviewer; anything else is answered
-    with a short help text. After a tool result it summarises and stops.
+    with a short help text. After a tool result it summarises and stops. In a
+    planner step it acts on the step's goal alone.
     """
     position, text = _last_human(messages)
+    text = _instruction(text)
     since = messages[position + 1 :]
     results = [m for m in since if isinstance(m, ToolMessage)]
     lowered = text.lower()
@@ -274,7 +296,8 @@ def demo_turn(messages: list[BaseMessage]) -> dict[str, Any]:
                     {"name": "notes_delete", "args": {"note_id": int(note_id.group(1))}}
                 ],
             }
-        query = re.sub(r"(?i)\b(delete|forget|remove|the|note|notes|about)\b", "", subject).strip()
+        query = re.sub(r"(?i)\b(delete|forget|remove|the|note|notes|about)\b", "", subject)
+        query = _key_words(query)
         return {
             "content": "Looking for the note first.",
             "tool_calls": [{"name": "notes_search", "args": {"query": query or subject}}],
@@ -285,7 +308,7 @@ def demo_turn(messages: list[BaseMessage]) -> dict[str, Any]:
             "",
             subject,
         )
-        query = query.strip(" ?.") or subject
+        query = _key_words(query).strip(" ?.") or subject
         return {
             "content": f"Searching my notes for {query!r}.",
             "tool_calls": [{"name": "notes_search", "args": {"query": query, "limit": 5}}],

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -120,6 +121,8 @@ async def _execute(
 
     async with open_system(settings) as system:
         runner = Runner(system)
+        if request.assistant_id:
+            await _check_assistant(runner, request.principal.tenant, request.assistant_id)
         while True:
             summary = await _stream_run(runner, request, as_json=as_json)
             if not (interactive and summary.status == "interrupted"):
@@ -137,6 +140,19 @@ async def _execute(
     else:
         _print_summary(summary)
     return EXIT_CODES[summary.status]
+
+
+async def _check_assistant(runner: Any, tenant: str, assistant_id: str) -> None:
+    """Raises: CliError naming the tenant's assistants when ``assistant_id`` is none of them."""
+    from graphs.assistants import AssistantNotFound
+
+    try:
+        await runner.assistants.resolve(tenant, assistant_id)
+    except AssistantNotFound:
+        known = [a["assistant_id"] for a in await runner.assistants.search(tenant, limit=1000)]
+        raise CliError(
+            f"there is no assistant {assistant_id!r}; choose one of: {', '.join(known)}"
+        ) from None
 
 
 async def _stream_run(runner: Any, request: RunRequest, *, as_json: bool) -> RunSummary:
@@ -159,7 +175,7 @@ def _emit_json(payload: dict[str, Any]) -> None:
 
 def _print_event(event: dict[str, Any]) -> None:
     if event["event"] == "metadata":
-        out.print(f"[dim]thread {event['thread_id']} · run {event['run_id']}[/]")
+        out.print(f"[dim]thread {event['thread_id']} · run {event['run_id']}[/]", soft_wrap=True)
         return
     for node, update in (event.get("data") or {}).items():
         if node == "__interrupt__":
@@ -184,17 +200,40 @@ def _print_message(message: dict[str, Any]) -> None:
         out.print(f"  [{style}]← {message.get('name')}[/] {content}", soft_wrap=True)
 
 
+def invoked_command() -> str:
+    """How the user started this CLI, for hints they can paste: ``relaygraph`` when that
+    is the one on PATH, else the path they typed (``.venv/bin/relaygraph``), or
+    ``PYTHON -m relaygraph``."""
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    typed = sys.argv[0] if sys.argv else ""
+    name = Path(typed).name
+    if name == "__main__.py":
+        return f"{shlex.quote(sys.executable)} -m relaygraph"
+    if Path(typed).stem != "relaygraph" or os.sep not in typed:
+        return "relaygraph"
+    on_path = shutil.which("relaygraph")
+    with contextlib.suppress(OSError):
+        if on_path and Path(on_path).samefile(typed):
+            return "relaygraph"
+    return shlex.quote(typed)
+
+
 def _print_summary(summary: RunSummary) -> None:
     if summary.status == "interrupted" and isinstance(summary.interrupt, dict):
         out.print("[bold magenta]waiting for a reviewer[/]")
+        command = escape(invoked_command())
         for action in summary.interrupt.get("action_requests", []):
             args = json.dumps(action.get("args"), ensure_ascii=False)
             out.print(f"  {action.get('name')} {args}\n  [dim]{action.get('description')}[/]")
         out.print(
-            f"  approve: [bold]relaygraph resume {summary.thread_id} --approve[/]\n"
-            f"  reject:  [bold]relaygraph resume {summary.thread_id} --reject 'why'[/]\n"
-            f"  edit:    [bold]relaygraph resume {summary.thread_id} --edit "
-            "'{\"args\": {...}}'[/]"
+            f"  approve: [bold]{command} resume {summary.thread_id} --approve[/]\n"
+            f"  reject:  [bold]{command} resume {summary.thread_id} --reject 'why'[/]\n"
+            f"  edit:    [bold]{command} resume {summary.thread_id} --edit "
+            "'{\"args\": {...}}'[/]",
+            soft_wrap=True,  # commands to paste: one line each, however narrow the terminal
         )
         return
     colour = {"success": "green", "limit": "yellow"}.get(summary.status, "red")
@@ -546,7 +585,9 @@ class _StartupFailure(logging.Filter):
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 4,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Runs this worker executes at once.")
+    ] = 4,
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port", help="Serve Prometheus /metrics on 127.0.0.1:PORT."),
@@ -586,6 +627,9 @@ def worker(
 
 
 def _register_subcommands() -> None:
+    from relaygraph.threads_cli import threads_command
+
+    app.command("threads")(threads_command)
     from relaygraph.keys_cli import keys_app
 
     app.add_typer(keys_app, name="keys")

@@ -283,3 +283,52 @@ def test_demo_model_is_reachable_as_the_default_spec() -> None:
     reply = model.invoke([HumanMessage("remember that the launch is on Friday")])
 
     assert [c["name"] for c in reply.tool_calls] == ["notes_create"]
+
+
+def _step_prompt(request: str, goal: str) -> HumanMessage:
+    """The planner's step prompt (graphs/planner.py), with its apostrophes and plan text."""
+    return HumanMessage(
+        f"Request:\n{request}\n\nPlan:\n1. [pending] {goal} (tools: notes_search; done when: "
+        "The step's tool results are reported.) ← this step\n\n"
+        f"Do step 1: {goal}\nExpected tools: notes_search\n"
+        "Done when: The step's tool results are reported."
+    )
+
+
+@pytest.mark.parametrize(
+    ("goal", "expected"),
+    [
+        ("find notes about offsite", [("notes_search", {"query": "offsite", "limit": 5})]),
+        ("find our notes about the offsite", [("notes_search", {"query": "offsite", "limit": 5})]),
+        ("delete the note about offsite", [("notes_search", {"query": "offsite"})]),
+        (
+            "remember that the offsite is in March",
+            [
+                (
+                    "notes_create",
+                    {"title": "the offsite is in March", "body": "the offsite is in March"},
+                )
+            ],
+        ),
+    ],
+)
+def test_demo_model_acts_on_a_planner_steps_goal(goal: str, expected: list[Any]) -> None:
+    assert _demo_calls(_step_prompt(goal, goal)) == expected
+
+
+def test_demo_model_in_a_step_deletes_what_it_found() -> None:
+    prompt = _step_prompt("forget the offsite note", "delete the note about offsite")
+    search = AIMessage("", tool_calls=[{"name": "notes_search", "args": {}, "id": "c0"}])
+    found = ToolMessage(
+        content=json.dumps({"notes": [{"id": 4, "title": "the offsite is in March"}]}),
+        tool_call_id="c0",
+        name="notes_search",
+    )
+
+    assert _demo_calls(prompt, search, found) == [("notes_delete", {"note_id": 4})]
+
+
+def test_demo_model_search_keeps_the_subjects_words() -> None:
+    assert _demo_calls(HumanMessage("what do you know about the offsite in March?")) == [
+        ("notes_search", {"query": "offsite March", "limit": 5})
+    ]

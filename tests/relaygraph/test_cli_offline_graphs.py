@@ -50,3 +50,22 @@ def test_planner_and_triage_run_offline(data_dir: Path) -> None:
     assert final["status"] == "success"
     assert final["final_message"].startswith("Triaged as billing (urgent)")
     assert "tickets_create: done" in final["final_message"]
+
+
+def test_the_offline_planner_finds_a_saved_note(data_dir: Path) -> None:
+    runner = CliRunner()
+    saved = runner.invoke(
+        app, ["run", "remember that the offsite is in March", "--json"], catch_exceptions=False
+    )
+    assert saved.exit_code == 0, saved.output
+
+    planned = runner.invoke(
+        app,
+        ["run", "--assistant", "planner", "find notes about offsite", "--json"],
+        catch_exceptions=False,
+    )
+
+    assert planned.exit_code == 0, planned.output
+    final = _summary(planned.stdout)["final_message"]
+    assert "[step 1] find notes about offsite — done: I found 1 note(s)" in final
+    assert "the offsite is in March" in final
