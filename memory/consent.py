@@ -10,8 +10,14 @@ that data subject and purpose:
   ``public_task``, ``legitimate_interests``) — always with who recorded it, when, for which
   purpose, and a note saying why.
 
-Withdrawing a basis deletes what it covered (memories released under it); rejecting held
-data deletes it. Withdrawn bases are kept as the record that consent was withdrawn.
+The same holds for uploaded documents: recording a basis queues the subject's held
+documents it covers (purpose ``documents``) for indexing through the ingestion jobs, as any
+upload is indexed; who runs the jobs is the caller's choice (the API's background worker,
+or the CLI inline).
+
+Withdrawing a basis deletes what it covered (memories and documents admitted under it, with
+their chunks and vectors); rejecting held data deletes it. Withdrawn bases are kept as the
+record that consent was withdrawn.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from sqlalchemy import select
 
-from memory.memories import Memories, utcnow
+from memory.memories import Memories, MemoryView, utcnow
 from memory.types import MemoryStoreError
 from store import Database
 from store.models import LegalBasis
+
+if TYPE_CHECKING:
+    from memory.document_types import DocumentView
+    from memory.ingest import DocumentIngestor
 
 LegalBasisName = Literal[
     "consent",
@@ -104,26 +114,83 @@ class LegalBasisView:
 class GrantResult:
     basis: LegalBasisView
     released: int
+    """Memories released (embedded and indexed now)."""
+    document_jobs: tuple[str, ...] = ()
+    """Ingestion jobs queued for the held documents released (indexed in the background)."""
+
+    @property
+    def released_documents(self) -> int:
+        return len(self.document_jobs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"basis": self.basis.to_dict(), "released": self.released}
+        return {
+            "basis": self.basis.to_dict(),
+            "released": self.released,
+            "released_documents": self.released_documents,
+            "document_jobs": list(self.document_jobs),
+        }
 
 
 @dataclass(frozen=True)
 class WithdrawResult:
     basis: LegalBasisView
     deleted: int
+    """Memories deleted."""
+    deleted_documents: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"basis": self.basis.to_dict(), "deleted": self.deleted}
+        return {
+            "basis": self.basis.to_dict(),
+            "deleted": self.deleted,
+            "deleted_documents": self.deleted_documents,
+        }
+
+
+@dataclass(frozen=True)
+class RejectResult:
+    deleted: int
+    """Held memories deleted."""
+    deleted_documents: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"deleted": self.deleted, "deleted_documents": self.deleted_documents}
+
+
+@dataclass(frozen=True)
+class HeldData:
+    """What of one data subject awaits a legal basis."""
+
+    memories: list[MemoryView]
+    documents: list[DocumentView]
+
+    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "held": [
+                {"memory_id": m.memory_id, "sensitivity": m.sensitivity, "purpose": m.purpose}
+                for m in self.memories
+            ],
+            "held_documents": [
+                {
+                    "document_id": d.id,
+                    "source": d.source,
+                    "sensitivity": d.sensitivity,
+                    "created_at": d.created_at.isoformat(),
+                }
+                for d in self.documents
+            ],
+        }
 
 
 class ConsentService:
-    """Records, withdraws and lists legal bases, releasing or deleting held memories."""
+    """Records, withdraws and lists legal bases, releasing or deleting held memories and
+    (given an ingestor) held documents."""
 
-    def __init__(self, db: Database, memories: Memories) -> None:
+    def __init__(
+        self, db: Database, memories: Memories, documents: DocumentIngestor | None = None
+    ) -> None:
         self.db = db
         self.memories = memories
+        self.documents = documents
 
     async def grant(
         self,
@@ -136,7 +203,8 @@ class ConsentService:
         recorded_by: str,
         note: str | None = None,
     ) -> GrantResult:
-        """Record a legal basis and release the held memories it covers.
+        """Record a legal basis and release the held memories and documents it covers
+        (documents are queued for indexing; ``GrantResult.document_jobs`` names the jobs).
 
         Raises:
             LegalBasisError: unknown basis or category, empty purpose, consent recorded by
@@ -178,12 +246,13 @@ class ConsentService:
         async with self.db.transaction() as session:
             session.add(row)
         released = await self.memories.release_held(row)
-        return GrantResult(LegalBasisView.of(row), released)
+        jobs = await self.documents.release_for_basis(row) if self.documents else []
+        return GrantResult(LegalBasisView.of(row), released, tuple(jobs))
 
     async def withdraw(
         self, *, tenant: str, subject: str, basis_id: str, by: str
     ) -> WithdrawResult:
-        """Withdraw a basis and delete the memories held under it.
+        """Withdraw a basis and delete the memories and documents admitted under it.
 
         Raises:
             LegalBasisNotFoundError: no such basis for this subject.
@@ -204,11 +273,22 @@ class ConsentService:
                 row.withdrawn_at = utcnow()
                 row.withdrawn_by = by
         deleted = await self.memories.delete_for_basis(basis_id)
-        return WithdrawResult(LegalBasisView.of(row), deleted)
+        documents = await self.documents.delete_for_basis(basis_id) if self.documents else 0
+        return WithdrawResult(LegalBasisView.of(row), deleted, documents)
 
-    async def reject_held(self, *, tenant: str, subject: str) -> int:
-        """Refuse a basis for what is held: the held memories are deleted."""
-        return await self.memories.reject_held(tenant, subject)
+    async def reject_held(self, *, tenant: str, subject: str) -> RejectResult:
+        """Refuse a basis for what is held: the held memories and documents are deleted."""
+        deleted = await self.memories.reject_held(tenant, subject)
+        documents = await self.documents.reject_held(tenant, subject) if self.documents else 0
+        return RejectResult(deleted, documents)
+
+    async def list_held(self, *, tenant: str, subject: str) -> HeldData:
+        """The subject's memories and documents awaiting a legal basis."""
+        memories = await self.memories.list_memories(
+            tenant=tenant, user=subject, status="awaiting_basis"
+        )
+        documents = await self.documents.held_documents(tenant, subject) if self.documents else []
+        return HeldData(memories, documents)
 
     async def list_bases(
         self, *, tenant: str, subject: str, include_withdrawn: bool = True

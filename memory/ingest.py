@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import structlog
 from opentelemetry import trace
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity import Principal
@@ -65,11 +65,12 @@ from memory.document_types import (
 )
 from memory.embeddings import Embedder
 from memory.extract import DEFAULT_MAX_BYTES, Extracted, extract, inspect
+from memory.memories import covering_basis, covers
 from memory.types import Scope
 from memory.vectors import VectorIndex
 from privacy import DEFAULT_OPTIONS, ScanOptions, Sensitivity, scan_text
 from store import Database
-from store.models import Document, DocumentChunk, DocumentGrant, IngestionJob
+from store.models import Document, DocumentChunk, DocumentGrant, IngestionJob, LegalBasis
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -98,6 +99,8 @@ class DocumentConfig:
         default_factory=lambda: frozenset({Sensitivity.SPECIAL, Sensitivity.FINANCIAL})
     )
     """Content this sensitive is stored but not embedded or indexed (``awaiting_basis``)."""
+    purpose: str = "documents"
+    """The processing purpose a legal basis must cover (or ``*``) to release held content."""
     retention: timedelta | None = None
     """Default lifetime of a document and its chunks (``expires_at``); None: no expiry."""
     max_attempts: int = 3
@@ -406,6 +409,99 @@ class DocumentIngestor:
         self._wake.set()
         return job_id
 
+    async def release_for_basis(self, basis: LegalBasis) -> list[str]:
+        """Queue every held document of ``basis``'s subject that it covers (sensitivity and
+        purpose) for indexing under it; returns the queued job ids."""
+        held = await self._held_rows(basis.tenant, basis.subject)
+        job_ids: list[str] = []
+        for doc in held:
+            if not covers(basis, doc.sensitivity, self.config.purpose):
+                continue
+            try:
+                job_ids.append(await self.release_held(doc.id, legal_basis_id=basis.id))
+            except DocumentNotFoundError:  # replaced or deleted meanwhile
+                continue
+        return job_ids
+
+    async def held_documents(self, tenant: str, owner: str) -> list[DocumentView]:
+        """``owner``'s documents awaiting a legal basis, oldest first."""
+        async with self.db.session() as session:
+            rows = await self._held_rows(tenant, owner, session)
+            return [await self._view(session, doc, with_job=False) for doc in rows]
+
+    async def _held_rows(
+        self, tenant: str, owner: str, session: AsyncSession | None = None
+    ) -> list[Document]:
+        statement = (
+            select(Document)
+            .where(
+                Document.tenant == tenant,
+                Document.owner == owner,
+                Document.status == DocumentStatus.AWAITING_BASIS,
+            )
+            .order_by(Document.created_at, Document.id)
+        )
+        if session is not None:
+            return list((await session.execute(statement)).scalars())
+        async with self.db.session() as own:
+            return list((await own.execute(statement)).scalars())
+
+    async def delete_for_basis(self, basis_id: str) -> int:
+        """Delete the documents admitted under ``basis_id`` (its withdrawal): indexed ones
+        and ones released but not yet indexed. Returns how many."""
+        pending = select(IngestionJob.document_id).where(
+            IngestionJob.legal_basis_id == basis_id,
+            IngestionJob.status.in_([s.value for s in ACTIVE_JOB_STATUSES]),
+        )
+        return await self.delete_where(
+            or_(Document.legal_basis_id == basis_id, Document.id.in_(pending))
+        )
+
+    async def reject_held(self, tenant: str, owner: str) -> int:
+        """Delete ``owner``'s documents still awaiting a legal basis (refused)."""
+        return await self.delete_where(
+            (Document.tenant == tenant)
+            & (Document.owner == owner)
+            & (Document.status == DocumentStatus.AWAITING_BASIS)
+        )
+
+    async def delete_where(self, condition: ColumnElement[bool]) -> int:
+        """Delete the documents matching ``condition`` with their chunks, grants, jobs
+        (and held bytes), full-text entries and vectors. Returns how many."""
+        async with self.db.transaction() as session:
+            docs = list((await session.execute(select(Document).where(condition))).scalars())
+            removed = [await self._delete_rows(session, doc) for doc in docs]
+        for scope, ids in removed:
+            await self._delete_vectors(scope, ids)
+        if docs:
+            await purge_deleted_fulltext(self.db)
+        return len(docs)
+
+    async def _delete_rows(self, session: AsyncSession, doc: Document) -> tuple[Scope, list[str]]:
+        old_ids = await self._delete_chunk_rows(session, doc.id)
+        await session.execute(delete(IngestionJob).where(IngestionJob.document_id == doc.id))
+        await session.execute(delete(DocumentGrant).where(DocumentGrant.document_id == doc.id))
+        await session.delete(doc)
+        return Scope(doc.tenant, doc.owner), old_ids
+
+    async def _covering_basis(self, job: IngestionJob, sensitivity: Sensitivity) -> str | None:
+        """The id of an unwithdrawn basis of the owner covering ``sensitivity`` for this
+        purpose, recorded on the job; None when there is none (the content is held)."""
+        async with self.db.transaction() as session:
+            basis = await covering_basis(
+                session, job.tenant, job.owner, sensitivity.value, self.config.purpose
+            )
+            current = await session.get(IngestionJob, job.id)
+            if basis is None or current is None or current.status != JobStatus.RUNNING:
+                return None
+            current.legal_basis_id = basis.id
+        job.legal_basis_id = basis.id
+        return basis.id
+
+    def wake(self) -> None:
+        """Tell this ingestor's worker that jobs are due (another component queued them)."""
+        self._wake.set()
+
     async def _progress(
         self,
         job_id: str,
@@ -470,7 +566,8 @@ class DocumentIngestor:
             )
             await self._progress(job.id, job.document_id, "scanning", 0.15, listener)
             sensitivity, findings = await asyncio.to_thread(self._scan_document, extracted)
-            if sensitivity in self.config.hold_sensitivities and not job.legal_basis_id:
+            held = sensitivity in self.config.hold_sensitivities
+            if held and not job.legal_basis_id and not await self._covering_basis(job, sensitivity):
                 await self._hold(job, extracted, sensitivity, findings, listener)
             else:
                 chunks = chunk_pages(
@@ -795,11 +892,7 @@ class DocumentIngestor:
                     f"document {document_id} belongs to another user",
                     hint="only its owner or an admin may delete it",
                 )
-            scope = Scope(doc.tenant, doc.owner)
-            old_ids = await self._delete_chunk_rows(session, doc.id)
-            await session.execute(delete(IngestionJob).where(IngestionJob.document_id == doc.id))
-            await session.execute(delete(DocumentGrant).where(DocumentGrant.document_id == doc.id))
-            await session.delete(doc)
+            scope, old_ids = await self._delete_rows(session, doc)
         await self._delete_vectors(scope, old_ids)
         await purge_deleted_fulltext(self.db)
 

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import structlog
 from sqlalchemy import ColumnElement, and_, column, delete, or_, select, table, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity import Principal
 from memory.embeddings import Embedder
@@ -244,6 +245,24 @@ def covers(basis: LegalBasis, sensitivity: str, purpose: str) -> bool:
         and sensitivity in (basis.categories or [])
         and basis.purpose in ("*", purpose)
     )
+
+
+async def covering_basis(
+    session: AsyncSession, tenant: str, subject: str, sensitivity: str, purpose: str
+) -> LegalBasis | None:
+    """The newest unwithdrawn basis of ``subject`` covering ``sensitivity`` for ``purpose``."""
+    bases = (
+        await session.execute(
+            select(LegalBasis)
+            .where(
+                LegalBasis.tenant == tenant,
+                LegalBasis.subject == subject,
+                LegalBasis.withdrawn_at.is_(None),
+            )
+            .order_by(LegalBasis.recorded_at.desc())
+        )
+    ).scalars()
+    return next((b for b in bases if covers(b, sensitivity, purpose)), None)
 
 
 class Memories:
@@ -467,18 +486,7 @@ class Memories:
         self, tenant: str, user: str, sensitivity: str, purpose: str
     ) -> LegalBasis | None:
         async with self.db.session() as session:
-            bases = (
-                await session.execute(
-                    select(LegalBasis)
-                    .where(
-                        LegalBasis.tenant == tenant,
-                        LegalBasis.subject == user,
-                        LegalBasis.withdrawn_at.is_(None),
-                    )
-                    .order_by(LegalBasis.recorded_at.desc())
-                )
-            ).scalars()
-            return next((b for b in bases if covers(b, sensitivity, purpose)), None)
+            return await covering_basis(session, tenant, user, sensitivity, purpose)
 
     # --- reading -------------------------------------------------------------------
 

@@ -188,10 +188,11 @@ def consent_grant(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a legal basis for a user and release the held data it covers."""
+    """Record a legal basis for a user and release the held data it covers: memories are
+    indexed at once, held documents are ingested here (no server worker runs them)."""
 
-    async def work(services: MemoryServices) -> Any:
-        return await services.consent.grant(
+    async def work(services: MemoryServices) -> tuple[Any, list[Any]]:
+        result = await services.consent.grant(
             tenant=tenant,
             subject=user,
             basis=basis,
@@ -200,15 +201,45 @@ def consent_grant(
             recorded_by=by or user,
             note=note,
         )
+        jobs = [await _run_released(services, job_id) for job_id in result.document_jobs]
+        return result, jobs
 
-    result = _with_services(work)
+    result, jobs = _with_services(work)
+    failed = [job for job in jobs if job.status in ("failed", "dead")]
     if as_json:
-        _emit_json(result.to_dict())
-        return
-    sys.stdout.write(
-        f"recorded {result.basis.basis} {result.basis.id} for {user}; "
-        f"released {result.released} held memories\n"
-    )
+        _emit_json(
+            {
+                **result.to_dict(),
+                "documents": [
+                    {"document_id": j.document_id, "job_id": j.id, "status": j.status} for j in jobs
+                ],
+            }
+        )
+    else:
+        sys.stdout.write(
+            f"recorded {result.basis.basis} {result.basis.id} for {user}; "
+            f"released {result.released} held memories and "
+            f"{result.released_documents} held documents\n"
+        )
+        for job in failed:
+            _err.print(
+                f"[bold red]error:[/] document {job.document_id} was not indexed: "
+                f"{job.status} {escape(job.error_code or '')} {escape(job.error_message or '')}",
+                soft_wrap=True,
+            )
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+async def _run_released(services: MemoryServices, job_id: str) -> Any:
+    """Ingest a released document here; one another process's worker already runs (a
+    shared Chroma server) is left to it."""
+    from memory.document_types import DocumentNotFoundError
+
+    try:
+        return await services.documents.run_job(job_id)
+    except DocumentNotFoundError:
+        return await services.documents.job(job_id)
 
 
 @consent_app.command("withdraw")
@@ -232,45 +263,39 @@ def consent_withdraw(
     if as_json:
         _emit_json(result.to_dict())
         return
-    sys.stdout.write(f"withdrew {basis_id}; deleted {result.deleted} memories\n")
+    sys.stdout.write(
+        f"withdrew {basis_id}; deleted {result.deleted} memories and "
+        f"{result.deleted_documents} documents\n"
+    )
 
 
 @consent_app.command("reject")
 def consent_reject(tenant: Tenant, user: User, as_json: JsonOpt = False) -> None:
     """Refuse a legal basis for what is held: the held data is deleted."""
 
-    async def work(services: MemoryServices) -> int:
+    async def work(services: MemoryServices) -> Any:
         return await services.consent.reject_held(tenant=tenant, subject=user)
 
-    deleted = _with_services(work)
+    result = _with_services(work)
     if as_json:
-        _emit_json({"deleted": deleted})
+        _emit_json(result.to_dict())
         return
-    sys.stdout.write(f"deleted {deleted} held memories\n")
+    sys.stdout.write(
+        f"deleted {result.deleted} held memories and {result.deleted_documents} held documents\n"
+    )
 
 
 @consent_app.command("list")
 def consent_list(tenant: Tenant, user: User, as_json: JsonOpt = False) -> None:
     """List a user's legal bases (withdrawn ones too) and what is held awaiting one."""
 
-    async def work(services: MemoryServices) -> tuple[list[Any], list[Any]]:
+    async def work(services: MemoryServices) -> tuple[list[Any], Any]:
         bases = await services.consent.list_bases(tenant=tenant, subject=user)
-        held = await services.memories.list_memories(
-            tenant=tenant, user=user, status="awaiting_basis"
-        )
-        return bases, held
+        return bases, await services.consent.list_held(tenant=tenant, subject=user)
 
     bases, held = _with_services(work)
     if as_json:
-        _emit_json(
-            {
-                "bases": [b.to_dict() for b in bases],
-                "held": [
-                    {"memory_id": m.memory_id, "sensitivity": m.sensitivity, "purpose": m.purpose}
-                    for m in held
-                ],
-            }
-        )
+        _emit_json({"bases": [b.to_dict() for b in bases], **held.to_dict()})
         return
     for b in bases:
         state = f"withdrawn {b.withdrawn_at:%Y-%m-%d}" if b.withdrawn_at else "active"
@@ -278,4 +303,9 @@ def consent_list(tenant: Tenant, user: User, as_json: JsonOpt = False) -> None:
             f"{b.id}  {b.basis}  purpose={b.purpose}  {','.join(b.categories)}  "
             f"by {b.recorded_by} {b.recorded_at:%Y-%m-%d}  {state}\n"
         )
-    sys.stdout.write(f"{len(held)} memories awaiting a legal basis\n")
+    for d in held.documents:
+        sys.stdout.write(f"held document {d.id}  {d.sensitivity}  {d.source}\n")
+    sys.stdout.write(
+        f"{len(held.memories)} memories and {len(held.documents)} documents "
+        "awaiting a legal basis\n"
+    )

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memory.consent import ConsentService
+from memory.documents import CHUNK_NAMESPACE, document_config
 from memory.embeddings import Embedder, create_embedder
+from memory.ingest import DocumentIngestor
 from memory.memories import MEMORY_NAMESPACE, Memories, MemoryConfig
 from memory.minimisation import MinimisationPolicy
 from memory.store import STORE_NAMESPACE, RelayStore, StoreIndex
@@ -93,6 +95,7 @@ class MemoryServices:
     vectors: VectorStore
     embedder: Embedder
     memories: Memories = field(init=False)
+    documents: DocumentIngestor = field(init=False)
     consent: ConsentService = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,7 +106,16 @@ class MemoryServices:
             self.embedder,
             memory_config(settings),
         )
-        self.consent = ConsentService(self.system.db, self.memories)
+        self.documents = DocumentIngestor(
+            self.system.db,
+            self.vectors.index(CHUNK_NAMESPACE),
+            self.embedder,
+            document_config(
+                max_bytes=settings.document_max_bytes,
+                hold_financial=settings.document_hold_financial,
+            ),
+        )
+        self.consent = ConsentService(self.system.db, self.memories, self.documents)
 
     async def delete_thread(self, thread_id: str) -> None:
         from runtime.runs import Runner

@@ -6,7 +6,9 @@
   needs ``data:erase``. The report names files and identifier kinds, never values.
 - ``GET/POST /consent``, ``POST /consent/{basis_id}/withdraw``, ``POST /consent/reject`` —
   legal bases of the caller (consent by the data subject); an admin may record another basis
-  for a user of their tenant, with a note saying why.
+  for a user of their tenant, with a note saying why. Recording a basis releases the held
+  memories (indexed at once) and documents (queued for the ingestion worker; follow them
+  with ``GET /files/{id}``) it covers; withdrawal and rejection delete them.
 - ``GET /memories``, ``DELETE /memories/{memory_id}`` — the caller's own memories.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ServicesDep, require_scope
@@ -132,27 +134,21 @@ async def list_consent(
     svc: ServicesDep,
     user: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
 ) -> dict[str, Any]:
-    """Legal bases (withdrawn too) and what is held awaiting one."""
+    """Legal bases (withdrawn too) and what is held awaiting one (``held``: memories,
+    ``held_documents``: documents)."""
     subject = _subject(principal, user, "tenant:read")
     services = await _services(svc)
     bases = await services.consent.list_bases(tenant=principal.tenant, subject=subject)
-    held = await services.memories.list_memories(
-        tenant=principal.tenant, user=subject, status="awaiting_basis"
-    )
-    return {
-        "bases": [basis.to_dict() for basis in bases],
-        "held": [
-            {"memory_id": m.memory_id, "sensitivity": m.sensitivity, "purpose": m.purpose}
-            for m in held
-        ],
-    }
+    held = await services.consent.list_held(tenant=principal.tenant, subject=subject)
+    return {"bases": [basis.to_dict() for basis in bases], **held.to_dict()}
 
 
 @router.post("/consent", status_code=201)
 async def grant_consent(
-    body: ConsentCreate, principal: CurrentPrincipal, svc: ServicesDep
+    body: ConsentCreate, principal: CurrentPrincipal, svc: ServicesDep, request: Request
 ) -> dict[str, Any]:
-    """Record a legal basis and release the held data it covers."""
+    """Record a legal basis and release the held data it covers (``released``: memories,
+    ``released_documents``: documents queued for indexing, ``document_jobs``: their jobs)."""
     subject = _subject(principal, body.user, "data:erase")
     if body.user is not None and not (body.note or "").strip():
         raise ApiError(
@@ -174,7 +170,17 @@ async def grant_consent(
         )
     except LegalBasisError as exc:
         raise ApiError(422, exc.code, str(exc)) from None
+    if result.document_jobs:
+        await _wake_ingestion(request)
     return result.to_dict()
+
+
+async def _wake_ingestion(request: Request) -> None:
+    """Start (or wake) this process's document ingestion worker for released documents;
+    without one (no in-process workers) the jobs wait for a process that runs them."""
+    holder = getattr(request.app.state, "documents", None)
+    if holder is not None and holder.run_worker:
+        (await holder.get()).ingestor.wake()
 
 
 @router.post("/consent/{basis_id}/withdraw")
@@ -198,10 +204,11 @@ async def withdraw_consent(
 
 @router.post("/consent/reject")
 async def reject_held(principal: CurrentPrincipal, svc: ServicesDep) -> dict[str, int]:
-    """Refuse a legal basis for the caller's held data: it is deleted."""
+    """Refuse a legal basis for the caller's held data: it is deleted (``deleted``:
+    memories, ``deleted_documents``: documents)."""
     services = await _services(svc)
-    deleted = await services.consent.reject_held(tenant=principal.tenant, subject=principal.user)
-    return {"deleted": deleted}
+    result = await services.consent.reject_held(tenant=principal.tenant, subject=principal.user)
+    return result.to_dict()
 
 
 @router.get("/memories")

@@ -70,7 +70,7 @@ async def test_special_and_financial_content_is_held_until_consent(
         bases = await env.consent.list_bases(tenant="acme", subject="alice")
         assert [b.withdrawn_by for b in bases] == ["alice"]
 
-        assert await env.consent.reject_held(tenant="acme", subject="alice") == 1
+        assert (await env.consent.reject_held(tenant="acme", subject="alice")).deleted == 1
         remaining = {
             m.memory_id for m in await env.memories.list_memories(tenant="acme", user="alice")
         }
