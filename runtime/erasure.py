@@ -558,7 +558,11 @@ class Eraser:
         from store.database import sqlite_path
 
         path = sqlite_path(self.db.url)
-        if path is None or str(path) not in verification.hits:
+        if path is None:
+            return
+        # The chain's newest rows may still sit in the write-ahead log beside the file.
+        files = [name for name in (str(path), f"{path}-wal") if name in verification.hits]
+        if not files:
             return
         async with self.db.session() as session:
             audited = (
@@ -569,12 +573,13 @@ class Eraser:
                 )
             ).scalar_one()
         user_label = next(ident.label for ident in identifiers if ident.label.startswith("user_id"))
-        labels = verification.hits[str(path)]
-        if audited and user_label in labels:
-            verification.retained[str(path)] = [f"{user_label} (audit chain actor)"]
-            rest = [label for label in labels if label != user_label]
-            if rest:
-                verification.hits[str(path)] = rest
-            else:
-                del verification.hits[str(path)]
+        for name in files:
+            labels = verification.hits[name]
+            if audited and user_label in labels:
+                verification.retained[name] = [f"{user_label} (audit chain actor)"]
+                rest = [label for label in labels if label != user_label]
+                if rest:
+                    verification.hits[name] = rest
+                else:
+                    del verification.hits[name]
         _ = AuditPayload  # payloads are erased above; only the chain's actor column remains
