@@ -245,6 +245,8 @@ class ToolExecutor:
             return  # consume() says what is wrong with it
         if approval.args_hash != digest or approval.tool != tool.name:
             return  # another call: consume() refuses it as such
+        if approval.status != "approved":
+            return  # pending, used, expired…: consume() says which
         if "preview_error" in approval.preview:
             return
         current = json.loads(json.dumps(await self.preview(tool, args, principal), default=str))

@@ -285,3 +285,8 @@ async def test_an_approval_does_not_cover_a_target_changed_since(system) -> None
         ANN, "notes_delete", {"note_id": note_id}, approval_id=again.approval.approval_id
     )
     assert done.ok and await _count(system, Note) == 0
+    # Used once, it is "used" (not "stale", though the note is gone now).
+    reused = await system.executor.call_external(
+        ANN, "notes_delete", {"note_id": note_id}, approval_id=again.approval.approval_id
+    )
+    assert reused.error.code == "approval_used"
