@@ -160,7 +160,8 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
             prompt.append(SystemMessage(block))
         if traced or state.get("recalled_memories"):  # each step's trace shows what it saw
             recalled["recalled_memories"] = traced
-    # Issue 5: answers are stored restored; their values are tokens again for the provider.
+    # Issue 5: answers (text and tool-call arguments) are stored restored; their values,
+    # also in tool results and user messages, are tokens again for the provider.
     mapping = (
         ctx.memory.pseudonyms_of(ctx.principal) if ctx.memory else saved_map(state, ctx.principal)
     )
@@ -183,6 +184,8 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
         reply = await ctx.model.ainvoke([*prompt, *history], **kwargs)
     except BudgetExceeded as exc:
         return _budget_stop(exc.reason, str(exc))
+    # Issue 5: restored text and tool-call arguments, so the gate, approval previews and
+    # interrupts, the ledger, the audit and the tools all see the user's values.
     reply = restore_message(reply, mapping)
     update: dict[str, Any] = {"messages": [reply], **recalled}
     if mapping is not None and (saved := saved_update(state, ctx.principal, mapping)):

@@ -59,7 +59,9 @@ RECALL_STATE_KEY = "recalled_memories"
 _FACT = re.compile(
     r"(?:^|[.!?]\s+)((?:please\s+)?(?:remember(?:\s+that)?|husk(?:\s+at)?|note that|"
     r"my name is|i prefer|i am|i'm|i live|i work|jeg hedder|jeg foretrækker|jeg er|"
-    r"jeg bor|jeg arbejder)\b[^.!?\n]{3,400})",
+    # A sentence ends at . ! ? followed by a space or the end: "maria.jensen@example.dk"
+    # and "v1.2" stay whole.
+    r"jeg bor|jeg arbejder)\b(?:[^.!?\n]|[.!?](?=[^\s.!?])){3,400})",
     re.IGNORECASE,
 )
 _LEAD = re.compile(r"^(?:please\s+)?(?:remember(?:\s+that)?|husk(?:\s+at)?|note that)\s+", re.I)

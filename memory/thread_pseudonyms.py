@@ -3,18 +3,23 @@
 The model only ever sees tokens such as ``<PERSON_1>`` for what minimisation replaced
 (``memory.minimisation``). Its reply is restored before it is stored (``restore_message``),
 so the thread's history, its state as the API shows it, the run's events and its
-``final_message`` all show the user's own values. Before the next model call the values in
-earlier answers are put back into tokens (``pseudonymise_history``), so they still never
-reach a provider. The map that does both is saved in the state under ``pseudonyms``, per
-tenant and user (``{tenant: {user: {token: value}}}``), which also keeps each token
-meaning the same value across the thread's runs. Only the entry of the run's principal is
+``final_message`` all show the user's own values. Tool-call arguments are restored too
+(``restore_message``): tools run inside our boundary, so the gate, approval previews and
+interrupts shown to reviewers, the ledger, the audit and the tool itself see the value the
+user meant, never ``<EMAIL_1>``. Before the next model call the values are put back into
+tokens in the whole history (``pseudonymise_history``: every message's text, tool-call
+arguments, and tool results that carry the values), so they still never reach a provider.
+The map that does both is saved in the state under ``pseudonyms``, per tenant and user
+(``{tenant: {user: {token: value}}}``), which also keeps each token meaning the same value
+across the thread's runs. Only the entry of the run's principal is
 ever read; a malformed entry (the state can be written through the API) is ignored.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from identity import Principal
@@ -61,6 +66,11 @@ def _entry(saved: Any, principal: Principal) -> Any:
 
 def _values_pattern(mapping: PseudonymMap) -> tuple[re.Pattern[str], dict[str, str]]:
     by_value = {value: token for token, value in mapping.tokens.items()}
+    # Tool results are JSON text: a value with a quote, backslash, newline or (ASCII-escaped)
+    # non-ASCII letter appears there escaped, and must become its token all the same.
+    for value, token in list(by_value.items()):
+        for escaped in (json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+            by_value.setdefault(escaped, token)
     # Longest first, whole words only: "Maria Jensen" before "Maria", never inside "Marian".
     alternatives = "|".join(re.escape(value) for value in sorted(by_value, key=len, reverse=True))
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)"), by_value
@@ -91,9 +101,87 @@ def _map_content(content: Any, change: Any) -> Any:
     return content
 
 
+Change = Callable[[str], str]
+
+
+def _map_args(value: Any, change: Change) -> Any:
+    """Tool-call arguments with ``change`` applied to every string in them (dict keys too),
+    however deeply nested in lists and dicts; numbers, booleans and None are kept."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {
+            (change(key) if isinstance(key, str) else key): _map_args(item, change)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_map_args(item, change) for item in value]
+    return value
+
+
+def _map_json_text(text: Any, change: Change) -> Any:
+    """Arguments as the provider sent them (a JSON string): mapped as parsed JSON, so an
+    escaped value is found and a restored value is escaped; text that is not JSON (a
+    broken call) is mapped as text."""
+    if not isinstance(text, str) or not text:
+        return text
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return change(text)
+    mapped = _map_args(parsed, change)
+    return text if mapped == parsed else json.dumps(mapped, ensure_ascii=False)
+
+
+def _map_raw_call(raw: Any, change: Change) -> Any:
+    function = raw.get("function") if isinstance(raw, dict) else None
+    if not isinstance(function, dict) or "arguments" not in function:
+        return raw
+    arguments = _map_json_text(function["arguments"], change)
+    if arguments == function["arguments"]:
+        return raw
+    return {**raw, "function": {**function, "arguments": arguments}}
+
+
+def _map_message(message: Any, change: Change) -> Any:
+    """A copy of ``message`` with ``change`` applied to its text content and, for an AI
+    message, to its tool calls' arguments (parsed, invalid and the provider's raw form in
+    ``additional_kwargs``); ``message`` itself when nothing changed."""
+    update: dict[str, Any] = {}
+    content = _map_content(message.content, change)
+    if content != message.content:
+        update["content"] = content
+    if getattr(message, "type", None) in ("ai", "AIMessageChunk"):
+        calls = [{**call, "args": _map_args(call["args"], change)} for call in message.tool_calls]
+        if calls != message.tool_calls:
+            update["tool_calls"] = calls
+        for field in ("invalid_tool_calls", "tool_call_chunks"):
+            items = getattr(message, field, None) or []
+            mapped = [
+                {**item, "args": _map_json_text(item.get("args"), change)}
+                if isinstance(item, dict)
+                else item
+                for item in items
+            ]
+            if mapped != items:
+                update[field] = mapped
+        raw_calls = message.additional_kwargs.get("tool_calls")
+        if isinstance(raw_calls, list):
+            raw_mapped = [_map_raw_call(raw, change) for raw in raw_calls]
+            if raw_mapped != raw_calls:
+                update["additional_kwargs"] = {
+                    **message.additional_kwargs,
+                    "tool_calls": raw_mapped,
+                }
+    return message.model_copy(update=update) if update else message
+
+
 def pseudonymise_history(messages: Sequence[Any], mapping: PseudonymMap | None) -> list[Any]:
-    """The conversation as a provider may see it: in AI messages (restored when they were
-    stored) the values ``mapping`` holds are tokens again. Other messages are unchanged."""
+    """The conversation as a provider may see it: every value ``mapping`` holds is its token
+    again wherever the stored history has it: the text of every message (answers and
+    tool-call arguments were stored restored, tool results carry what the tools were given
+    or found, and a user may type a value the map hides), and AI messages' tool-call
+    arguments. The stored messages are not changed."""
     if mapping is None or not mapping.tokens:
         return messages if isinstance(messages, list) else list(messages)
     pattern, by_value = _values_pattern(mapping)
@@ -101,22 +189,13 @@ def pseudonymise_history(messages: Sequence[Any], mapping: PseudonymMap | None) 
     def change(text: str) -> str:
         return pattern.sub(lambda m: by_value[m.group()], text)
 
-    out: list[Any] = []
-    for message in messages:
-        if getattr(message, "type", None) == "ai":
-            content = _map_content(message.content, change)
-            if content != message.content:
-                message = message.model_copy(update={"content": content})
-        out.append(message)
-    return out
+    return [_map_message(message, change) for message in messages]
 
 
 def restore_message(message: Any, mapping: PseudonymMap | None) -> Any:
-    """A copy of the model's reply with its text content restored (tool-call arguments
-    keep their tokens: the tools receive what the model wrote)."""
+    """A copy of the model's reply with the tokens ``mapping`` knows restored in its text
+    and its tool calls' arguments (the gate, reviewers, the ledger, the audit and the tools
+    work inside our boundary, on the values the user meant). Unknown tokens stay."""
     if mapping is None or not mapping.tokens:
         return message
-    content = _map_content(message.content, lambda text: restore(text, mapping))
-    if content == message.content:
-        return message
-    return message.model_copy(update={"content": content})
+    return _map_message(message, lambda text: restore(text, mapping))

@@ -223,3 +223,16 @@ def test_explicit_facts_picks_statements_about_the_user() -> None:
     )
     assert facts == ["Jeg er vegetar", "I live in Odense"]
     assert explicit_facts([{"role": "assistant", "content": "I am a bot."}]) == []
+
+
+def test_explicit_facts_keep_dotted_values_whole() -> None:
+    facts = explicit_facts(
+        [
+            {
+                "role": "user",
+                "content": "Remember that my email is maria.jensen@example.dk. I use v1.2.",
+            }
+        ]
+    )
+
+    assert facts == ["My email is maria.jensen@example.dk"]

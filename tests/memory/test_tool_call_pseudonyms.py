@@ -1,0 +1,176 @@
+"""Pseudonyms in tool calls (issue 5, minimisation): the model, behind a local OpenAI stub,
+sees ``<EMAIL_1>`` for the e-mail address a recalled memory holds and writes it in a tool
+call. The tool, the approval interrupt a reviewer sees, the outbox and the stored history
+get the address (tools and reviewers are inside our boundary); the next model call sees
+the token again in the assistant's tool-call arguments and in the tool result, never the
+address. Another user's run never gets the map."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from graphs.agent import compile_agent
+from identity import Principal
+from runtime.memory_services import LazyMemoryServices
+from runtime.runs import Runner, RunRequest
+from runtime.settings import Settings
+from runtime.system import open_system
+from store.models import Note, OutboxEmail
+from tests.memory.memory_helpers import WordHashEmbedder
+
+ALICE = Principal.with_roles("acme", "alice", ["user"])
+BOB = Principal.with_roles("acme", "bob", ["user"])
+ADDRESS = "maria.jensen@example.dk"
+TOKEN = "<EMAIL_1>"
+ASSISTANT = "remembering"
+
+
+@pytest.fixture
+def settings(data_dir: Path, openai_stub: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        model="openai:gpt-4o-mini",
+        openai_api_key="sk-test-key-0000000000",
+        openai_base_url=openai_stub.base_url,
+        model_max_retries=0,
+        privacy_minimise=["special", "personal"],
+        assistants={ASSISTANT: {"graph_id": "agent", "options": {"memory": True}}},
+    )
+
+
+async def _run(runner: Runner, principal: Principal, text: str, **extra: Any) -> Any:
+    return await runner.run(
+        RunRequest(principal=principal, assistant_id=ASSISTANT, input_text=text, **extra)
+    )
+
+
+async def _remember_address(system: Any) -> None:
+    # Saved directly: the remember node's fact extractor ends a fact at the first "."
+    # (memory.nodes._FACT), which cuts an address such as this one short.
+    services = await system.memory.get()
+    await services.memories.remember(ALICE, f"My email is {ADDRESS}")
+    stored = await services.memories.list_memories(tenant="acme", user="alice")
+    assert [m.text for m in stored] == [f"My email is {ADDRESS}"]
+
+
+def _messages(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(request["messages"])
+
+
+async def _stored_messages(system: Any, thread_id: str) -> list[Any]:
+    snapshot = await compile_agent(system.checkpointer).aget_state(
+        {"configurable": {"thread_id": thread_id}}
+    )
+    return list(snapshot.values["messages"])
+
+
+async def test_a_tool_gets_the_value_and_the_provider_the_token(
+    settings: Settings, openai_stub: Any
+) -> None:
+    async with open_system(settings) as system:
+        system.memory = LazyMemoryServices(system, embedder=WordHashEmbedder())
+        runner = Runner(system)
+        await _remember_address(system)
+
+        openai_stub.reply(
+            "Saving it.",
+            tool_calls=[
+                {
+                    "name": "notes_create",
+                    "args": {"title": "Contact", "body": f"Write to {TOKEN} about my email"},
+                }
+            ],
+        )
+        openai_stub.reply(f"Saved a note to write to {TOKEN}.")
+        done = await _run(runner, ALICE, "Make a note to write to my email address.")
+        assert done.stop_reason == "completed", done
+        assert done.final_message == f"Saved a note to write to {ADDRESS}."
+
+        first, second = openai_stub.requests[-2:]
+        assert TOKEN in json.dumps(first) and ADDRESS not in json.dumps(first)
+        # The next call: the token, never the address, in the assistant's tool call and the
+        # tool result (the note as notes_create returned it).
+        assert ADDRESS not in json.dumps(second)
+        assistant = next(m for m in _messages(second) if m.get("tool_calls"))
+        arguments = json.loads(assistant["tool_calls"][0]["function"]["arguments"])
+        assert arguments == {"title": "Contact", "body": f"Write to {TOKEN} about my email"}
+        tool_result = next(m for m in _messages(second) if m["role"] == "tool")
+        assert json.loads(tool_result["content"])["body"] == f"Write to {TOKEN} about my email"
+
+        async with system.db.session() as session:  # the tool acted on the address
+            bodies = (await session.execute(select(Note.body).where(Note.owner == "alice"))).all()
+        assert [row.body for row in bodies] == [f"Write to {ADDRESS} about my email"]
+
+        stored = await _stored_messages(system, done.thread_id)
+        call = next(m for m in stored if m.type == "ai" and m.tool_calls)
+        assert call.tool_calls[0]["args"]["body"] == f"Write to {ADDRESS} about my email"
+        assert TOKEN not in json.dumps([m.model_dump() for m in stored])
+
+        # Another user whose model writes the same token: it stays a token (no map of
+        # theirs knows it), and Alice's address is nowhere in their run.
+        openai_stub.reply(
+            "Saving it.",
+            tool_calls=[{"name": "notes_create", "args": {"title": "Contact", "body": TOKEN}}],
+        )
+        openai_stub.reply("Done.")
+        other = await _run(runner, BOB, "Make a note to write to my email address.")
+        assert other.stop_reason == "completed", other
+        assert ADDRESS not in json.dumps(openai_stub.requests[-2:])
+        async with system.db.session() as session:
+            bob_bodies = (await session.execute(select(Note.body).where(Note.owner == "bob"))).all()
+        assert [row.body for row in bob_bodies] == [TOKEN]
+        bob_stored = await _stored_messages(system, other.thread_id)
+        assert ADDRESS not in json.dumps([m.model_dump() for m in bob_stored])
+
+
+async def test_a_reviewer_sees_the_value_in_the_approval_request(
+    settings: Settings, openai_stub: Any
+) -> None:
+    async with open_system(settings) as system:
+        system.memory = LazyMemoryServices(system, embedder=WordHashEmbedder())
+        runner = Runner(system)
+        await _remember_address(system)
+
+        openai_stub.reply(
+            "",
+            tool_calls=[
+                {
+                    "name": "email_send",
+                    "args": {"to": [TOKEN], "subject": "Hello", "body": f"Hi {TOKEN}!"},
+                }
+            ],
+        )
+        paused = await _run(runner, ALICE, "Send me a hello email.")
+        assert paused.stop_reason == "waiting_for_human", paused
+        request = paused.interrupt["action_requests"][0]
+        assert request["name"] == "email_send"
+        assert request["args"] == {"to": [ADDRESS], "subject": "Hello", "body": f"Hi {ADDRESS}!"}
+        assert not re.search(r"<EMAIL_\d+>", json.dumps(paused.interrupt))
+        assert ADDRESS not in json.dumps(openai_stub.requests[-1])
+
+        openai_stub.reply("Sent.")
+        done = await runner.run(
+            RunRequest(
+                principal=ALICE,
+                assistant_id=ASSISTANT,
+                thread_id=paused.thread_id,
+                decisions={"decisions": [{"type": "approve"}]},
+            )
+        )
+        assert done.stop_reason == "completed", done
+        async with system.db.session() as session:
+            outbox = (await session.execute(select(OutboxEmail))).scalars().all()
+        assert [(row.recipients, row.body) for row in outbox] == [([ADDRESS], f"Hi {ADDRESS}!")]
+        after = openai_stub.requests[-1]
+        assert ADDRESS not in json.dumps(after)
+        assistant = next(m for m in _messages(after) if m.get("tool_calls"))
+        arguments = json.loads(assistant["tool_calls"][0]["function"]["arguments"])
+        assert arguments == {"to": [TOKEN], "subject": "Hello", "body": f"Hi {TOKEN}!"}
+        tool_result = next(m for m in _messages(after) if m["role"] == "tool")
+        assert json.loads(tool_result["content"])["recipients"] == [TOKEN]
