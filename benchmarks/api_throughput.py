@@ -5,7 +5,7 @@
 One "run" is what a LangGraph Server client does for a fresh conversation:
 ``POST /threads`` then ``POST /threads/{id}/runs/wait`` on a trivial 3-node graph
 (``benchmarks._api_graph:graph``, state ``{"n": int}``). Each stack serves it from
-its own subprocess on 127.0.0.1 and is measured alone (the others are stopped):
+its own subprocess on 127.0.0.1:
 
 - relaygraph: ``relaygraph serve`` with auth on (an API key made beforehand), its
   SQL run queue with in-process workers, the event log, SQLite checkpoints, and
@@ -15,9 +15,14 @@ its own subprocess on 127.0.0.1 and is measured alone (the others are stopped):
 - ``langgraph dev`` (``langgraph-cli[inmem]``, installed into a throwaway venv): its
   in-memory queue and checkpointer.
 
-Latency is per run (both requests). The sequential phase runs one at a time; the
-concurrent phase starts all its runs at once. For relaygraph the store's run rows
-give where the time went (submit, queue, execute, return). Exits 0 whether or not
+Latency is per run (both requests). The sequential phase runs one at a time, relaygraph
+and bare in alternating blocks of ``BLOCK`` runs (ABBA order), so that both meet the
+same machine: on these shared machines the load drifts within seconds, and measuring
+one stack after the other moved the ratio between 1.3x and 2.1x from run to run. The
+concurrent phase starts all its runs at once, one stack at a time (the others idle).
+``langgraph dev`` (about a second per run) is measured alone after them. For
+relaygraph the store's run rows give where the time went (submit, queue, execute,
+return). Exits 0 whether or not
 the target is met; every subprocess is stopped on exit.
 """
 
@@ -59,6 +64,7 @@ from benchmarks._api_proc import (
 from benchmarks._api_relay import print_breakdown, run_times, start_relay
 
 TARGET = 1.5  # relaygraph latency within 1.5x of the bare baseline's
+BLOCK = 20  # sequential runs per stack before switching to the other
 LANGGRAPH_DEV_SPEC = "langgraph-cli[inmem]"
 PACKAGES = ("langgraph", "langgraph-checkpoint-sqlite", "fastapi", "uvicorn")
 REQUEST_TIMEOUT = 120.0
@@ -76,6 +82,8 @@ class Stack:
     skipped: str | None = None
     server: Server | None = None
     """Its process, for the CPU it uses."""
+    data_dir: Path | None = None
+    """relaygraph's data directory, for the per-run breakdown from its store."""
 
 
 RunOnce = Callable[[LoadClient], Awaitable[Timing]]
@@ -133,38 +141,78 @@ async def concurrent(client: LoadClient, run_once: RunOnce, count: int, label: s
     return Sample(label, latencies, wall, len(failures), first_error, timings)
 
 
-async def measure(stack: Stack, args: argparse.Namespace, *, sequential_count: int) -> None:
-    run_once = run_once_for(stack)
+def _cpu(stack: Stack) -> Callable[[], float]:
+    return stack.server.cpu_seconds if stack.server else (lambda: math.nan)
+
+
+def _print_sample(stack: Stack, sample: Sample) -> None:
+    stack.timings[sample.label] = sample.timings
+    status = f"{sample.ok} ok" + (f", {sample.errors} failed" if sample.errors else "")
+    print(
+        f"  {stack.name} {sample.label}: {status} in {sample.wall:.2f} s "
+        f"(p50 {fmt_ms(sample.p(50))} ms; server CPU {fmt_ms(sample.cpu_per_run)} ms/run)",
+        flush=True,
+    )
+    if sample.first_error:
+        print(f"    first error: {sample.first_error}")
+
+
+async def warm_up(stack: Stack, client: LoadClient, args: argparse.Namespace) -> None:
+    for _ in range(args.warmup):
+        await asyncio.wait_for(run_once_for(stack)(client), REQUEST_TIMEOUT)
+
+
+async def measure_sequential(stacks: list[Stack], count: int) -> None:
+    """``count`` sequential runs per stack, the stacks taking turns in blocks of ``BLOCK``
+    (order reversed every block), so that a change of machine load meets them alike."""
+    merged: dict[str, Sample] = {
+        stack.name: Sample("sequential", [], 0.0, server_cpu=0.0) for stack in stacks
+    }
     async with LoadClient(timeout=REQUEST_TIMEOUT) as client:
-        for _ in range(args.warmup):
-            await asyncio.wait_for(run_once(client), REQUEST_TIMEOUT)
-        cpu = stack.server.cpu_seconds if stack.server else (lambda: math.nan)
+        for index, first in enumerate(range(0, count, BLOCK)):
+            size = min(BLOCK, count - first)
+            for stack in stacks if index % 2 == 0 else stacks[::-1]:
+                cpu = _cpu(stack)
+                before = cpu()
+                block = await asyncio.wait_for(
+                    sequential(client, run_once_for(stack), size, "sequential"), PHASE_TIMEOUT
+                )
+                total = merged[stack.name]
+                total.server_cpu += cpu() - before
+                total.wall += block.wall
+                total.latencies += block.latencies
+                total.timings += block.timings
+                total.errors += block.errors
+                total.first_error = total.first_error or block.first_error
+    for stack in stacks:
+        stack.samples["sequential"] = merged[stack.name]
+        _print_sample(stack, merged[stack.name])
+
+
+async def measure_concurrent(stack: Stack, args: argparse.Namespace) -> None:
+    async with LoadClient(timeout=REQUEST_TIMEOUT) as client:
+        cpu = _cpu(stack)
         before = cpu()
-        seq = await asyncio.wait_for(
-            sequential(client, run_once, sequential_count, "sequential"), PHASE_TIMEOUT
+        sample = await asyncio.wait_for(
+            concurrent(client, run_once_for(stack), args.concurrent, "concurrent"),
+            PHASE_TIMEOUT,
         )
-        seq.server_cpu, before = cpu() - before, cpu()
-        con = await asyncio.wait_for(
-            concurrent(client, run_once, args.concurrent, "concurrent"), PHASE_TIMEOUT
-        )
-        con.server_cpu = cpu() - before
-    stack.samples = {"sequential": seq, "concurrent": con}
-    for sample in (seq, con):
-        stack.timings[sample.label] = sample.timings
-        status = f"{sample.ok} ok" + (f", {sample.errors} failed" if sample.errors else "")
-        print(
-            f"  {stack.name} {sample.label}: {status} in {sample.wall:.2f} s "
-            f"(p50 {fmt_ms(sample.p(50))} ms; server CPU {fmt_ms(sample.cpu_per_run)} ms/run)",
-            flush=True,
-        )
-        if sample.first_error:
-            print(f"    first error: {sample.first_error}")
+        sample.server_cpu = cpu() - before
+    stack.samples["concurrent"] = sample
+    _print_sample(stack, sample)
+
+
+async def measure_alone(stack: Stack, args: argparse.Namespace, *, sequential_count: int) -> None:
+    async with LoadClient(timeout=REQUEST_TIMEOUT) as client:
+        await warm_up(stack, client, args)
+    await measure_sequential([stack], sequential_count)
+    await measure_concurrent(stack, args)
 
 
 # --- the stacks ----------------------------------------------------------------------------
 
 
-async def bench_relaygraph(servers: Servers, root: Path, args: argparse.Namespace) -> Stack:
+async def start_relaygraph(servers: Servers, root: Path, args: argparse.Namespace) -> Stack:
     relay = await start_relay(servers, root, workers=args.workers)
     stack = Stack(
         "relaygraph",
@@ -174,19 +222,13 @@ async def bench_relaygraph(servers: Servers, root: Path, args: argparse.Namespac
         "+ checkpoints; started in "
         f"{relay.server.started_in:.1f} s",
         server=relay.server,
+        data_dir=relay.data_dir,
     )
     print(f"- {stack.note}", flush=True)
-    try:
-        await measure(stack, args, sequential_count=args.sequential)
-        stored = run_times(relay.data_dir)
-        for label, timings in stack.timings.items():
-            print_breakdown(f"relaygraph {label}: where runs/wait spent its time", timings, stored)
-    finally:
-        servers.stop(relay.server)
     return stack
 
 
-async def bench_bare(servers: Servers, root: Path, args: argparse.Namespace) -> Stack:
+async def start_bare_stack(servers: Servers, root: Path, args: argparse.Namespace) -> Stack:
     server = await start_bare(servers, root, name="bare", saver="sqlite", graph="trivial")
     stack = Stack(
         "bare",
@@ -196,11 +238,48 @@ async def bench_bare(servers: Servers, root: Path, args: argparse.Namespace) -> 
         server=server,
     )
     print(f"- {stack.note}", flush=True)
-    try:
-        await measure(stack, args, sequential_count=args.sequential)
-    finally:
-        servers.stop(server)
     return stack
+
+
+async def bench_against_bare(servers: Servers, root: Path, args: argparse.Namespace) -> list[Stack]:
+    """relaygraph and bare: sequential interleaved, then each one's concurrent phase."""
+    stacks: list[Stack] = []
+    for name, start in (("relaygraph", start_relaygraph), ("bare", start_bare_stack)):
+        try:
+            stacks.append(await start(servers, root, args))
+        except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
+            print(f"  {name} failed to start: {exc}", flush=True)
+            stacks.append(Stack(name, "", skipped=f"failed: {str(exc)[:200]}"))
+    running = [stack for stack in stacks if not stack.skipped]
+    try:
+        async with LoadClient(timeout=REQUEST_TIMEOUT) as client:
+            for stack in running:
+                await warm_up(stack, client, args)
+        print(
+            f"  sequential: {' and '.join(stack.name for stack in running)} in turns of "
+            f"{BLOCK} runs",
+            flush=True,
+        )
+        await measure_sequential(running, args.sequential)
+        for stack in running:
+            await measure_concurrent(stack, args)
+        for stack in running:
+            if stack.data_dir is None:
+                continue
+            stored = run_times(stack.data_dir)
+            for label, timings in stack.timings.items():
+                print_breakdown(
+                    f"{stack.name} {label}: where runs/wait spent its time", timings, stored
+                )
+    except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
+        print(f"  measuring failed: {exc}", flush=True)
+        for stack in running:
+            stack.skipped = stack.skipped or f"failed: {str(exc)[:200]}"
+    finally:
+        for stack in running:
+            if stack.server is not None:
+                servers.stop(stack.server)
+    return stacks
 
 
 def _install_langgraph_dev(venv: Path) -> str | None:
@@ -299,7 +378,7 @@ async def bench_langgraph_dev(servers: Servers, root: Path, args: argparse.Names
             flush=True,
         )
     try:
-        await measure(stack, args, sequential_count=args.lgdev_sequential)
+        await measure_alone(stack, args, sequential_count=args.lgdev_sequential)
     finally:
         servers.stop(server)
     return stack
@@ -339,11 +418,11 @@ def report(stacks: list[Stack], args: argparse.Namespace) -> None:
         f"{'stack':<14} {'phase':<11} {'p50':>7} {'p90':>7} {'p99':>7} {'runs/s':>7} {'cpu':>7}",
     )
     for name in ("relaygraph", "langgraph dev"):
-        stack = by_name.get(name)
-        if stack is None:
+        other = by_name.get(name)
+        if other is None:
             continue
         for label in ("sequential", "concurrent"):
-            mine, base = stack.samples[label], bare.samples[label]
+            mine, base = other.samples[label], bare.samples[label]
             print(
                 f"{name:<14} {label:<11} {fmt_ratio(ratio(mine.p(50), base.p(50))):>7} "
                 f"{fmt_ratio(ratio(mine.p(90), base.p(90))):>7} "
@@ -373,13 +452,7 @@ async def run_benchmark(args: argparse.Namespace) -> None:
     started = time.monotonic()
     stacks: list[Stack] = []
     async with bench_servers("relaygraph-api-bench-") as (root, servers):
-        for bench in (bench_relaygraph, bench_bare):
-            try:
-                stacks.append(await bench(servers, root, args))
-            except (ServerError, RuntimeError, TimeoutError, OSError) as exc:
-                name = bench.__name__.removeprefix("bench_")
-                print(f"  {name} failed: {exc}", flush=True)
-                stacks.append(Stack(name, "", skipped=f"failed: {str(exc)[:200]}"))
+        stacks += await bench_against_bare(servers, root, args)
         if args.langgraph_dev:
             try:
                 stacks.append(await bench_langgraph_dev(servers, root, args))
