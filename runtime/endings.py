@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from runtime.events import EventBus, EventLog, write_rows
 from runtime.group_commit import GroupCommit
@@ -83,28 +83,27 @@ class Endings:
     async def _commit(self, batch: list[Ending]) -> set[str]:
         """One transaction for ``batch``; the threads that have another active run."""
         run_ids = [ending.run_id for ending in batch]
+        mine = set(run_ids)
         thread_ids = sorted({ending.thread_id for ending in batch})
         taken = [(ending, ending.log.take(), ending.log.take_side()) for ending in batch]
         try:
-            async with self.events.write_lock, self.db.transaction() as session:
-                busy = set(
-                    (
-                        await session.execute(
-                            select(Run.thread_id).where(
-                                Run.thread_id.in_(thread_ids),
-                                Run.status.in_(ACTIVE),
-                                Run.run_id.not_in(run_ids),
-                            )
-                        )
-                    ).scalars()
-                )
-                present = set(
-                    (await session.execute(select(Run.run_id).where(Run.run_id.in_(run_ids))))
-                    .scalars()
-                    .all()
-                )
+            async with self.events.write_lock, self.db.write_connection() as connection:
+                # One read for both: the batch's runs still present (a deleted thread takes
+                # its runs along) and the other runs of their threads still active.
+                present: set[str] = set()
+                busy: set[str] = set()
+                for run_id, thread_id, status in await connection.execute(
+                    select(Run.run_id, Run.thread_id, Run.status).where(
+                        Run.thread_id.in_(thread_ids),
+                        or_(Run.status.in_(ACTIVE), Run.run_id.in_(run_ids)),
+                    )
+                ):
+                    if run_id in mine:
+                        present.add(run_id)
+                    elif status in ACTIVE:
+                        busy.add(thread_id)
                 now = utcnow()
-                await session.execute(
+                await connection.execute(
                     _THREAD_STATUS,
                     [
                         {
@@ -119,7 +118,7 @@ class Endings:
                 )
                 ended = [ending for ending in batch if ending.run_id in present]
                 if ended:
-                    await session.execute(
+                    await connection.execute(
                         _END_RUN,
                         [
                             {
@@ -139,7 +138,7 @@ class Endings:
                 side = [
                     row for ending, _, rows in taken if ending.run_id in present for row in rows
                 ]
-                await write_rows(session, events, side)
+                await write_rows(connection, events, side)
         except BaseException:
             for ending, rows, side_rows in taken:  # for the retry
                 ending.log.pending[:0] = rows

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from store import Database
 from store.models import Run, RunEvent, utcnow
@@ -398,7 +400,9 @@ class EventBus:
 
 
 async def write_rows(
-    session: AsyncSession, events: list[dict[str, Any]], side: list[tuple[Any, dict[str, Any]]]
+    session: AsyncSession | AsyncConnection,
+    events: list[dict[str, Any]],
+    side: list[tuple[Any, dict[str, Any]]],
 ) -> None:
     """Write taken event rows and side rows in ``session``'s transaction (for callers that
     batch several runs' rows, like ``runtime.endings``)."""
@@ -406,13 +410,35 @@ async def write_rows(
 
 
 async def _insert_rows(
-    session: AsyncSession, events: list[dict[str, Any]], side: list[tuple[Any, dict[str, Any]]]
+    session: AsyncSession | AsyncConnection,
+    events: list[dict[str, Any]],
+    side: list[tuple[Any, dict[str, Any]]],
 ) -> None:
-    """One executemany per table (no RETURNING): the events, then the side rows."""
+    """One executemany per table and set of columns (Core inserts, no RETURNING): the
+    events, then the side rows (keyed by the models' attribute names)."""
     if events:
-        await session.execute(insert(RunEvent), events)
-    by_model: dict[Any, list[dict[str, Any]]] = {}
+        await session.execute(_table_insert(RunEvent), events)
+    by_shape: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
     for model, row in side:
-        by_model.setdefault(model, []).append(row)
-    for model, rows in by_model.items():
-        await session.execute(insert(model), rows)
+        by_shape.setdefault((model, tuple(row)), []).append(row)
+    for (model, _), rows in by_shape.items():
+        columns = _column_keys(model)
+        await session.execute(
+            _table_insert(model),
+            [{columns.get(key, key): value for key, value in row.items()} for row in rows],
+        )
+
+
+@functools.cache
+def _table_insert(model: Any) -> Any:
+    return insert(model.__table__)
+
+
+@functools.cache
+def _column_keys(model: Any) -> dict[str, str]:
+    """A model's attribute names → its table's column keys (``metadata_`` → ``metadata``)."""
+    return {
+        prop.key: prop.columns[0].key
+        for prop in sa_inspect(model).column_attrs
+        if prop.key != prop.columns[0].key
+    }

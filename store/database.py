@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -152,6 +153,7 @@ class Database:
             writer = self.engine
         self.listener = Listener(libpq_url(url)) if self.is_postgres else None
         """Cross-process wake-ups (PostgreSQL only; SQLite callers poll)."""
+        self._write_engine = writer
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(writer, expire_on_commit=False)
 
@@ -171,6 +173,15 @@ class Database:
         """A write transaction: committed on normal exit, rolled back on any exception."""
         async with self._writer() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on a plain connection, for Core statements: committed on
+        normal exit, rolled back on any exception. For the writes every run makes (thread
+        rows, run endings, events), where an ORM session's unit of work cost more CPU than
+        the SQL itself (~0.5 ms against ~0.3 ms per transaction here)."""
+        async with self._write_engine.begin() as connection:
+            yield connection
 
     async def lock_queue(self, session: AsyncSession) -> None:
         """Serialise run claims until ``session``'s transaction ends.
