@@ -26,7 +26,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from structlog.contextvars import bound_contextvars
 
 from graphs import limits as lim
@@ -1313,6 +1313,30 @@ def _stamped(
     ]
 
 
+_STAMP_IF_UNCHANGED = (  # built once: building it per submission cost more than running it
+    update(Thread.__table__)  # type: ignore[arg-type]
+    .where(
+        Thread.__table__.c.thread_id == bindparam("b_thread_id"),
+        Thread.__table__.c.tenant == bindparam("b_tenant"),
+        Thread.__table__.c.updated_at == bindparam("b_read_at"),
+    )
+    .values(
+        {
+            getattr(Thread, name).expression: bindparam(f"b_{name}")
+            for name in (
+                "assistant_id",
+                "graph_id",
+                "graph_version",
+                "prompt_version",
+                "metadata_",
+                "status",
+                "updated_at",
+            )
+        }
+    )
+)
+
+
 async def _stamp_if_unchanged(
     session: Any,
     thread: Thread,
@@ -1325,14 +1349,13 @@ async def _stamp_if_unchanged(
     False, with nothing written, if the row changed or is gone."""
     changes = [*_stamped(thread, assistant_id, entry, prompt_version), ("updated_at", utcnow())]
     result = await session.execute(
-        update(Thread)
-        .where(
-            Thread.thread_id == thread.thread_id,
-            Thread.tenant == thread.tenant,
-            Thread.updated_at == thread.updated_at,
-        )
-        .values({getattr(Thread, name): value for name, value in changes})
-        .execution_options(synchronize_session=False)
+        _STAMP_IF_UNCHANGED,
+        {
+            "b_thread_id": thread.thread_id,
+            "b_tenant": thread.tenant,
+            "b_read_at": thread.updated_at,
+            **{f"b_{name}": value for name, value in changes},
+        },
     )
     if result.rowcount != 1:
         return False
