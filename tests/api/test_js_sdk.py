@@ -9,49 +9,25 @@ Needs Node and npm: missing, the test fails in CI (``CI=true``) and is skipped e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.node_clients import node_with_packages, run_client
+
 pytestmark = [pytest.mark.slow, pytest.mark.js]
 
 JS = Path(__file__).resolve().parent / "js"
-STAMP = JS / "node_modules" / ".relaygraph-lock-sha256"
-"""sha256 of the package-lock.json that `npm ci` last installed from."""
 MODEL = f"scripted:{Path(__file__).with_name('js_sdk_model.py')}:turn"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture
 def node() -> str:
     """Node, after `npm ci` made js/node_modules current (before any server starts)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        message = "node and npm are needed for the JS SDK test"
-        if _in_ci():
-            pytest.fail(f"{message} (required in CI)")
-        pytest.skip(message)
-    digest = hashlib.sha256((JS / "package-lock.json").read_bytes()).hexdigest()
-    if not (STAMP.is_file() and STAMP.read_text().strip() == digest):
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-        STAMP.write_text(digest + "\n")
-    return node
+    return node_with_packages(JS, needed_for="the JS SDK test")
 
 
 def test_langgraph_js_sdk_walk(node: str, serve: Any) -> None:
@@ -62,20 +38,7 @@ def test_langgraph_js_sdk_walk(node: str, serve: Any) -> None:
         "LANGGRAPH_API_URL": server.base_url,
         "RELAYGRAPH_TEST_KEY": server.keys["alice"],
     }
-    done = subprocess.run(
-        [node, str(JS / "client.mjs")],
-        cwd=JS,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, f"no summary (exit {done.returncode}):\n{done.stderr[-4000:]}"
-    print(lines[-1])  # the summary, for `pytest -rP` and CI logs
-    summary = json.loads(lines[-1])
-    assert summary["ok"] is True, json.dumps(summary, indent=2)[:6000] + done.stderr[-3000:]
-    assert done.returncode == 0
+    summary = run_client(node, JS / "client.mjs", env=env)
 
     pinned = json.loads((JS / "package.json").read_text())["dependencies"]
     assert summary["sdk_version"] == pinned["@langchain/langgraph-sdk"]

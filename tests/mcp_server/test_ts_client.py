@@ -10,10 +10,8 @@ Needs Node and npm: missing, the test fails in CI (``CI=true``) and is skipped e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,45 +24,14 @@ import pytest
 
 from runtime.settings import Settings
 from tests.mcp_server.conftest import create_keys, free_port, run_async
+from tests.node_clients import node_with_packages, run_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.js]
 
 JS = Path(__file__).resolve().parent / "js"
-STAMP = JS / "node_modules" / ".relaygraph-lock-sha256"
-"""sha256 of the package-lock.json that `npm ci` last installed from."""
 HTTP_SCOPES = "notes:read,notes:write"
 """The MCP profile of the HTTP server: its callers may not use tickets_* (or anything but
 notes), whatever their roles."""
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _node_and_npm() -> tuple[str, str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        message = "node and npm are needed for the TypeScript SDK test"
-        if _in_ci():
-            pytest.fail(f"{message} (required in CI)")
-        pytest.skip(message)
-    return node, npm
-
-
-def _npm_ci(npm: str) -> None:
-    """Install the pinned packages unless node_modules already holds this lockfile's."""
-    digest = hashlib.sha256((JS / "package-lock.json").read_bytes()).hexdigest()
-    if STAMP.is_file() and STAMP.read_text().strip() == digest:
-        return
-    done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=JS,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, f"npm ci failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    STAMP.write_text(digest + "\n")
 
 
 def _relaygraph() -> Path:
@@ -75,11 +42,9 @@ def _relaygraph() -> Path:
 
 
 @pytest.fixture
-def node_npm() -> str:
+def node() -> str:
     """Node, after `npm ci` made js/node_modules current (checked before starting servers)."""
-    node, npm = _node_and_npm()
-    _npm_ci(npm)
-    return node
+    return node_with_packages(JS, needed_for="the TypeScript SDK test")
 
 
 @pytest.fixture
@@ -123,9 +88,8 @@ def served(data_dir: Path, tmp_path: Path) -> Iterator[tuple[int, dict[str, str]
 
 
 def test_typescript_sdk_client_over_stdio_and_streamable_http(
-    node_npm: str, served: tuple[int, dict[str, str]], data_dir: Path, tmp_path: Path
+    node: str, served: tuple[int, dict[str, str]], data_dir: Path, tmp_path: Path
 ) -> None:
-    node = node_npm
     port, keys = served
     elsewhere = tmp_path / "client-cwd"  # desktop clients start servers from anywhere
     elsewhere.mkdir()
@@ -164,19 +128,7 @@ def test_typescript_sdk_client_over_stdio_and_streamable_http(
     }
     config_file = tmp_path / "ts-client.json"
     config_file.write_text(json.dumps(config))
-    done = subprocess.run(
-        [node, str(JS / "client.mjs"), str(config_file)],
-        cwd=JS,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, f"no summary (exit {done.returncode}):\n{done.stderr[-4000:]}"
-    print(lines[-1])  # the summary, for `pytest -rP` and CI logs
-    summary = json.loads(lines[-1])
-    assert summary["ok"] is True, json.dumps(summary, indent=2)[:6000] + done.stderr[-2000:]
-    assert done.returncode == 0
+    summary = run_client(node, JS / "client.mjs", str(config_file))
 
     stdio, http = summary["transports"]["stdio"], summary["transports"]["http"]
     steps = {

@@ -20,8 +20,8 @@ from identity import Principal
 from runtime.memory_services import LazyMemoryServices
 from runtime.runs import Runner, RunRequest
 from runtime.settings import Settings
-from runtime.system import open_system
 from store.models import Note, OutboxEmail
+from tests.helpers import call
 from tests.memory.memory_helpers import WordHashEmbedder
 
 ALICE = Principal.with_roles("acme", "alice", ["user"])
@@ -44,6 +44,15 @@ def settings(data_dir: Path, openai_stub: Any) -> Settings:
     )
 
 
+@pytest.fixture
+async def runner(system: Any) -> Runner:
+    """A runner on the test's system (conftest's, on these settings), whose memories, embedded
+    by a word-hash embedder, hold Alice's e-mail address."""
+    system.memory = LazyMemoryServices(system, embedder=WordHashEmbedder())
+    await _remember_address(system)
+    return Runner(system)
+
+
 async def _run(runner: Runner, principal: Principal, text: str, **extra: Any) -> Any:
     return await runner.run(
         RunRequest(principal=principal, assistant_id=ASSISTANT, input_text=text, **extra)
@@ -59,8 +68,14 @@ async def _remember_address(system: Any) -> None:
     assert [m.text for m in stored] == [f"My email is {ADDRESS}"]
 
 
-def _messages(request: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(request["messages"])
+def _tool_exchange(request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The arguments of the assistant's tool call and the tool's result, as ``request``
+    showed them to the model."""
+    messages = list(request["messages"])
+    assistant = next(m for m in messages if m.get("tool_calls"))
+    tool_result = next(m for m in messages if m["role"] == "tool")
+    arguments = json.loads(assistant["tool_calls"][0]["function"]["arguments"])
+    return arguments, json.loads(tool_result["content"])
 
 
 async def _stored_messages(system: Any, thread_id: str) -> list[Any]:
@@ -71,106 +86,78 @@ async def _stored_messages(system: Any, thread_id: str) -> list[Any]:
 
 
 async def test_a_tool_gets_the_value_and_the_provider_the_token(
-    settings: Settings, openai_stub: Any
+    system: Any, runner: Runner, openai_stub: Any
 ) -> None:
-    async with open_system(settings) as system:
-        system.memory = LazyMemoryServices(system, embedder=WordHashEmbedder())
-        runner = Runner(system)
-        await _remember_address(system)
+    openai_stub.reply(
+        "Saving it.",
+        tool_calls=[call("notes_create", title="Contact", body=f"Write to {TOKEN} about my email")],
+    )
+    openai_stub.reply(f"Saved a note to write to {TOKEN}.")
+    done = await _run(runner, ALICE, "Make a note to write to my email address.")
+    assert done.stop_reason == "completed", done
+    assert done.final_message == f"Saved a note to write to {ADDRESS}."
 
-        openai_stub.reply(
-            "Saving it.",
-            tool_calls=[
-                {
-                    "name": "notes_create",
-                    "args": {"title": "Contact", "body": f"Write to {TOKEN} about my email"},
-                }
-            ],
-        )
-        openai_stub.reply(f"Saved a note to write to {TOKEN}.")
-        done = await _run(runner, ALICE, "Make a note to write to my email address.")
-        assert done.stop_reason == "completed", done
-        assert done.final_message == f"Saved a note to write to {ADDRESS}."
+    first, second = openai_stub.requests[-2:]
+    assert TOKEN in json.dumps(first) and ADDRESS not in json.dumps(first)
+    # The next call: the token, never the address, in the assistant's tool call and the
+    # tool result (the note as notes_create returned it).
+    assert ADDRESS not in json.dumps(second)
+    arguments, tool_result = _tool_exchange(second)
+    assert arguments == {"title": "Contact", "body": f"Write to {TOKEN} about my email"}
+    assert tool_result["body"] == f"Write to {TOKEN} about my email"
 
-        first, second = openai_stub.requests[-2:]
-        assert TOKEN in json.dumps(first) and ADDRESS not in json.dumps(first)
-        # The next call: the token, never the address, in the assistant's tool call and the
-        # tool result (the note as notes_create returned it).
-        assert ADDRESS not in json.dumps(second)
-        assistant = next(m for m in _messages(second) if m.get("tool_calls"))
-        arguments = json.loads(assistant["tool_calls"][0]["function"]["arguments"])
-        assert arguments == {"title": "Contact", "body": f"Write to {TOKEN} about my email"}
-        tool_result = next(m for m in _messages(second) if m["role"] == "tool")
-        assert json.loads(tool_result["content"])["body"] == f"Write to {TOKEN} about my email"
+    async with system.db.session() as session:  # the tool acted on the address
+        bodies = (await session.execute(select(Note.body).where(Note.owner == "alice"))).all()
+    assert [row.body for row in bodies] == [f"Write to {ADDRESS} about my email"]
 
-        async with system.db.session() as session:  # the tool acted on the address
-            bodies = (await session.execute(select(Note.body).where(Note.owner == "alice"))).all()
-        assert [row.body for row in bodies] == [f"Write to {ADDRESS} about my email"]
+    stored = await _stored_messages(system, done.thread_id)
+    ai_message = next(m for m in stored if m.type == "ai" and m.tool_calls)
+    assert ai_message.tool_calls[0]["args"]["body"] == f"Write to {ADDRESS} about my email"
+    assert TOKEN not in json.dumps([m.model_dump() for m in stored])
 
-        stored = await _stored_messages(system, done.thread_id)
-        call = next(m for m in stored if m.type == "ai" and m.tool_calls)
-        assert call.tool_calls[0]["args"]["body"] == f"Write to {ADDRESS} about my email"
-        assert TOKEN not in json.dumps([m.model_dump() for m in stored])
-
-        # Another user whose model writes the same token: it stays a token (no map of
-        # theirs knows it), and Alice's address is nowhere in their run.
-        openai_stub.reply(
-            "Saving it.",
-            tool_calls=[{"name": "notes_create", "args": {"title": "Contact", "body": TOKEN}}],
-        )
-        openai_stub.reply("Done.")
-        other = await _run(runner, BOB, "Make a note to write to my email address.")
-        assert other.stop_reason == "completed", other
-        assert ADDRESS not in json.dumps(openai_stub.requests[-2:])
-        async with system.db.session() as session:
-            bob_bodies = (await session.execute(select(Note.body).where(Note.owner == "bob"))).all()
-        assert [row.body for row in bob_bodies] == [TOKEN]
-        bob_stored = await _stored_messages(system, other.thread_id)
-        assert ADDRESS not in json.dumps([m.model_dump() for m in bob_stored])
+    # Another user whose model writes the same token: it stays a token (no map of
+    # theirs knows it), and Alice's address is nowhere in their run.
+    openai_stub.reply("Saving it.", tool_calls=[call("notes_create", title="Contact", body=TOKEN)])
+    openai_stub.reply("Done.")
+    other = await _run(runner, BOB, "Make a note to write to my email address.")
+    assert other.stop_reason == "completed", other
+    assert ADDRESS not in json.dumps(openai_stub.requests[-2:])
+    async with system.db.session() as session:
+        bob_bodies = (await session.execute(select(Note.body).where(Note.owner == "bob"))).all()
+    assert [row.body for row in bob_bodies] == [TOKEN]
+    bob_stored = await _stored_messages(system, other.thread_id)
+    assert ADDRESS not in json.dumps([m.model_dump() for m in bob_stored])
 
 
 async def test_a_reviewer_sees_the_value_in_the_approval_request(
-    settings: Settings, openai_stub: Any
+    system: Any, runner: Runner, openai_stub: Any
 ) -> None:
-    async with open_system(settings) as system:
-        system.memory = LazyMemoryServices(system, embedder=WordHashEmbedder())
-        runner = Runner(system)
-        await _remember_address(system)
+    openai_stub.reply(
+        tool_calls=[call("email_send", to=[TOKEN], subject="Hello", body=f"Hi {TOKEN}!")]
+    )
+    paused = await _run(runner, ALICE, "Send me a hello email.")
+    assert paused.stop_reason == "waiting_for_human", paused
+    request = paused.interrupt["action_requests"][0]
+    assert request["name"] == "email_send"
+    assert request["args"] == {"to": [ADDRESS], "subject": "Hello", "body": f"Hi {ADDRESS}!"}
+    assert not re.search(r"<EMAIL_\d+>", json.dumps(paused.interrupt))
+    assert ADDRESS not in json.dumps(openai_stub.requests[-1])
 
-        openai_stub.reply(
-            "",
-            tool_calls=[
-                {
-                    "name": "email_send",
-                    "args": {"to": [TOKEN], "subject": "Hello", "body": f"Hi {TOKEN}!"},
-                }
-            ],
+    openai_stub.reply("Sent.")
+    done = await runner.run(
+        RunRequest(
+            principal=ALICE,
+            assistant_id=ASSISTANT,
+            thread_id=paused.thread_id,
+            decisions={"decisions": [{"type": "approve"}]},
         )
-        paused = await _run(runner, ALICE, "Send me a hello email.")
-        assert paused.stop_reason == "waiting_for_human", paused
-        request = paused.interrupt["action_requests"][0]
-        assert request["name"] == "email_send"
-        assert request["args"] == {"to": [ADDRESS], "subject": "Hello", "body": f"Hi {ADDRESS}!"}
-        assert not re.search(r"<EMAIL_\d+>", json.dumps(paused.interrupt))
-        assert ADDRESS not in json.dumps(openai_stub.requests[-1])
-
-        openai_stub.reply("Sent.")
-        done = await runner.run(
-            RunRequest(
-                principal=ALICE,
-                assistant_id=ASSISTANT,
-                thread_id=paused.thread_id,
-                decisions={"decisions": [{"type": "approve"}]},
-            )
-        )
-        assert done.stop_reason == "completed", done
-        async with system.db.session() as session:
-            outbox = (await session.execute(select(OutboxEmail))).scalars().all()
-        assert [(row.recipients, row.body) for row in outbox] == [([ADDRESS], f"Hi {ADDRESS}!")]
-        after = openai_stub.requests[-1]
-        assert ADDRESS not in json.dumps(after)
-        assistant = next(m for m in _messages(after) if m.get("tool_calls"))
-        arguments = json.loads(assistant["tool_calls"][0]["function"]["arguments"])
-        assert arguments == {"to": [TOKEN], "subject": "Hello", "body": f"Hi {TOKEN}!"}
-        tool_result = next(m for m in _messages(after) if m["role"] == "tool")
-        assert json.loads(tool_result["content"])["recipients"] == [TOKEN]
+    )
+    assert done.stop_reason == "completed", done
+    async with system.db.session() as session:
+        outbox = (await session.execute(select(OutboxEmail))).scalars().all()
+    assert [(row.recipients, row.body) for row in outbox] == [([ADDRESS], f"Hi {ADDRESS}!")]
+    after = openai_stub.requests[-1]
+    assert ADDRESS not in json.dumps(after)
+    arguments, tool_result = _tool_exchange(after)
+    assert arguments == {"to": [TOKEN], "subject": "Hello", "body": f"Hi {TOKEN}!"}
+    assert tool_result["recipients"] == [TOKEN]

@@ -5,35 +5,16 @@ drops URL-scoped keys (they would collide) and restores (tenant, provider)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from store import current_revision, downgrade, migrate, migration_head
-from store.migrate import sync_url
 
 pytestmark = pytest.mark.usefixtures("backend")
 
 COLUMNS = "tenant, provider, ciphertext, key_hint, created_by, created_at, updated_at"
 STAMP = "'2026-11-30 10:00:00', '2026-11-30 10:00:00'"
-
-
-@pytest.fixture
-def url(backend: str, tmp_path: Path) -> str:
-    if backend == "postgres":
-        return os.environ["RELAYGRAPH_DATABASE_URL"]
-    return f"sqlite+aiosqlite:///{tmp_path / 'relaygraph.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    engine = create_engine(sync_url(url))
-    yield engine
-    engine.dispose()
 
 
 def _rows(engine: Engine) -> list[tuple[str, ...]]:

@@ -5,11 +5,8 @@ above ids that approvals and the ledger mention; the downgrade keeps the rows.""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from store import current_revision, downgrade, migrate, migration_head
@@ -21,20 +18,6 @@ TICKET = (
     "INSERT INTO tickets (tenant, owner, title, body, status, priority, untrusted, created_at) "
     "VALUES ({})"
 )
-
-
-@pytest.fixture
-def url(backend: str, tmp_path: Path) -> str:
-    if backend == "postgres":
-        return os.environ["RELAYGRAPH_DATABASE_URL"]
-    return f"sqlite+aiosqlite:///{tmp_path / 'relaygraph.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    engine = create_engine(sync_url(url))
-    yield engine
-    engine.dispose()
 
 
 def _add_note(engine: Engine, title: str) -> int:
