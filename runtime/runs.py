@@ -620,11 +620,7 @@ class Runner:
         whether a run of the thread is (still) running."""
         to_cancel: list[str] = []
         active = (
-            (
-                await session.execute(
-                    select(Run).where(Run.thread_id == thread.thread_id, Run.status.in_(ACTIVE))
-                )
-            )
+            (await session.execute(_ACTIVE_RUNS_OF_THREAD, {"b_thread_id": thread.thread_id}))
             .scalars()
             .all()
         )
@@ -1313,6 +1309,9 @@ def _stamped(
     ]
 
 
+_ACTIVE_RUNS_OF_THREAD = select(Run).where(  # built once, as the one below
+    Run.thread_id == bindparam("b_thread_id"), Run.status.in_(ACTIVE)
+)
 _STAMP_IF_UNCHANGED = (  # built once: building it per submission cost more than running it
     update(Thread.__table__)  # type: ignore[arg-type]
     .where(
