@@ -26,8 +26,10 @@ from langgraph.types import interrupt
 
 from graphs import limits as lim
 from graphs.context import RunContext
-from graphs.interrupts import Decision, approval_request, decider_of, parse_decisions
+from graphs.interrupt_review import InterruptReview, Proposal, propose
+from graphs.interrupts import Decision, decider_of, parse_decisions
 from identity import Principal
+from memory.minimisation import minimise_new_input
 from memory.thread_pseudonyms import pseudonymise_history, restore_message, saved_map, saved_update
 from providers.errors import BudgetExceeded
 from providers.router import CallInfo, RouterChatModel
@@ -165,6 +167,10 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
     mapping = (
         ctx.memory.pseudonyms_of(ctx.principal) if ctx.memory else saved_map(state, ctx.principal)
     )
+    if ctx.memory is not None and mapping is not None:
+        # Personal data the user typed that the map does not know yet gets tokens in the
+        # same map (the run's events and stored answers are restored with it).
+        history = minimise_new_input(history, ctx.memory.minimisation, mapping)
     history = pseudonymise_history(history, mapping)
     kwargs: dict[str, Any] = {}
     if isinstance(getattr(ctx.model, "bound", ctx.model), RouterChatModel):
@@ -227,6 +233,7 @@ async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
     errors: list[ToolMessage] = []
     approved: list[dict[str, Any]] = []
     pending: list[tuple[ToolCall, str]] = []
+    proposals: list[Proposal] = []
     tainted = bool(state.get("tainted"))
     for raw in ai.tool_calls:
         call = _as_call(raw)
@@ -235,19 +242,28 @@ async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
             assert decision.error is not None
             errors.append(_error_message(call, decision.error.code, decision.error.message))
         elif decision.verdict == "approve":
-            pending.append((call, await _with_preview(ctx, decision)))
+            pending.append((call, decision.reason))
+            proposals.append(await propose(ctx, call, decision))
         else:
             approved.append(_cleared(call, None))
     update: dict[str, Any] = {}
     if pending:
-        request = approval_request(pending, ctx.tools.registry)
+        review = InterruptReview(ctx, runtime, proposals)
+        request = await review.request()
         answer = interrupt(request)
-        while refusal := _decider_refusal(ctx, pending, answer):
-            # Answered by someone the approval policy refuses (runs.py refuses them before
-            # this; a replay re-checks each stored answer): keep waiting, saying why.
-            answer = interrupt(_with_refusal(request, refusal))
-        decisions = parse_decisions(answer, expected=len(pending))
-        reviewer = _decider(ctx, answer).user
+        while True:
+            while refusal := _decider_refusal(ctx, pending, answer):
+                # Answered by someone the approval policy refuses (runs.py refuses them
+                # before this; a replay re-checks each stored answer): keep waiting.
+                answer = interrupt(_with_refusal(request, refusal))
+            decisions = parse_decisions(answer, expected=len(pending))
+            reviewer = _decider(ctx, answer).user
+            if await review.still_as_shown(decisions, reviewer):
+                break
+            # A target changed after the reviewer saw its dry run: nothing runs; the
+            # reviewer decides again on the fresh dry run (graphs.interrupt_review).
+            request = await review.request()
+            answer = interrupt(request)
         edited_args: dict[str, dict[str, Any]] = {}
         for (call, _reason), choice in zip(pending, decisions, strict=True):
             outcome = _apply_decision(ctx, call, choice, tainted, reviewer)
@@ -265,15 +281,6 @@ async def gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
         update["messages"] = messages
     update["approved"] = approved
     return update
-
-
-async def _with_preview(ctx: RunContext, decision: PolicyDecision) -> str:
-    """The approval reason plus what the call would do (its dry run, touching nothing),
-    so the reviewer sees "delete note 3 ('plans')" rather than bare arguments."""
-    assert decision.tool is not None and decision.args is not None
-    preview = await ctx.tools.preview(decision.tool, decision.args, ctx.principal)
-    would = preview.get("would")
-    return f"{decision.reason}; it would {would}" if would else decision.reason
 
 
 def _decider(ctx: RunContext, answer: Any) -> Principal:

@@ -8,7 +8,9 @@ special-category terms themselves) becomes a stable token such as ``<EMAIL_1>``.
 caller's memory) and is never sent to the provider. ``restore_text`` undoes the tokens in the
 model's answer before a person sees it.
 
-The lead wires ``minimise_messages`` in front of the model call and ``restore_text`` after it.
+The agent's model node minimises what the user wrote (``minimise_new_input``) into the same
+per-run map as recalled memories, so personal data typed in a message reaches the provider
+as tokens too, and restores the reply (``memory.thread_pseudonyms``).
 """
 
 from __future__ import annotations
@@ -110,6 +112,38 @@ def _minimise_content(
             blocks.append(block)
         return (blocks if changed else content), mapping
     return content, mapping
+
+
+def minimise_new_input(
+    messages: Sequence[Any], policy: MinimisationPolicy, mapping: PseudonymMap
+) -> list[Any]:
+    """The conversation with the user's messages that no model has answered yet (those
+    after the last AI message) minimised into ``mapping``, which is updated in place: the
+    values found there get tokens the run's other messages, its stream and its stored
+    answers share. Earlier user messages were new once: their values are in the thread's
+    saved map, which ``memory.thread_pseudonyms.pseudonymise_history`` applies to the whole
+    history before every call, so each message is scanned once, not at every call.
+    The messages themselves are not changed (copies are returned where text changed)."""
+    out = list(messages)
+    if not policy.levels:
+        return out
+    start = next(
+        (position + 1 for position in range(len(out) - 1, -1, -1) if _role(out[position]) == "ai"),
+        0,
+    )
+    for position in range(start, len(out)):
+        if _role(out[position]) == "human":
+            (out[position],), _ = minimise_messages([out[position]], policy, mapping)
+    return out
+
+
+def _role(message: Any) -> str | None:
+    """``human``, ``ai`` or another type of a LangChain message or ``{"role"}`` dict."""
+    if isinstance(message, dict):
+        role = message.get("role") or message.get("type")
+        return {"user": "human", "assistant": "ai"}.get(str(role), role)
+    kind = getattr(message, "type", None)
+    return "ai" if kind == "AIMessageChunk" else kind
 
 
 def restore_text(text: str, mapping: PseudonymMap) -> str:

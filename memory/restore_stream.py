@@ -19,16 +19,28 @@ the end of a chunk only while it is the beginning of a token the map knows; it g
 with the message's next chunk, or when the message ends (its last chunk, or the next event
 that is not a ``messages`` event of the run, such as the node's ``updates`` or the run's
 ``end``), as an extra chunk of the same message.
+
+Tool calls stream the same way: each piece of a call's arguments (``tool_call_chunks``,
+per call index) is restored, with values escaped for the JSON string they land in, and the
+start of a token held back until the call's next piece; what LangChain derives from the
+pieces (``tool_calls``, ``invalid_tool_calls``) and the provider's raw form in
+``additional_kwargs`` follow them, so the arguments a client accumulates show the values
+that tools, reviewers and the stored history see.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from langchain_core.messages import AIMessageChunk
 
 from identity import Principal
 from memory.nodes import AgentMemory
 from memory.thread_pseudonyms import STATE_KEY as PSEUDONYMS_KEY
+from memory.thread_pseudonyms import restore_tool_calls_data
 from privacy import PseudonymMap, restore
 
 Emitted = tuple[str, Any]
@@ -43,6 +55,9 @@ _EMPTY_CHUNK_FIELDS: dict[str, Any] = {
     "tool_call_chunks": [],
     "usage_metadata": None,
 }
+_TOKEN = re.compile(r"<[A-Z_]+_\d+>")
+_TOOL_CALL = "tool_call"
+"""First item of the held-tail index of a tool call's arguments: ``(_TOOL_CALL, index)``."""
 
 
 def token_prefixes(tokens: Iterable[str]) -> frozenset[str]:
@@ -74,6 +89,20 @@ def restore_content(content: Any, mapping: PseudonymMap) -> Any:
     return content
 
 
+def restore_json_piece(text: str, mapping: PseudonymMap) -> str:
+    """A piece of a tool call's arguments as streamed (JSON text, perhaps cut anywhere)
+    with the tokens ``mapping`` knows replaced by their values, escaped as inside a JSON
+    string (a quote, backslash or newline in a value keeps the arguments valid JSON)."""
+    if "<" not in text:
+        return text
+
+    def value(match: re.Match[str]) -> str:
+        found = mapping.tokens.get(match.group())
+        return match.group() if found is None else json.dumps(found, ensure_ascii=False)[1:-1]
+
+    return _TOKEN.sub(value, text)
+
+
 def _restore_block(block: Any, mapping: PseudonymMap) -> Any:
     if isinstance(block, str):
         return restore_content(block, mapping)
@@ -85,8 +114,9 @@ def _restore_block(block: Any, mapping: PseudonymMap) -> Any:
 def restore_values(value: Any, mapping: PseudonymMap) -> Any:
     """JSON-able event data with the content of every AI message in it (and any
     ``final_message``) restored. Tool calls, tool results and human messages are left as
-    they are: tools received the tokens, and the user's own words are theirs. The private
-    ``pseudonyms`` channel (in a node's ``updates``) is left out."""
+    they are: these events come from the state, whose tool calls were stored restored
+    (``memory.thread_pseudonyms.restore_message``), and the user's own words are theirs.
+    The private ``pseudonyms`` channel (in a node's ``updates``) is left out."""
     if isinstance(value, dict):
         if value.get("type") in _AI_TYPES and "content" in value:
             return {**value, "content": restore_content(value["content"], mapping)}
@@ -119,6 +149,22 @@ class _Held:
         self.text = text
 
     def as_chunk(self) -> Emitted:
+        if isinstance(self.index, tuple):  # a tool call's arguments: (_TOOL_CALL, index)
+            piece = {
+                "name": None,
+                "args": self.text,
+                "id": None,
+                "index": self.index[1],
+                "type": "tool_call_chunk",
+            }
+            empty = [] if isinstance(self.message.get("content"), list) else ""
+            extra = self.message.get("additional_kwargs")
+            raw = isinstance(extra, dict) and isinstance(extra.get("tool_calls"), list)
+            base = {**self.message, **_EMPTY_CHUNK_FIELDS, "content": empty}
+            if raw:  # the provider's raw form, as the message's other chunks carry it
+                raw_piece = {"index": self.index[1], "function": {"arguments": self.text}}
+                base["additional_kwargs"] = {"tool_calls": [raw_piece]}
+            return self.event, [_with_tool_pieces(base, [piece]), self.metadata]
         content: Any = self.text
         if self.index is not _STRING:
             block: dict[str, Any] = {"type": "text", "text": self.text}
@@ -178,7 +224,9 @@ class StreamRestorer:
             return [(event, data)]
         if message.get("type") == "ai":  # a whole message (not streamed): nothing to hold
             self._take_held(event, message.get("id"))
-            return [(event, [restore_values(message, mapping), metadata])]
+            # The model's own reply, as it wrote it: its tool calls are restored here.
+            whole = restore_tool_calls_data(restore_values(message, mapping), mapping)
+            return [(event, [whole, metadata])]
         ends = message.get("chunk_position") == "last" or bool(
             (message.get("response_metadata") or {}).get("finish_reason")
         )
@@ -198,7 +246,18 @@ class StreamRestorer:
                 else block
                 for block in content
             ]
-        out: list[Emitted] = [(event, [{**message, "content": content}, metadata])]
+        chunk = {**message, "content": content}
+        pieces = message.get("tool_call_chunks")
+        if isinstance(pieces, list) and pieces:
+            ready = [
+                self._tool_piece(event, message, metadata, item, prefixes, mapping)
+                for item in pieces
+            ]
+            if ready != pieces:
+                chunk = _with_tool_pieces(chunk, ready)
+        else:
+            chunk = restore_tool_calls_data(chunk, mapping)
+        out: list[Emitted] = [(event, [chunk, metadata])]
         if ends:  # held tails of the message's other blocks end with it
             out += [held.as_chunk() for held in self._take_held(event, message.get("id"))]
         return [(name, _restored_chunk(item, mapping)) for name, item in out]
@@ -206,6 +265,25 @@ class StreamRestorer:
     def _take_held(self, event: str, message_id: Any) -> list[_Held]:
         keys = [key for key in self._held if key[0] == event and key[1] == message_id]
         return [self._held.pop(key) for key in keys]
+
+    def _tool_piece(
+        self,
+        event: str,
+        message: dict[str, Any],
+        metadata: Any,
+        item: Any,
+        prefixes: frozenset[str],
+        mapping: PseudonymMap,
+    ) -> Any:
+        """A tool-call chunk with its piece of arguments restored, after the call's held
+        tail and without a new one. The index says which call a piece continues; a piece
+        without one is a whole call (nothing held)."""
+        if not isinstance(item, dict) or not isinstance(item.get("args"), str):
+            return item
+        index = item.get("index")
+        held = prefixes if index is not None else frozenset()
+        args = self._chunk_text(event, message, metadata, (_TOOL_CALL, index), item["args"], held)
+        return {**item, "args": restore_json_piece(args, mapping)}
 
     def _chunk_text(
         self,
@@ -234,6 +312,39 @@ def _is_text_block(block: Any) -> bool:
         and block.get("type") == "text"
         and isinstance(block.get("text"), str)
     )
+
+
+def _with_tool_pieces(message: dict[str, Any], pieces: list[Any]) -> dict[str, Any]:
+    """``message`` (a chunk's JSON form) carrying ``pieces`` as its tool-call chunks, with
+    what LangChain derives from them (``tool_calls``, ``invalid_tool_calls``) derived again
+    and the provider's raw form in ``additional_kwargs`` given the same pieces by index."""
+    out = {**message, "tool_call_chunks": pieces}
+    try:
+        chunks: list[Any] = [piece for piece in pieces if isinstance(piece, dict)]
+        derived = AIMessageChunk(content="", tool_call_chunks=chunks)
+    except (TypeError, ValueError):  # not LangChain's shape: keep what the chunk had
+        pass
+    else:
+        out["tool_calls"] = [dict(call) for call in derived.tool_calls]
+        out["invalid_tool_calls"] = [dict(call) for call in derived.invalid_tool_calls]
+    extra = message.get("additional_kwargs")
+    raw_calls = extra.get("tool_calls") if isinstance(extra, dict) else None
+    if isinstance(extra, dict) and isinstance(raw_calls, list):
+        by_index = {
+            piece.get("index"): piece.get("args") for piece in pieces if isinstance(piece, dict)
+        }
+        out["additional_kwargs"] = {
+            **extra,
+            "tool_calls": [
+                {**raw, "function": {**raw["function"], "arguments": by_index[raw.get("index")]}}
+                if isinstance(raw, dict)
+                and isinstance(raw.get("function"), dict)
+                and raw.get("index") in by_index
+                else raw
+                for raw in raw_calls
+            ],
+        }
+    return out
 
 
 def _restored_chunk(data: list[Any], mapping: PseudonymMap) -> list[Any]:

@@ -143,6 +143,38 @@ def _map_raw_call(raw: Any, change: Change) -> Any:
     return {**raw, "function": {**function, "arguments": arguments}}
 
 
+def _tool_call_update(field_of: Callable[[str], Any], change: Change) -> dict[str, Any]:
+    """The fields of an AI message (read with ``field_of``: an attribute of a message or a
+    key of its JSON form) whose tool calls' arguments ``change`` alters, mapped: parsed
+    (``tool_calls``), as text (``invalid_tool_calls``, ``tool_call_chunks``) and the
+    provider's raw form in ``additional_kwargs``."""
+    update: dict[str, Any] = {}
+    calls = field_of("tool_calls") or []
+    mapped_calls = [
+        {**call, "args": _map_args(call.get("args"), change)} if isinstance(call, dict) else call
+        for call in calls
+    ]
+    if mapped_calls != calls:
+        update["tool_calls"] = mapped_calls
+    for field in ("invalid_tool_calls", "tool_call_chunks"):
+        items = field_of(field) or []
+        mapped = [
+            {**item, "args": _map_json_text(item.get("args"), change)}
+            if isinstance(item, dict)
+            else item
+            for item in items
+        ]
+        if mapped != items:
+            update[field] = mapped
+    extra = field_of("additional_kwargs")
+    raw_calls = extra.get("tool_calls") if isinstance(extra, dict) else None
+    if isinstance(extra, dict) and isinstance(raw_calls, list):
+        raw_mapped = [_map_raw_call(raw, change) for raw in raw_calls]
+        if raw_mapped != raw_calls:
+            update["additional_kwargs"] = {**extra, "tool_calls": raw_mapped}
+    return update
+
+
 def _map_message(message: Any, change: Change) -> Any:
     """A copy of ``message`` with ``change`` applied to its text content and, for an AI
     message, to its tool calls' arguments (parsed, invalid and the provider's raw form in
@@ -152,27 +184,7 @@ def _map_message(message: Any, change: Change) -> Any:
     if content != message.content:
         update["content"] = content
     if getattr(message, "type", None) in ("ai", "AIMessageChunk"):
-        calls = [{**call, "args": _map_args(call["args"], change)} for call in message.tool_calls]
-        if calls != message.tool_calls:
-            update["tool_calls"] = calls
-        for field in ("invalid_tool_calls", "tool_call_chunks"):
-            items = getattr(message, field, None) or []
-            mapped = [
-                {**item, "args": _map_json_text(item.get("args"), change)}
-                if isinstance(item, dict)
-                else item
-                for item in items
-            ]
-            if mapped != items:
-                update[field] = mapped
-        raw_calls = message.additional_kwargs.get("tool_calls")
-        if isinstance(raw_calls, list):
-            raw_mapped = [_map_raw_call(raw, change) for raw in raw_calls]
-            if raw_mapped != raw_calls:
-                update["additional_kwargs"] = {
-                    **message.additional_kwargs,
-                    "tool_calls": raw_mapped,
-                }
+        update.update(_tool_call_update(lambda name: getattr(message, name, None), change))
     return message.model_copy(update=update) if update else message
 
 
@@ -199,3 +211,13 @@ def restore_message(message: Any, mapping: PseudonymMap | None) -> Any:
     if mapping is None or not mapping.tokens:
         return message
     return _map_message(message, lambda text: restore(text, mapping))
+
+
+def restore_tool_calls_data(message: dict[str, Any], mapping: PseudonymMap) -> dict[str, Any]:
+    """The JSON form of an AI message (as events carry it) with the tokens ``mapping`` knows
+    restored in its tool calls' arguments: parsed (``tool_calls``), as text
+    (``invalid_tool_calls``, ``tool_call_chunks``) and the provider's raw form in
+    ``additional_kwargs``; ``message`` itself when nothing changed. Its content is left to
+    the caller."""
+    update = _tool_call_update(message.get, lambda text: restore(text, mapping))
+    return {**message, **update} if update else message

@@ -6,10 +6,17 @@ that risk level approves or rejects it; the caller then repeats the call with th
 approval's id, which :meth:`ApprovalService.consume` turns from ``approved`` into
 ``used`` in one conditional update: single-use even under concurrent repeats.
 Approvals expire. Every request, decision and use is written to the audit chain.
+
+The same table keeps what a graph interrupt showed its reviewer (``via="interrupt"``,
+:meth:`ApprovalService.record_shown`): the dry run each action had when it was asked, so
+a resume days later can tell whether the target changed since. Those records are never
+usable as approvals (a graph's decision arrives by resuming the run) and stay out of
+every listing and decision of this door.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shlex
 from collections.abc import Iterable, Mapping
@@ -18,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from identity import Principal
 from store import Database
@@ -25,6 +33,7 @@ from store.models import Approval as ApprovalRow
 from store.models import utcnow
 from tools.audit import AuditLog, AuditRecord
 from tools.types import Risk, ToolError, ToolSpec
+from tools.types import args_hash as _args_digest
 
 ApprovalStatus = Literal["pending", "approved", "rejected", "used", "expired"]
 Door = Literal["approval", "interrupt"]
@@ -41,6 +50,8 @@ DEFAULT_INTERRUPT_APPROVER_ROLES: dict[str, frozenset[str]] = {
     risk: roles | {REQUESTER} for risk, roles in DEFAULT_APPROVER_ROLES.items()
 }
 """A chat user confirms their own agent's action unless configuration says otherwise."""
+INTERRUPT_VIA = "interrupt"
+"""``via`` of the records of what a graph interrupt showed (``ApprovalService.record_shown``)."""
 
 
 class ApprovalError(ToolError):
@@ -190,6 +201,32 @@ class Approval:
         }
 
 
+@dataclass(frozen=True)
+class ShownAction:
+    """One action of a graph interrupt as its reviewer was shown it: the call and the
+    dry run (``preview``) the decision is about. ``stale``: a resume found that the dry
+    run had changed since, so the action was asked again (a later round)."""
+
+    record_id: str
+    tool: str
+    risk: str
+    args: dict[str, Any]
+    reason: str
+    preview: dict[str, Any]
+    stale: bool = False
+
+
+def shown_record_id(
+    thread_id: str, checkpoint_ns: str, task_id: str, call_id: str, round_: int
+) -> str:
+    """The id of what round ``round_`` of a graph interrupt showed for ``call_id``: stable
+    across replays and restarts (the task id is), so every re-run of the node finds it."""
+    digest = hashlib.sha256(
+        "\x1f".join((thread_id, checkpoint_ns, task_id, call_id, str(round_))).encode()
+    ).hexdigest()
+    return f"int_{digest[:40]}"
+
+
 def approve_command(approval_id: str, tenant: str) -> str:
     """The CLI command a reviewer runs to approve ``approval_id``. It names the tenant:
     approvals live in the requester's tenant and the CLI's default is ``default``."""
@@ -244,12 +281,62 @@ class ApprovalService:
         await self._audit(approval, "approval_request", principal.user, "pending", None)
         return approval
 
+    async def record_shown(
+        self, *, principal: Principal, actions: list[ShownAction]
+    ) -> list[ShownAction]:
+        """Record what a graph interrupt shows its reviewer, unless already recorded (a
+        re-run of the node after a resume or restart), and return what was recorded
+        first: what the reviewer actually saw."""
+        ids = [action.record_id for action in actions]
+        async with self.db.session() as session:
+            found = {
+                key: _shown(row) for key, row in (await self._shown_rows(session, ids)).items()
+            }
+        missing = [action for action in actions if action.record_id not in found]
+        if missing:
+            try:
+                async with self.db.transaction() as session:
+                    session.add_all(_shown_row(principal, action) for action in missing)
+                found.update((action.record_id, action) for action in missing)
+            except IntegrityError:  # recorded meanwhile by another execution of the task
+                async with self.db.session() as session:
+                    rows = await self._shown_rows(session, ids)
+                found = {key: _shown(row) for key, row in rows.items()}
+        return [found[action.record_id] for action in actions]
+
+    async def mark_shown_stale(
+        self, *, principal: Principal, record_ids: list[str], note: str
+    ) -> None:
+        """Mark a round of a graph interrupt stale: its dry runs changed before the
+        decision could be carried out, so the reviewer is asked again (the next round).
+        A re-run of the node finds the mark and moves on to that round; a crash before
+        the mark leaves the round to be found stale again."""
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(ApprovalRow)
+                .where(
+                    ApprovalRow.approval_id.in_(record_ids),
+                    ApprovalRow.via == INTERRUPT_VIA,
+                    ApprovalRow.tenant == principal.tenant,
+                )
+                .values(status="stale", decision_note=note)
+            )
+
+    @staticmethod
+    async def _shown_rows(session: Any, ids: list[str]) -> dict[str, ApprovalRow]:
+        rows = await session.scalars(
+            select(ApprovalRow).where(
+                ApprovalRow.approval_id.in_(ids), ApprovalRow.via == INTERRUPT_VIA
+            )
+        )
+        return {row.approval_id: row for row in rows}
+
     async def get(self, approval_id: str, *, principal: Principal) -> Approval:
         """Raises:
         ApprovalError: ``approval_not_found`` (also for another tenant's approval)."""
         async with self.db.session() as session:
             row = await session.get(ApprovalRow, approval_id)
-        if row is None or row.tenant != principal.tenant:
+        if row is None or row.tenant != principal.tenant or row.via == INTERRUPT_VIA:
             raise _not_found(approval_id, principal.tenant)
         return Approval.from_row(row)
 
@@ -261,7 +348,7 @@ class ApprovalService:
         now = utcnow()
         statement = (
             select(ApprovalRow)
-            .where(ApprovalRow.tenant == principal.tenant)
+            .where(ApprovalRow.tenant == principal.tenant, ApprovalRow.via != INTERRUPT_VIA)
             .order_by(ApprovalRow.created_at.desc())
             .limit(limit)
         )
@@ -297,7 +384,7 @@ class ApprovalService:
         now = utcnow()
         async with self.db.transaction() as session:
             row = await session.get(ApprovalRow, approval_id)
-            if row is None or row.tenant != approver.tenant:
+            if row is None or row.tenant != approver.tenant or row.via == INTERRUPT_VIA:
                 raise _not_found(approval_id, approver.tenant)
             self.policy.check_decider(approver, risk=row.risk, requester=row.requester)
             current = Approval.from_row(row, now)
@@ -334,7 +421,7 @@ class ApprovalService:
         now = utcnow()
         async with self.db.transaction() as session:
             row = await session.get(ApprovalRow, approval_id)
-            if row is None or row.tenant != principal.tenant:
+            if row is None or row.tenant != principal.tenant or row.via == INTERRUPT_VIA:
                 raise _not_found(approval_id, principal.tenant)
             if row.requester != principal.user or row.tool != tool:
                 raise ApprovalError(
@@ -383,6 +470,37 @@ class ApprovalService:
                 result={"note": approval.decision_note} if approval.decision_note else None,
             )
         )
+
+
+def _shown_row(principal: Principal, action: ShownAction) -> ApprovalRow:
+    now = utcnow()
+    return ApprovalRow(
+        approval_id=action.record_id,
+        tenant=principal.tenant,
+        requester=principal.user,
+        via=INTERRUPT_VIA,
+        tool=action.tool,
+        risk=action.risk,
+        args=action.args,
+        args_hash=_args_digest(action.tool, action.args),
+        reason=action.reason,
+        preview=action.preview,
+        status="shown",
+        created_at=now,
+        expires_at=now,  # never usable as an approval of the external door
+    )
+
+
+def _shown(row: ApprovalRow) -> ShownAction:
+    return ShownAction(
+        record_id=row.approval_id,
+        tool=row.tool,
+        risk=row.risk,
+        args=row.args,
+        reason=row.reason,
+        preview=row.preview or {},
+        stale=row.status == "stale",
+    )
 
 
 def _unusable(approval_id: str, state: str, row: ApprovalRow) -> ApprovalError:

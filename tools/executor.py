@@ -222,6 +222,43 @@ class ToolExecutor:
             )
         )
 
+    async def record_stale_decision(
+        self,
+        call: ToolCall,
+        principal: Principal,
+        *,
+        decided_by: str,
+        decision: str,
+        shown: dict[str, Any],
+        current: dict[str, Any],
+        run_id: str | None = None,
+        thread_id: str | None = None,
+    ) -> None:
+        """Audit a graph interrupt's decision that was not carried out because the
+        call's dry run changed after the reviewer saw it (the graph asks again): the
+        interrupt's counterpart of an external approval refused as ``approval_stale``."""
+        await self.audit.append(
+            AuditRecord(
+                event="approval_decision",
+                tenant=principal.tenant,
+                actor=decided_by,
+                via="graph",
+                tool=call.name,
+                decision="stale",
+                status="stale",
+                approver=decided_by,
+                error_code="approval_stale",
+                run_id=run_id,
+                thread_id=thread_id,
+                args=call.args,
+                result={
+                    "decided": decision,
+                    "shown": what_it_would(shown),
+                    "now": what_it_would(current),
+                },
+            )
+        )
+
     async def _check_still_as_previewed(
         self,
         approval_id: str,
@@ -249,13 +286,13 @@ class ToolExecutor:
             return  # pending, used, expired…: consume() says which
         if "preview_error" in approval.preview:
             return
-        current = json.loads(json.dumps(await self.preview(tool, args, principal), default=str))
-        if "preview_error" in current or current == approval.preview:
+        current = plain_preview(await self.preview(tool, args, principal))
+        if not preview_changed(approval.preview, current):
             return
         raise ApprovalError(
             "approval_stale",
-            f"approval {approval_id} was given for: {approval.preview.get('would', '?')}; "
-            f"the call would now: {current.get('would', current.get('would_fail', '?'))}. "
+            f"approval {approval_id} was given for: {what_it_would(approval.preview)}; "
+            f"the call would now: {what_it_would(current)}. "
             "Ask for a new approval (repeat the call without approval_id)",
         )
 
@@ -600,6 +637,30 @@ class ToolExecutor:
             progress=context.progress,
             idempotency_key=context.key.idempotency_key() if context.key else None,
         )
+
+
+def plain_preview(preview: dict[str, Any]) -> dict[str, Any]:
+    """A dry run's result as it reads back from JSON storage, so that it compares equal
+    to a stored one when nothing changed."""
+    return cast(dict[str, Any], json.loads(json.dumps(preview, default=str)))
+
+
+def preview_changed(shown: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether the dry run a reviewer was shown no longer describes what the call would
+    do. A dry run that crashed (``preview_error``, either time) tells nothing, so it never
+    counts as a change; one that now fails (the target is gone) does."""
+    if "preview_error" in shown or "preview_error" in current:
+        return False
+    return plain_preview(shown) != plain_preview(current)
+
+
+def what_it_would(preview: dict[str, Any]) -> str:
+    """The dry run in a few words: what the call would do, or why it would fail."""
+    if preview.get("would_fail"):
+        failure = preview["would_fail"]
+        message = failure.get("message") if isinstance(failure, dict) else failure
+        return f"fail ({message})"
+    return str(preview.get("would") or "?")
 
 
 class _ReadSession:
