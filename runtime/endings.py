@@ -35,6 +35,12 @@ _END_RUN = (
         lease_expires_at=None,
     )
 )
+# The batch's runs and their threads' other active runs (built once: building it per
+# ending took longer than running it).
+_RUNS_OF_THREADS = select(Run.run_id, Run.thread_id, Run.status).where(
+    Run.thread_id.in_(bindparam("b_thread_ids", expanding=True)),
+    or_(Run.status.in_(ACTIVE), Run.run_id.in_(bindparam("b_run_ids", expanding=True))),
+)
 _THREAD_STATUS = (
     update(Thread.__table__)  # type: ignore[arg-type]
     .where(Thread.__table__.c.thread_id == bindparam("b_thread_id"))
@@ -93,10 +99,7 @@ class Endings:
                 present: set[str] = set()
                 busy: set[str] = set()
                 for run_id, thread_id, status in await connection.execute(
-                    select(Run.run_id, Run.thread_id, Run.status).where(
-                        Run.thread_id.in_(thread_ids),
-                        or_(Run.status.in_(ACTIVE), Run.run_id.in_(run_ids)),
-                    )
+                    _RUNS_OF_THREADS, {"b_thread_ids": thread_ids, "b_run_ids": run_ids}
                 ):
                     if run_id in mine:
                         present.add(run_id)
