@@ -26,7 +26,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from structlog.contextvars import bound_contextvars
 
 from graphs import limits as lim
@@ -39,9 +39,11 @@ from graphs.registry import GraphEntry, GraphNotFound
 from graphs.serialization import message_to_dict, to_jsonable
 from graphs.tool_schemas import tool_definitions
 from identity import Principal
+from memory.minimisation import MinimisationPolicy
 from memory.nodes import AgentMemory
 from memory.restore_stream import event_restorer
 from memory.thread_pseudonyms import STATE_KEY as PSEUDONYMS_KEY
+from memory.thread_pseudonyms import RunPseudonyms
 from providers import ModelSpecError
 from runtime import metrics
 from runtime.assistants import AssistantService
@@ -58,7 +60,7 @@ from runtime.webhooks import (
     deployment_secret,
     tenant_secret,
 )
-from store.models import Run, Thread, utcnow
+from store.models import Run, Thread, column_values, utcnow
 from tools.fencing import LeaseLostError, RunLease, bind_lease
 
 CliStatus = Literal["success", "interrupted", "limit", "error", "cancelled"]
@@ -331,6 +333,7 @@ class Runner:
         run_id = str(uuid.uuid4())
 
         async def write(session: Any) -> tuple[Run, list[str]]:
+            now = utcnow()
             # A thread id made here just now is new: no need to look it up. The thread read
             # above, if unchanged since, is stamped and marked busy in one UPDATE.
             stamped = thread is not None and await _stamp_if_unchanged(
@@ -381,6 +384,9 @@ class Runner:
                 kwargs=kwargs,
                 multitask_strategy=request.multitask_strategy,
                 idempotency_key=request.idempotency_key,
+                attempt=0,
+                created_at=now,
+                updated_at=now,
             )
             if claim_for is not None:
                 if not created:  # PostgreSQL: no worker claims a run of this thread meanwhile
@@ -393,7 +399,9 @@ class Runner:
                     _lease(run, claim_for)
                 elif must_claim:
                     raise RunConflict(f"thread {thread_id} is busy with another run")
-            session.add(run)
+            # A Core INSERT: the ORM's unit of work for this one row cost more than the SQL.
+            # The returned Run is detached, with every column the row got.
+            await session.execute(_INSERT_RUN, column_values(run))
             return run, to_cancel
 
         # Committed with the submissions arriving meanwhile (runtime.submissions).
@@ -904,10 +912,10 @@ class Runner:
             config["configurable"]["checkpoint_id"] = kwargs["checkpoint_id"]
         deadline = time.time() + plan.limits.max_wall_seconds
         context = self._context(plan, run, deadline)
-        if context is not None and plan.assistant.options.get("memory"):
-            context = replace(context, memory=await self._agent_memory())
-            if context.memory is not None:  # issue 5: the run's own pseudonyms, restored
-                log.restore = event_restorer(context.memory, context.principal).outgoing
+        if context is not None:  # issue 5: the run's own pseudonyms, restored in its events
+            log.restore = event_restorer(context.pseudonyms, context.principal).outgoing
+            if plan.assistant.options.get("memory"):
+                context = replace(context, memory=await self._agent_memory())
         requested = [
             ("messages" if m == "messages-tuple" else m)
             for m in kwargs.get("stream_mode", ["updates"])
@@ -987,7 +995,9 @@ class Runner:
             tracer.close_all()
         observed = None
         if error is None and forced is None and isinstance(last_values, dict):
-            values = {k: v for k, v in last_values.items() if k != "__interrupt__"}
+            # issue 5: the private pseudonyms channel never reaches events or webhooks
+            hidden = ("__interrupt__", PSEUDONYMS_KEY)
+            values = {k: v for k, v in last_values.items() if k not in hidden}
             observed = (values, interrupts)
         return await self._finish(plan, run, error, forced, log, observed=observed)
 
@@ -1089,6 +1099,9 @@ class Runner:
             deadline=deadline,
             prompt=prompt,
             options=plan.assistant.options,
+            pseudonyms=RunPseudonyms(
+                MinimisationPolicy.from_names(system.settings.privacy_minimise)
+            ),
         )
 
     async def _agent_memory(self) -> AgentMemory | None:
@@ -1309,6 +1322,7 @@ def _stamped(
     ]
 
 
+_INSERT_RUN = insert(Run.__table__)  # type: ignore[arg-type]
 _ACTIVE_RUNS_OF_THREAD = select(Run).where(  # built once, as the one below
     Run.thread_id == bindparam("b_thread_id"), Run.status.in_(ACTIVE)
 )

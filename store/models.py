@@ -20,8 +20,28 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+
+def column_values(row: Any) -> dict[str, Any]:
+    """``row``'s columns as a Core ``insert()`` takes them (keyed by column, not attribute:
+    ``metadata_`` → ``metadata``); unset ones left out, so that their defaults apply."""
+    return {
+        column.key: value
+        for name, column in _columns(type(row))
+        if (value := getattr(row, name)) is not None
+    }
+
+
+_COLUMNS: dict[type[Any], list[tuple[str, Any]]] = {}
+
+
+def _columns(model: type[Any]) -> list[tuple[str, Any]]:
+    if model not in _COLUMNS:
+        _COLUMNS[model] = [(prop.key, prop.columns[0]) for prop in sa_inspect(model).column_attrs]
+    return _COLUMNS[model]
 
 
 def utcnow() -> datetime:
