@@ -30,7 +30,7 @@ from graphs.interrupt_review import InterruptReview, Proposal, propose
 from graphs.interrupts import Decision, decider_of, parse_decisions
 from identity import Principal
 from memory.minimisation import minimise_new_input
-from memory.thread_pseudonyms import pseudonymise_history, restore_message, saved_map, saved_update
+from memory.thread_pseudonyms import pseudonymise_history, restore_message, saved_update
 from providers.errors import BudgetExceeded
 from providers.router import CallInfo, RouterChatModel
 from providers.websearch import citations, search_used
@@ -164,13 +164,13 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
             recalled["recalled_memories"] = traced
     # Issue 5: answers (text and tool-call arguments) are stored restored; their values,
     # also in tool results and user messages, are tokens again for the provider.
-    mapping = (
-        ctx.memory.pseudonyms_of(ctx.principal) if ctx.memory else saved_map(state, ctx.principal)
+    # One map per run and user, with or without memory (the recalled block's map when
+    # there is one). Personal data the user typed that the map does not know yet gets
+    # tokens in it (the run's events and stored answers are restored with it).
+    mapping = ctx.pseudonyms.map_for(
+        state, ctx.principal, ctx.memory.pseudonyms_of(ctx.principal) if ctx.memory else None
     )
-    if ctx.memory is not None and mapping is not None:
-        # Personal data the user typed that the map does not know yet gets tokens in the
-        # same map (the run's events and stored answers are restored with it).
-        history = minimise_new_input(history, ctx.memory.minimisation, mapping)
+    history = minimise_new_input(history, ctx.pseudonyms.policy, mapping)
     history = pseudonymise_history(history, mapping)
     kwargs: dict[str, Any] = {}
     if isinstance(getattr(ctx.model, "bound", ctx.model), RouterChatModel):
@@ -194,7 +194,7 @@ async def call_model(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
     # interrupts, the ledger, the audit and the tools all see the user's values.
     reply = restore_message(reply, mapping)
     update: dict[str, Any] = {"messages": [reply], **recalled}
-    if mapping is not None and (saved := saved_update(state, ctx.principal, mapping)):
+    if saved := saved_update(state, ctx.principal, mapping):
         update["pseudonyms"] = saved
     if search_used(reply):
         # Search results are untrusted content the model has now read: the run is tainted

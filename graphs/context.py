@@ -13,6 +13,7 @@ from graphs.limits import Limits
 from graphs.prompts import Prompt
 from identity import Principal
 from memory.nodes import AgentMemory
+from memory.thread_pseudonyms import RunPseudonyms
 from tools import ToolExecutor
 
 
@@ -36,3 +37,7 @@ class RunContext:
     """Graph-specific assistant options (e.g. the planner's ``review_plan``)."""
     memory: AgentMemory | None = None
     """Long-term memory, set when the assistant's ``memory`` option is on."""
+    pseudonyms: RunPseudonyms = field(default_factory=RunPseudonyms)
+    """The run's minimisation policy and pseudonym maps (every run; the runner passes the
+    ``privacy_minimise`` setting): what the user typed reaches the provider minimised and
+    the replies and events are restored with them. Shared by a planner's step agents."""

@@ -8,9 +8,10 @@ special-category terms themselves) becomes a stable token such as ``<EMAIL_1>``.
 caller's memory) and is never sent to the provider. ``restore_text`` undoes the tokens in the
 model's answer before a person sees it.
 
-The agent's model node minimises what the user wrote (``minimise_new_input``) into the same
-per-run map as recalled memories, so personal data typed in a message reaches the provider
-as tokens too, and restores the reply (``memory.thread_pseudonyms``).
+In every agent run (with or without long-term memory) the model node minimises what the
+user wrote (``minimise_new_input``) into the run's map (``memory.thread_pseudonyms
+.RunPseudonyms``, the same one recalled memories use), so personal data typed in a message
+reaches the provider as tokens too, and restores the reply with it.
 """
 
 from __future__ import annotations

@@ -1,18 +1,22 @@
 """Pseudonyms put back in a run's events before they leave for the client.
 
-The model sees ``<PERSON_1>`` where a recalled memory named the user (``memory.nodes``), and
-writes the token in its answer. The agent stores the reply restored
-(``memory.thread_pseudonyms``); this module restores what is streamed while the model
-writes (``messages`` events, token by token) and, as a safety net, the AI messages inside
+The model sees ``<PERSON_1>`` where a recalled memory named the user (``memory.nodes``) or
+the user typed personal data (``memory.minimisation``), and writes the token in its
+answer. The agent stores the reply restored (``memory.thread_pseudonyms``); this module
+restores what is streamed while the model writes (``messages`` events, token by token)
+and, as a safety net, the AI messages inside
 ``values``, ``updates``, ``debug`` and ``end`` events (leaving out the private
 ``pseudonyms`` channel), so a chat frontend shows the user's own values and what it
 streamed agrees with the thread's state. The runner applies it where
 events are recorded in the run's event log (``runtime.events.EventLog``), so a stream
 rejoined with ``Last-Event-ID`` replays the same restored events.
 
-Only the run's own map is used: ``StreamRestorer`` reads the map of one ``AgentMemory``
-(made afresh for each run) for the run's principal, at the time of each event, since the
-model node fills it during the run. A run with no pseudonyms pays one dict lookup per event.
+The runner applies it to every agent run, with or without long-term memory: personal
+data the user typed is minimised too (``memory.minimisation.minimise_new_input``). Only the
+run's own map is used: ``StreamRestorer`` reads the map of one
+``memory.thread_pseudonyms.RunPseudonyms`` (made afresh for each run) for the run's
+principal, at the time of each event, since the model node fills it during the run. A run
+with no pseudonyms pays one dict lookup per event.
 
 A token split across chunks (``"<PER"`` then ``"SON_1> ok"``) is handled by holding back
 the end of a chunk only while it is the beginning of a token the map knows; it goes out
@@ -33,12 +37,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessageChunk
 
 from identity import Principal
-from memory.nodes import AgentMemory
 from memory.thread_pseudonyms import STATE_KEY as PSEUDONYMS_KEY
 from memory.thread_pseudonyms import restore_tool_calls_data
 from privacy import PseudonymMap, restore
@@ -134,6 +137,28 @@ def restore_values(value: Any, mapping: PseudonymMap) -> Any:
     return value
 
 
+def without_private(event: str, data: Any) -> Any:
+    """Event data without the private ``pseudonyms`` channel, for a run whose map is still
+    empty (a thread's saved map is read at its first model call, after the run's first
+    ``values`` event): LangGraph streams every channel in ``values`` (top level) and
+    ``debug`` events, whatever the graph's output schema says."""
+    if event == "values" or event.startswith("values|"):
+        if isinstance(data, dict) and PSEUDONYMS_KEY in data:
+            return {key: item for key, item in data.items() if key != PSEUDONYMS_KEY}
+        return data
+    if event == "debug" or event.startswith("debug|"):
+        return _strip_private(data)
+    return data
+
+
+def _strip_private(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _strip_private(item) for key, item in value.items() if key != PSEUDONYMS_KEY}
+    if isinstance(value, list):
+        return [_strip_private(item) for item in value]
+    return value
+
+
 class _Held:
     """A message's held-back tail: what is needed to send it later as its own chunk."""
 
@@ -181,7 +206,8 @@ _STRING = object()
 
 class StreamRestorer:
     """Restores one run's events with the map ``lookup`` returns at each event (None or
-    an empty map: the event goes out unchanged).
+    an empty map: the event goes out unchanged, but for the private channel, which is
+    never sent).
 
     ``outgoing(event, data)`` returns the events to record in its place: held tails of
     earlier messages first (when ``event`` ends them), then the event, restored.
@@ -196,7 +222,7 @@ class StreamRestorer:
     def outgoing(self, event: str, data: Any) -> Sequence[Emitted]:
         mapping = self._lookup()
         if mapping is None or not mapping.tokens:
-            return ((event, data),)
+            return ((event, without_private(event, data)),)
         if event == "messages" or event.startswith("messages|"):
             return self._message_event(event, data, mapping)
         out = self.flush()
@@ -352,7 +378,14 @@ def _restored_chunk(data: list[Any], mapping: PseudonymMap) -> list[Any]:
     return [{**message, "content": restore_content(message["content"], mapping)}, metadata]
 
 
-def event_restorer(memory: AgentMemory, principal: Principal) -> StreamRestorer:
-    """The restorer of one run: ``memory`` is the run's own ``AgentMemory`` and
-    ``principal`` its requester, so only that user's pseudonyms from that run are used."""
-    return StreamRestorer(lambda: memory.pseudonyms_of(principal))
+class PseudonymSource(Protocol):
+    """What holds a run's maps: ``memory.thread_pseudonyms.RunPseudonyms`` (every agent
+    run) or ``memory.nodes.AgentMemory``."""
+
+    def pseudonyms_of(self, principal: Principal) -> PseudonymMap | None: ...
+
+
+def event_restorer(source: PseudonymSource, principal: Principal) -> StreamRestorer:
+    """The restorer of one run: ``source`` holds the run's own maps and ``principal`` is
+    its requester, so only that user's pseudonyms from that run are used."""
+    return StreamRestorer(lambda: source.pseudonyms_of(principal))

@@ -13,6 +13,12 @@ The map that does both is saved in the state under ``pseudonyms``, per tenant an
 (``{tenant: {user: {token: value}}}``), which also keeps each token meaning the same value
 across the thread's runs. Only the entry of the run's principal is
 ever read; a malformed entry (the state can be written through the API) is ignored.
+
+Every agent run has one ``RunPseudonyms`` (made by the runner, in its ``RunContext``): the
+minimisation policy and the run's map per tenant and user, continued from the saved one.
+The model node minimises the user's new messages into it, restores replies with it, and
+the runner restores the run's events with it (``memory.restore_stream``), whether or not
+the assistant has long-term memory; with memory, the recalled block's map is the same one.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from identity import Principal
+from memory.minimisation import DEFAULT_POLICY, MinimisationPolicy
 from privacy import PseudonymMap, restore
 
 STATE_KEY = "pseudonyms"
@@ -62,6 +70,40 @@ def saved_update(
 def _entry(saved: Any, principal: Principal) -> Any:
     tenant = saved.get(principal.tenant) if isinstance(saved, dict) else None
     return tenant.get(principal.user) if isinstance(tenant, dict) else None
+
+
+@dataclass
+class RunPseudonyms:
+    """One run's pseudonyms: the ``policy`` that decides what is minimised before a model
+    provider sees it, and the run's map per tenant and user. A map starts from the one the
+    thread's state saved for that principal (tokens keep their numbers across runs) and is
+    only ever read for that principal: another user or thread never gets it."""
+
+    policy: MinimisationPolicy = DEFAULT_POLICY
+    _maps: dict[tuple[str, str], PseudonymMap] = field(init=False, repr=False, default_factory=dict)
+
+    def map_for(
+        self,
+        state: Mapping[str, Any],
+        principal: Principal,
+        continuing: PseudonymMap | None = None,
+    ) -> PseudonymMap:
+        """The run's map for ``principal``, made at the first call: ``continuing`` when
+        given (the map this run's recalled memories already used, itself continued from
+        ``state``), else the one ``state`` saved, else an empty one. Later calls return
+        that same map, which minimisation updates in place."""
+        key = (principal.tenant, principal.user)
+        mapping = self._maps.get(key)
+        if mapping is None:
+            if continuing is None:
+                continuing = saved_map(state, principal) or PseudonymMap()
+            mapping = self._maps[key] = continuing
+        return mapping
+
+    def pseudonyms_of(self, principal: Principal) -> PseudonymMap | None:
+        """The run's map for ``principal`` (None before the first model call, and for
+        anyone else): read by ``memory.restore_stream`` at each event."""
+        return self._maps.get((principal.tenant, principal.user))
 
 
 def _values_pattern(mapping: PseudonymMap) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -156,8 +198,8 @@ def _tool_call_update(field_of: Callable[[str], Any], change: Change) -> dict[st
     ]
     if mapped_calls != calls:
         update["tool_calls"] = mapped_calls
-    for field in ("invalid_tool_calls", "tool_call_chunks"):
-        items = field_of(field) or []
+    for name in ("invalid_tool_calls", "tool_call_chunks"):
+        items = field_of(name) or []
         mapped = [
             {**item, "args": _map_json_text(item.get("args"), change)}
             if isinstance(item, dict)
@@ -165,7 +207,7 @@ def _tool_call_update(field_of: Callable[[str], Any], change: Change) -> dict[st
             for item in items
         ]
         if mapped != items:
-            update[field] = mapped
+            update[name] = mapped
     extra = field_of("additional_kwargs")
     raw_calls = extra.get("tool_calls") if isinstance(extra, dict) else None
     if isinstance(extra, dict) and isinstance(raw_calls, list):
