@@ -20,10 +20,12 @@ text) to the state; the model node turns them into one clearly marked untrusted 
 ``context_block`` before each model call and ``remember`` when the turn finishes.
 
 Pseudonyms: ``context_block`` minimises the recalled block (``memory.minimisation``), so the
-model sees ``<PERSON_1>`` where the user's memory says their name. The run's map back lives
-in the ``AgentMemory`` object, which the runner makes afresh for each run (one principal),
-keyed by (tenant, user) besides; it is never sent to a provider, and only ever restores that
-user's own values. It continues the map saved in the thread's state
+model sees ``<PERSON_1>`` where the user's memory says their name. The map back is made in
+the ``AgentMemory`` object, which the runner makes afresh for each run (one principal),
+keyed by (tenant, user) besides, and handed to the run's pseudonym holder
+(``memory.thread_pseudonyms.RunPseudonyms``, which every agent run has, memory or not) at
+the first model call, so that the run has one map; it is never sent to a provider, and only
+ever restores that user's own values. It continues the map saved in the thread's state
 (``memory.thread_pseudonyms``): the agent restores the model's reply before storing it and
 turns those values back into tokens before the next model call, so the history, the API's
 thread state and ``final_message`` show the user's values while providers still see tokens.

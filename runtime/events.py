@@ -68,7 +68,8 @@ class EventLog:
         self.pending: list[dict[str, Any]] = []
         self.side_rows: list[tuple[Any, dict[str, Any]]] = []
         """(model, row) of other tables (the run's trace steps) that commit with its events."""
-        # Issue 5 (pseudonyms): set by the runner for a run with memory, to
+        # Issue 5 (pseudonyms): set by the runner for every agent run, from the run's
+        # ``memory.thread_pseudonyms.RunPseudonyms``, to
         # ``memory.restore_stream.StreamRestorer.outgoing``; None records events as given.
         self.restore: Callable[[str, Any], Sequence[tuple[str, Any]]] | None = None
 
