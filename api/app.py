@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.body_limit import BodySizeLimit
@@ -29,6 +29,7 @@ from api.routes import (
     tools,
     usage,
 )
+from api.schemas import refuse_nul_in_url
 from identity.auth import AuthConfig, Authenticator
 from identity.ratelimit import RateLimiter
 from mcp_server import McpConfig, McpHttpEndpoint
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 4) -> FastAPI
         docs_url=f"{API_PREFIX}/docs",
         openapi_url=f"{API_PREFIX}/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(refuse_nul_in_url)],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:

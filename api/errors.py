@@ -31,6 +31,9 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    # A message may quote the caller's input; text that is not valid Unicode (a lone
+    # surrogate) is escaped so the error itself can always be sent.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 

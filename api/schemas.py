@@ -5,9 +5,118 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from starlette.requests import Request
+
+from api.errors import ApiError
 
 MAX_OFFSET = 1_000_000
+MAX_QUERY_INT = 2**53 - 1
+"""Bound for integer query parameters with no natural maximum (an audit sequence number):
+the largest integer JSON clients handle exactly, and well inside SQL's 64-bit integers."""
+
+
+def _text_problem(text: str) -> str | None:
+    if text.isascii():
+        return "a NUL character (U+0000)" if "\x00" in text else None
+    if "\x00" in text:
+        return "a NUL character (U+0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "an unpaired UTF-16 surrogate (a lone \\udXXX escape)"
+    return None
+
+
+def _holds_invalid_text(value: Any) -> bool:
+    stack = [value]
+    while stack:  # iterative: the JSON parser allows nesting deeper than our recursion
+        item = stack.pop()
+        if isinstance(item, str):
+            if _text_problem(item):
+                return True
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and _text_problem(key):
+                    return True
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def find_invalid_text(value: Any) -> str | None:
+    """Where ``value`` (parsed JSON) holds a string, as a key or a value, that cannot be
+    stored and sent back as UTF-8 text: ``"<where>: <what>"``, or None when all is well.
+
+    Such strings are refused at the door: stored, they would make every later read of the
+    row (a thread's metadata, a store item, an export) fail to encode, and PostgreSQL
+    refuses NUL in text and JSON outright.
+    """
+    if not _holds_invalid_text(value):  # the common case, without building paths
+        return None
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            problem = _text_problem(item)
+            if problem:
+                return f"{where or 'the body'}: a string holds {problem}"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and (problem := _text_problem(key)):
+                    return f"{where or 'the body'}: a key holds {problem}"
+                stack.append((path, child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+    return None
+
+
+async def refuse_nul_in_url(request: Request) -> None:
+    """App-wide dependency (async: a plain def would hop to the thread pool on every
+    request): no path or query parameter may hold NUL, which PostgreSQL
+    refuses in any text (a lookup with it would fail there, not answer).
+
+    Raises:
+        ApiError: 404 for a path parameter (no id holds NUL: bodies with it are refused),
+            422 for a query parameter.
+    """
+    if "\x00" in request.scope["path"]:
+        raise ApiError(404, "not_found", "nothing here: no id holds a NUL character (%00)")
+    if b"%00" in request.scope["query_string"]:
+        names = [name for name, value in request.query_params.multi_items() if "\x00" in value]
+        names += [name for name in request.query_params if "\x00" in name]
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"query parameter {', '.join(names) or '?'} holds a NUL character (%00); remove it",
+        )
+
+
+class ValidText(BaseModel):
+    """Refuses bodies with text that is not valid Unicode, or holds NUL (see
+    ``find_invalid_text``), anywhere, including free-form fields (``metadata``, ``input``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        problem = find_invalid_text(data)
+        if problem:
+            raise PydanticCustomError(
+                "invalid_text",
+                "{problem}, which cannot be stored: send valid Unicode text without NUL",
+                {"problem": problem},
+            )
+        return data
 
 
 def json_integer(value: Any) -> Any:
@@ -19,12 +128,36 @@ def json_integer(value: Any) -> Any:
 
 # An integer as JSON means it: integral floats accepted, booleans and strings refused.
 JsonInt = Annotated[int, BeforeValidator(json_integer)]
+
+
+def _configurable_object(value: dict[str, Any]) -> dict[str, Any]:
+    if "configurable" in value and value["configurable"] is None:
+        return {key: item for key, item in value.items() if key != "configurable"}
+    if "configurable" in value and not isinstance(value["configurable"], dict):
+        raise ValueError(
+            "config.configurable must be an object of settings, e.g. "
+            '{"configurable": {"model": "demo"}}'
+        )
+    return value
+
+
+# A RunnableConfig: free-form, but ``configurable`` (what runs and assistants read) is an
+# object; the schema says so too.
+RunConfig = Annotated[
+    dict[str, Any],
+    AfterValidator(_configurable_object),
+    Field(
+        json_schema_extra={
+            "properties": {"configurable": {"anyOf": [{"type": "object"}, {"type": "null"}]}}
+        }
+    ),
+]
 StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom", "debug", "events"]
 
 
-class RequestBody(BaseModel):
+class RequestBody(ValidText):
     """Base of every JSON body: unknown fields ignored, types strict (JSON ``false`` is not
-    the integer 0, ``"10"`` is not a number)."""
+    the integer 0, ``"10"`` is not a number), text valid (``ValidText``)."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -99,7 +232,7 @@ class RunCreate(_Body):
     command: RunCommand | None = None
     checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = None
-    config: dict[str, Any] | None = None
+    config: RunConfig | None = None
     context: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     webhook: str | None = None
@@ -128,7 +261,7 @@ class RunCreate(_Body):
 class AssistantCreate(_Body):
     graph_id: str = Field(min_length=1, max_length=128)
     assistant_id: str | None = Field(default=None, min_length=1, max_length=128)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: RunConfig = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
@@ -138,7 +271,7 @@ class AssistantCreate(_Body):
 
 class AssistantPatch(_Body):
     graph_id: str | None = Field(default=None, min_length=1, max_length=128)
-    config: dict[str, Any] | None = None
+    config: RunConfig | None = None
     context: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     name: str | None = None

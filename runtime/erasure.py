@@ -572,7 +572,12 @@ class Eraser:
                     .where(AuditEntry.actor == user)  # any tenant: the same id elsewhere
                 )
             ).scalar_one()
-        user_label = next(ident.label for ident in identifiers if ident.label.startswith("user_id"))
+        # A user id too short to search for (collect_identifiers skips those) has no label.
+        user_label = next(
+            (ident.label for ident in identifiers if ident.label.startswith("user_id")), None
+        )
+        if user_label is None:
+            return
         for name in files:
             labels = verification.hits[name]
             if audited and user_label in labels:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from api.deps import CurrentPrincipal, Services, ServicesDep, require_scope
 from api.errors import ApiError
+from api.schemas import ValidText
 from identity import Principal
 from tools import ApprovalError
 
@@ -26,7 +27,7 @@ _STATUS = {
 }
 
 
-class ApprovalDecision(BaseModel):
+class ApprovalDecision(ValidText):
     model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=2000, description="Why (kept in audit).")
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from api.deps import CurrentPrincipal, ServicesDep, require_scope
+from api.schemas import MAX_QUERY_INT
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -16,7 +17,9 @@ async def list_audit_entries(
     principal: CurrentPrincipal,
     svc: ServicesDep,
     limit: int = Query(default=50, ge=1, le=1000),
-    before: int | None = Query(default=None, ge=1, description="Entries older than this seq."),
+    before: int | None = Query(
+        default=None, ge=1, le=MAX_QUERY_INT, description="Entries older than this seq."
+    ),
     tool: str | None = None,
     actor: str | None = None,
     payloads: bool = Query(default=False, description="Include arguments and results."),

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from api.deps import CurrentPrincipal, Services, ServicesDep, require_scope
 from api.errors import ApiError
+from api.schemas import MAX_OFFSET
 from identity import Principal
 from store.models import ProviderUsage, Run, RunEvent, ToolCall, TraceStep
 
@@ -323,7 +324,7 @@ async def tenant_runs(
     svc: ServicesDep,
     status: RunStatusFilter | None = Query(default=None, description="A run status, or 'failed'."),
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     """The tenant's runs, newest first, with counts by status (admins: ``tenant:read``).
     ``status=failed`` selects ``error`` and ``timeout`` runs.

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from api.deps import CurrentPrincipal, ServicesDep
 from api.errors import ApiError
+from api.schemas import ValidText
 from identity import Principal
 from providers.credentials import (
     BASE_URL_PATTERN,
@@ -97,7 +98,7 @@ BaseUrl = Annotated[
 ]
 
 
-class CredentialSet(BaseModel):
+class CredentialSet(ValidText):
     """An ``openai`` or ``google`` key."""
 
     model_config = ConfigDict(extra="forbid")
@@ -115,7 +116,7 @@ class CredentialSet(BaseModel):
         return data
 
 
-class CompatibleCredentialSet(BaseModel):
+class CompatibleCredentialSet(ValidText):
     """An ``openai-compatible`` key for one server."""
 
     model_config = ConfigDict(extra="forbid")

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ServicesDep
 from api.errors import ApiError
 from api.routes.runs import visible_run
+from api.schemas import ValidText
 from runtime.feedback import DEFAULT_KEY, FeedbackError, FeedbackInput, feedback_dict
 
 router = APIRouter(tags=["feedback"])
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(ValidText):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(default=DEFAULT_KEY, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")

@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, File, Form, Query, Request, Response, Up
 
 from api.deps import CurrentPrincipal, require_scope
 from api.errors import ApiError, ErrorBody
+from api.schemas import MAX_OFFSET
 from memory.document_types import DocumentError
 from memory.documents import Documents, document_config
 from memory.ingest import count_pending_jobs
@@ -126,6 +127,14 @@ async def upload_file(
     """Queue a document for ingestion; 202 with ``document_id`` and ``job_id`` (null, with
     ``unchanged: true``, when the same content was already ingested under this name)."""
     require_scope(principal, "documents:write")
+    for field, text in [
+        ("source", source),
+        ("filename", file.filename),
+        ("shared_with_users", shared_with_users),
+        ("shared_with_roles", shared_with_roles),
+    ]:
+        if text and "\x00" in text:  # stored as text: PostgreSQL refuses NUL
+            raise ApiError(422, "invalid_request", f"{field} holds a NUL character; remove it")
     documents = await _documents(request)
     limit = documents.ingestor.config.max_bytes
     data = await file.read(limit + 1)
@@ -150,7 +159,7 @@ async def list_files(
     request: Request,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """The caller's own documents, newest first, with their latest job."""
     require_scope(principal, "documents:read")

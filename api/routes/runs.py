@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from langchain_core.messages import convert_to_messages
 from sqlalchemy import select
 
 from api.deps import CurrentPrincipal, Services, ServicesDep
 from api.errors import ApiError
-from api.schemas import MAX_OFFSET, RunCreate, RunsCancel
+from api.schemas import MAX_OFFSET, MAX_QUERY_INT, RunCreate, RunsCancel
 from api.sse import run_event_stream
 from identity import Principal
 from runtime.events import TERMINAL
@@ -52,7 +53,18 @@ async def _submit(
     stateless: bool = False,
     on_completion: Literal["delete", "keep"] | None = None,
 ) -> Run:
+    if stateless and body.checkpoint_ref():
+        raise ApiError(
+            404,
+            "not_found",
+            f"there is no checkpoint {body.checkpoint_ref()!r}: a stateless run starts on a "
+            "new thread, which has none; to run from a checkpoint use "
+            "POST /threads/{thread_id}/runs",
+        )
     _check_message_lengths(body.input, svc.system.settings.max_message_chars)
+    check_messages(body.input, "input")
+    if body.command is not None:
+        check_messages(body.command.update, "command.update")
     command = body.command.model_dump(exclude_none=True) if body.command else None
     request = RunRequest(
         principal=principal,
@@ -124,6 +136,30 @@ def _check_message_lengths(run_input: Any, limit: int) -> None:
                 f"input.messages[{index}] has {length} characters; at most {limit} are "
                 "accepted (RELAYGRAPH_MAX_MESSAGE_CHARS): send long content as a file",
             )
+
+
+def check_messages(values: Any, where: str) -> None:
+    """Refuse ``values["messages"]`` that are not chat messages (str, (role, text), a dict
+    with role/type and content, ...): accepted, the run's input would sit in the thread's
+    checkpoint and fail every later read of its state.
+
+    Raises:
+        ApiError: 422 ``invalid_message`` naming the first message that is not one.
+    """
+    if not isinstance(values, dict) or values.get("messages") is None:
+        return
+    messages = values["messages"]
+    for index, message in enumerate(messages if isinstance(messages, list) else [messages]):
+        try:
+            convert_to_messages([message])
+        except Exception as exc:  # it raises ValueError, TypeError, KeyError, NotImplemented...
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ApiError(
+                422,
+                "invalid_message",
+                f"{where}.messages[{index}] is not a chat message ({reason}); send e.g. "
+                '{"role": "user", "content": "hello"}',
+            ) from None
 
 
 async def _final_values(svc: Services, run: Run) -> Any:
@@ -338,7 +374,7 @@ async def join_stream(
     cancel_on_disconnect: bool = False,
 ) -> Response:
     run = await visible_run(svc, principal, thread_id, run_id)
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    after = _event_id(last_event_id)
     return _sse(
         svc,
         run,
@@ -348,6 +384,16 @@ async def join_stream(
         headers=_location(run),
         release=_stream_slot(svc, principal),
     )
+
+
+def _event_id(header: str | None) -> int:
+    """The event id a client resumes after: 0 (from the start) for a header that is no event
+    id; ASCII digits only ("²" is a digit to Python, not to ``int``), capped to SQL's range."""
+    if not header or not (header.isascii() and header.isdigit()):
+        return 0
+    if len(header) > len(str(MAX_QUERY_INT)):  # and int() refuses over 4,300 digits
+        return MAX_QUERY_INT
+    return min(int(header), MAX_QUERY_INT)
 
 
 async def _cancel(svc: Services, run_id: str, action: str) -> Run | None:

@@ -33,7 +33,9 @@ T = TypeVar("T")
 # A namespace is a path of non-empty labels without ".", which joins them in URLs. The
 # schema says so; runtime.store_items checks it, with messages that say what is wrong.
 Label = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"^[^.]+$"})]
-Namespace = Annotated[list[Label], Field(json_schema_extra={"minItems": 1, "maxItems": 20})]
+# At most 20 labels, enforced here (runtime.store_items has no depth limit of its own).
+MAX_DEPTH = 20
+Namespace = Annotated[list[Label], Field(max_length=MAX_DEPTH, json_schema_extra={"minItems": 1})]
 Key = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
@@ -53,7 +55,7 @@ class StoreItemDelete(_Body):
 
 
 class StoreItemSearch(_Body):
-    namespace_prefix: list[Label] = Field(default_factory=list, json_schema_extra={"maxItems": 20})
+    namespace_prefix: list[Label] = Field(default_factory=list, max_length=MAX_DEPTH)
     filter: dict[str, Any] | None = None
     limit: JsonInt = Field(default=10, ge=1, le=1000)
     offset: JsonInt = Field(default=0, ge=0, le=MAX_OFFSET)

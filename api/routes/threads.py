@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from langgraph.errors import InvalidUpdateError
 
 from api.deps import CurrentPrincipal, ServicesDep
+from api.errors import ApiError
+from api.routes.runs import check_messages
 from api.schemas import (
     HistoryQuery,
     StateCheckpointQuery,
@@ -112,9 +115,16 @@ async def update_state(
     checkpoint = body.checkpoint.model_dump() if body.checkpoint else None
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
-    return await svc.threads.update_state(
-        principal, thread_id, values=body.values, as_node=body.as_node, checkpoint=checkpoint
-    )
+    check_messages(body.values, "values")
+    try:
+        return await svc.threads.update_state(
+            principal, thread_id, values=body.values, as_node=body.as_node, checkpoint=checkpoint
+        )
+    except (InvalidUpdateError, TypeError, NotImplementedError) as exc:
+        # LangGraph's refusals of an update (an unknown node, values its channels or
+        # reducers reject); runtime.threads turns ValueError and KeyError into 422 itself.
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ApiError(422, "invalid_request", f"cannot update the state: {reason}") from None
 
 
 @router.post("/{thread_id}/history")
@@ -139,6 +149,9 @@ async def history(
 
 @router.get("/{thread_id}/history")
 async def history_get(
-    thread_id: str, principal: CurrentPrincipal, svc: ServicesDep, limit: int = 10
+    thread_id: str,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> list[dict[str, Any]]:
     return await svc.threads.history(principal, thread_id, limit=limit)

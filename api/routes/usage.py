@@ -28,6 +28,11 @@ def _iso_only(value: Any) -> Any:
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
+_GROUP = "(" + "|".join(GROUP_COLUMNS) + ")"
+GROUP_BY_PATTERN = f"^ *{_GROUP} *(, *{_GROUP} *)*$"
+"""What ``group_by`` takes: known columns, comma-separated (the schema says it; the handler
+checks it, naming the unknown ones)."""
+
 
 class UsageGroup(BaseModel):
     group: dict[str, Any]
@@ -59,7 +64,11 @@ async def get_usage(
     principal: CurrentPrincipal,
     svc: ServicesDep,
     group_by: Annotated[
-        str, Query(description="comma-separated: " + ", ".join(GROUP_COLUMNS))
+        str,
+        Query(
+            description="comma-separated: " + ", ".join(GROUP_COLUMNS),
+            json_schema_extra={"pattern": GROUP_BY_PATTERN},
+        ),
     ] = "model",
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
@@ -67,11 +76,13 @@ async def get_usage(
 ) -> UsagePublic:
     """Raises: ApiError 422 for an unknown grouping or a naive date, 403 when a non-admin
     asks for another user's usage."""
-    groups = [g.strip() for g in group_by.split(",") if g.strip()]
-    unknown = [g for g in groups if g not in GROUP_COLUMNS]
-    if unknown or not groups:
+    groups = [g.strip(" ") for g in group_by.split(",")]
+    if not re.fullmatch(GROUP_BY_PATTERN, group_by):
+        unknown = [g for g in groups if g not in GROUP_COLUMNS]
         raise ApiError(
-            422, "invalid_group_by", f"group_by takes {', '.join(GROUP_COLUMNS)}, not {unknown}"
+            422,
+            "invalid_group_by",
+            f"group_by takes {', '.join(GROUP_COLUMNS)}, comma-separated; not {unknown}",
         )
     for value in (since, until):
         if value is not None and value.tzinfo is None:
