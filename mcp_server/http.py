@@ -18,21 +18,24 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
+import mcp_types as types
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from identity import Principal
 from identity.auth import AuthConfig, Authenticator, AuthError, Caller
 from mcp_server.config import McpConfig
+from mcp_server.jsonrpc import Problem, parse_message, protocol_version_problem, shape_problem
 from mcp_server.server import McpToolService, build_server
 from store import Database
 from tools.executor import ToolExecutor
@@ -173,7 +176,20 @@ class McpHttpEndpoint:
                     scope, receive, send
                 )
                 return
+        session_id = request.headers.get("mcp-session-id")
+        version = request.headers.get("mcp-protocol-version")
         if request.method == "POST":
+            if not _is_json(request.headers.get("content-type")):
+                sent = request.headers.get("content-type")
+                await _refusal(
+                    415,
+                    Problem(
+                        types.INVALID_REQUEST,
+                        f"Unsupported Media Type: Content-Type is {sent!r}; POST one JSON-RPC "
+                        "message with Content-Type: application/json",
+                    ),
+                )(scope, receive, send)
+                return
             limit = max(4 * self.config.max_argument_bytes, 1024 * 1024)
             body = await _read_body(receive, limit)
             if body is None:
@@ -183,11 +199,24 @@ class McpHttpEndpoint:
                     f"the request body is over {limit} bytes; send less data per call",
                 )(scope, receive, send)
                 return
-            invalid = _invalid_jsonrpc(body)
-            if invalid is not None:
-                await JSONResponse(invalid, status_code=400)(scope, receive, send)
+            message, parse_problem = parse_message(body)
+            problem = parse_problem or shape_problem(message)
+            if problem is None:
+                problem = protocol_version_problem(version)
+                if problem is not None:
+                    problem = replace(problem, request_id=message.get("id"))
+            if problem is None and session_id is None:
+                problem = _session_problem(message, version)
+            if problem is not None:
+                await _refusal(400, problem)(scope, receive, send)
                 return
             receive = _replay(body, receive)
+        else:
+            problem = protocol_version_problem(version)
+            if problem is not None:
+                await _refusal(400, problem)(scope, receive, send)
+                return
+        send = _without_session_on_refusal(send) if session_id is None else _lost_session(send)
         scope[_PRINCIPAL_KEY] = caller.principal
         scope["user"] = AuthenticatedUser(_access_token(caller, request))
         await manager.handle_request(scope, receive, send)
@@ -265,39 +294,87 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _invalid_jsonrpc(body: bytes) -> dict[str, Any] | None:
-    """A JSON-RPC -32600 answer for valid JSON that is no JSON-RPC 2.0 message (the SDK
-    answers those with -32602); None for anything the SDK should see (invalid JSON
-    included: it answers -32700 itself)."""
-    try:
-        message = json.loads(body)
-    except ValueError:
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json"
+
+
+def _session_problem(message: Any, version: str | None) -> Problem | None:
+    """Why a POST without ``Mcp-Session-Id`` cannot be served (the SDK's answer, "Missing
+    session ID", does not say what to do), or None: an ``initialize`` and 2026-07-28
+    stateless requests need no session."""
+    if version in MODERN_PROTOCOL_VERSIONS:
         return None
-    problem: str | None = None
-    if not isinstance(message, dict):
-        problem = "the body must be one JSON-RPC 2.0 object"
-    elif message.get("jsonrpc") != "2.0":
-        problem = '"jsonrpc" must be "2.0"'
-    elif "method" in message and not isinstance(message["method"], str):
-        problem = '"method" must be a string'
-    elif "method" not in message and not ("result" in message or "error" in message):
-        problem = "a message needs a method, a result or an error"
-    elif "params" in message and not isinstance(message["params"], dict | list):
-        problem = '"params" must be an object'
-    elif "id" in message and (
-        isinstance(message["id"], bool) or not isinstance(message["id"], int | str | None)
-    ):
-        problem = '"id" must be a string or an integer'
-    if problem is None:
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if isinstance(meta, dict) and "io.modelcontextprotocol/protocolVersion" in meta:
+        return None  # a stateless envelope: the SDK answers it
+    method = message.get("method")
+    if method == "initialize":
         return None
-    request_id = message.get("id") if isinstance(message, dict) else None
-    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
-        request_id = None
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "error": {"code": -32600, "message": f"Invalid Request: {problem}"},
-    }
+    request_id = message.get("id")
+    return Problem(
+        types.INVALID_REQUEST,
+        f"Bad Request: {method or 'a response'} needs a session: POST initialize first and "
+        "send the Mcp-Session-Id header it returns with every later request (or speak "
+        "2026-07-28: Mcp-Protocol-Version: 2026-07-28 and the _meta envelope, no session)",
+        request_id
+        if isinstance(request_id, str | int) and not isinstance(request_id, bool)
+        else None,
+    )
+
+
+def _without_session_on_refusal(send: Send) -> Send:
+    """The SDK opens a session for every request that comes without one and discards it
+    again when the request is refused, but still names it in the refusal's
+    ``Mcp-Session-Id`` header: a client that keeps it only meets 404s. Dropped here."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() != b"mcp-session-id"
+            ]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
+_LOST_SESSION = Problem(
+    types.INVALID_REQUEST,
+    "Session not found: it expired, was deleted, the server restarted, or it was opened "
+    "with another credential; start a new session by POSTing initialize without an "
+    "Mcp-Session-Id header",
+)
+
+
+def _lost_session(send: Send) -> Send:
+    """The SDK's 404 for an unknown session says only "Session not found": the same
+    status, with a body that says what to do (as the transport spec asks clients to)."""
+    replacing = False
+
+    async def sending(message: Message) -> None:
+        nonlocal replacing
+        if message["type"] == "http.response.start" and message["status"] == 404:
+            replacing = True
+            body = json.dumps(_LOST_SESSION.body()).encode()
+            headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"
+            ]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**message, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        if replacing:
+            return  # the SDK's own body, already replaced
+        await send(message)
+
+    return sending
+
+
+def _refusal(status: int, problem: Problem) -> Response:
+    """A refusal before the SDK: a JSON-RPC error body, as the SDK's own refusals."""
+    return JSONResponse(problem.body(), status_code=status)
 
 
 def _quoted(text: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import weakref
 from collections import OrderedDict
@@ -27,6 +28,8 @@ from mcp.server.context import ServerRequestContext
 from identity import Principal
 from mcp_server import schemas
 from mcp_server.config import McpConfig
+from mcp_server.jsonrpc import ActionableParamErrors
+from tools.audit import AuditRecord
 from tools.executor import ToolExecutor
 from tools.types import ToolOutcome, ToolSpec
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 PrincipalOf = Callable[[ServerRequestContext[Any, Any]], Principal]
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 MAX_REMEMBERED_SESSIONS = 10_000
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 IDEMPOTENCY_META_KEY = "relaygraph/idempotency_key"
 """Optional ``_meta`` key of a ``tools/call``: the same key (and principal) replays the
 recorded result instead of acting twice."""
@@ -136,9 +140,13 @@ class McpToolService:
     ) -> types.CallToolResult:
         """Run one call for ``principal``. Tool, policy and approval failures come back as
         ``isError`` results the model can read; nothing here raises for them."""
+        started = time.perf_counter()
         args = dict(arguments or {})
         size = len(json.dumps(args, ensure_ascii=False, default=str).encode())
         if size > self.config.max_argument_bytes:
+            await self._audit_refusal(
+                principal, name, "invalid_arguments", {"arguments_bytes": size}, started
+            )
             return _error(
                 "invalid_arguments",
                 f"the arguments are {size} bytes; at most {self.config.max_argument_bytes} "
@@ -147,8 +155,13 @@ class McpToolService:
         visible = self.visible_tools(principal)
         tool = next((spec for spec in visible if spec.name == name), None)
         if tool is None:
+            hidden = self.executor.registry.get(name) is not None
+            code = "permission_denied" if hidden else "unknown_tool"
+            await self._audit_refusal(principal, name, code, args, started)
             known = ", ".join(sorted(spec.name for spec in visible)) or "none"
-            return _error("unknown_tool", f"there is no tool named {name!r} here; tools: {known}")
+            return _error(
+                "unknown_tool", f"there is no tool named {_echo(name)} here; tools: {known}"
+            )
         approval_id: str | None = None
         if schemas.may_need_approval(tool) and schemas.APPROVAL_ARG in args:
             raw = args.pop(schemas.APPROVAL_ARG)
@@ -168,6 +181,35 @@ class McpToolService:
             else:
                 self.mark_tainted(session)
         return _result(outcome)
+
+    async def _audit_refusal(
+        self,
+        principal: Principal,
+        name: str,
+        code: str,
+        args: dict[str, Any],
+        started: float,
+    ) -> None:
+        """Audit a call refused here, before the executor (a tool the caller is not
+        offered, arguments over the size limit), as the executor audits its refusals.
+        A name that is no valid tool name is stored as ``(invalid name)`` in the chain
+        and quoted, shortened, beside it."""
+        valid = _TOOL_NAME.fullmatch(name) is not None
+        payload = args if valid else {"requested_name": _echo(name), **args}
+        await self.executor.audit.append(
+            AuditRecord(
+                event="tool_call",
+                tenant=principal.tenant,
+                actor=principal.user,
+                via="mcp",
+                tool=name if valid else "(invalid name)",
+                decision="deny",
+                status="denied",
+                error_code=code,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                args=payload,
+            )
+        )
 
     async def _execute(
         self,
@@ -205,6 +247,12 @@ def session_of(ctx: ServerRequestContext[Any, Any]) -> Any:
     # The SDK keeps the connection on the session privately; it lives as long as the
     # stdio or in-process connection does.
     return getattr(ctx.session, "_connection", None)
+
+
+def _echo(name: str) -> str:
+    """A client-sent name as it may be quoted back: repr'd, at most ~80 characters."""
+    text = repr(name)
+    return text if len(text) <= 80 else text[:76] + "…'"
 
 
 def _text(payload: Any) -> list[types.ContentBlock]:
@@ -302,7 +350,7 @@ def build_server(service: McpToolService, principal_of: PrincipalOf) -> Server[A
             return await call
         return await relay.run(call, config.progress_interval_seconds)
 
-    return Server(
+    server: Server[Any] = Server(
         config.server_name,
         version=config.server_version,
         title="relaygraph tools",
@@ -311,6 +359,8 @@ def build_server(service: McpToolService, principal_of: PrincipalOf) -> Server[A
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
     )
+    server.middleware.append(ActionableParamErrors())
+    return server
 
 
 class _ProgressRelay:

@@ -29,6 +29,7 @@ from identity import Principal
 from identity.apikeys import ApiKeyError, verify_api_key
 from identity.types import local_principal
 from mcp_server.config import McpConfig
+from mcp_server.jsonrpc import TOO_DEEP
 from mcp_server.server import McpToolService, build_server
 from store import Database
 from tools.executor import ToolExecutor
@@ -114,20 +115,20 @@ def _stdin_off_the_wire() -> Iterator[IO[bytes]]:
 
 
 def invalid_request_id(line: str) -> str | None:
-    """Why a line's JSON-RPC ``id`` is invalid (JSON-RPC 2.0: a string, a number without
-    fraction, or null), or None. The SDK would read such a request as a notification and
+    """Why a line's JSON-RPC ``id`` is invalid (MCP: a string or an integer; null only on
+    an error response), or None. The SDK would read such a request as a notification and
     never answer it, leaving the client waiting."""
     if '"id"' not in line:
         return None
     try:
         message = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep for json: the SDK's parser refuses it
         return None
     if not isinstance(message, dict) or "id" not in message:
         return None
     request_id = message["id"]
-    if request_id is None or isinstance(request_id, str):
-        return None
+    if isinstance(request_id, str) or (request_id is None and "method" not in message):
+        return None  # null only on an error response (MCP forbids it on requests)
     if isinstance(request_id, int) and not isinstance(request_id, bool):
         return None
     return '"id" must be a string or an integer'
@@ -168,7 +169,12 @@ def unreadable_line_error(exc: Exception, problem: str | None = None) -> types.J
     not_json = isinstance(exc, ValidationError) and any(
         error["type"] == "json_invalid" for error in exc.errors()
     )
-    if not_json:
+    too_deep = isinstance(exc, ValidationError) and any(
+        "recursion limit" in str(error.get("ctx", {}).get("error", "")) for error in exc.errors()
+    )
+    if too_deep:
+        error = types.ErrorData(code=types.PARSE_ERROR, message=TOO_DEEP)
+    elif not_json:
         error = types.ErrorData(code=types.PARSE_ERROR, message="Parse error: the line is not JSON")
     else:
         error = types.ErrorData(
