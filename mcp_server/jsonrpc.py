@@ -113,7 +113,7 @@ def protocol_version_problem(header: str | None) -> Problem | None:
     if header is None or header in PROTOCOL_VERSIONS:
         return None
     return _invalid(
-        f"unsupported Mcp-Protocol-Version {_echo(header)}; this server speaks "
+        f"unsupported Mcp-Protocol-Version {echo(header)}; this server speaks "
         + ", ".join(PROTOCOL_VERSIONS)
     )
 
@@ -122,7 +122,7 @@ def _invalid(reason: str, request_id: str | int | None = None) -> Problem:
     return Problem(types.INVALID_REQUEST, f"Invalid Request: {reason}", request_id)
 
 
-def _echo(value: str) -> str:
+def echo(value: str) -> str:
     """``value`` as it may be quoted back: repr'd (control characters visible), short."""
     text = repr(value)
     return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 4] + "…'"

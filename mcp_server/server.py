@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import weakref
 from collections import OrderedDict
@@ -28,8 +27,8 @@ from mcp.server.context import ServerRequestContext
 from identity import Principal
 from mcp_server import schemas
 from mcp_server.config import McpConfig
-from mcp_server.jsonrpc import ActionableParamErrors
-from tools.audit import AuditRecord
+from mcp_server.jsonrpc import ActionableParamErrors, echo
+from tools.audit import AuditRecord, audited_tool_name
 from tools.executor import ToolExecutor
 from tools.types import ToolOutcome, ToolSpec
 
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 PrincipalOf = Callable[[ServerRequestContext[Any, Any]], Principal]
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 MAX_REMEMBERED_SESSIONS = 10_000
-_TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 IDEMPOTENCY_META_KEY = "relaygraph/idempotency_key"
 """Optional ``_meta`` key of a ``tools/call``: the same key (and principal) replays the
 recorded result instead of acting twice."""
@@ -160,7 +158,7 @@ class McpToolService:
             await self._audit_refusal(principal, name, code, args, started)
             known = ", ".join(sorted(spec.name for spec in visible)) or "none"
             return _error(
-                "unknown_tool", f"there is no tool named {_echo(name)} here; tools: {known}"
+                "unknown_tool", f"there is no tool named {echo(name)} here; tools: {known}"
             )
         approval_id: str | None = None
         if schemas.may_need_approval(tool) and schemas.APPROVAL_ARG in args:
@@ -194,15 +192,15 @@ class McpToolService:
         offered, arguments over the size limit), as the executor audits its refusals.
         A name that is no valid tool name is stored as ``(invalid name)`` in the chain
         and quoted, shortened, beside it."""
-        valid = _TOOL_NAME.fullmatch(name) is not None
-        payload = args if valid else {"requested_name": _echo(name), **args}
+        shown = audited_tool_name(name)
+        payload = args if shown == name else {"requested_name": echo(name), **args}
         await self.executor.audit.append(
             AuditRecord(
                 event="tool_call",
                 tenant=principal.tenant,
                 actor=principal.user,
                 via="mcp",
-                tool=name if valid else "(invalid name)",
+                tool=shown,
                 decision="deny",
                 status="denied",
                 error_code=code,
@@ -247,12 +245,6 @@ def session_of(ctx: ServerRequestContext[Any, Any]) -> Any:
     # The SDK keeps the connection on the session privately; it lives as long as the
     # stdio or in-process connection does.
     return getattr(ctx.session, "_connection", None)
-
-
-def _echo(name: str) -> str:
-    """A client-sent name as it may be quoted back: repr'd, at most ~80 characters."""
-    text = repr(name)
-    return text if len(text) <= 80 else text[:76] + "…'"
 
 
 def _text(payload: Any) -> list[types.ContentBlock]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -48,6 +49,16 @@ _CHAINED = (
     "args_digest",
     "result_digest",
 )
+
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def audited_tool_name(name: str) -> str:
+    """``name`` as the chain may hold it: a tool name as tools are named, else
+    ``(invalid name)`` (names come from models and clients: a NUL byte, which PostgreSQL
+    refuses in text, or 100k characters must not reach the chain)."""
+    return name if _TOOL_NAME.fullmatch(name) else "(invalid name)"
 
 
 @dataclass

@@ -30,7 +30,7 @@ from identity import Principal
 from store import Database
 from tools import ledger
 from tools.approvals import ApprovalError, ApprovalPolicy, ApprovalService, approve_command
-from tools.audit import AuditLog, AuditRecord
+from tools.audit import AuditLog, AuditRecord, audited_tool_name
 from tools.fencing import LeaseLostError, current_lease, verify_lease
 from tools.metrics import record_attempt
 from tools.policy import PolicyDecision, ToolPolicy
@@ -467,7 +467,7 @@ class ToolExecutor:
                 tenant=principal.tenant,
                 actor=principal.user,
                 via=context.via,
-                tool=call.name[:64],
+                tool=audited_tool_name(call.name),
                 decision=decision,
                 status=status,
                 approver=context.approved_by,

@@ -54,6 +54,24 @@ async def test_every_attempt_appends_one_entry_with_its_decision(system) -> None
     assert (await system.executor.audit.verify()).ok
 
 
+async def test_a_tool_name_no_tool_could_have_is_chained_as_invalid(system) -> None:  # type: ignore[no-untyped-def]
+    # Names come from models: a NUL byte (PostgreSQL refuses it in text) or a very long
+    # name must not reach the chain; a name tools could have is kept as it is.
+    ex = system.executor
+    await ex.call_external(ANN, "notes\x00drop", {}, via="api")
+    await ex.call_external(ANN, "x" * 5000, {}, via="api")
+    await ex.call_external(ANN, "no_such_tool", {}, via="api")
+
+    tools = [(e.tool, e.error_code) for e in await _entries(system)]
+
+    assert tools == [
+        ("(invalid name)", "unknown_tool"),
+        ("(invalid name)", "unknown_tool"),
+        ("no_such_tool", "unknown_tool"),
+    ]
+    assert (await system.executor.audit.verify()).ok
+
+
 async def test_entries_hold_digests_and_payloads_sit_beside_them(system) -> None:  # type: ignore[no-untyped-def]
     await _calls(system)
 
