@@ -339,7 +339,7 @@ def resume(
     """Answer a pending interrupt, or continue a thread whose run died or hit a limit."""
 
     def body() -> int:
-        from runtime.runs import RunRequest
+        from runtime.runs import RunNotFound, RunRequest
 
         chosen = [
             flag
@@ -367,9 +367,17 @@ def resume(
             limits=_limits(max_steps, max_tool_calls, max_wall_seconds),
             if_not_exists="reject",
         )
-        return asyncio.run(
-            _execute(request, as_json=as_json, interactive=_interactive(as_json), settings=settings)
-        )
+        try:
+            return asyncio.run(
+                _execute(
+                    request, as_json=as_json, interactive=_interactive(as_json), settings=settings
+                )
+            )
+        except RunNotFound as exc:  # most often a thread another tenant's key created
+            raise CliError(
+                f"{exc} in tenant {tenant!r}; pass the thread's tenant with --tenant "
+                "(`relaygraph threads --tenant T` lists a tenant's threads)"
+            ) from None
 
     _guarded(body)
 
@@ -511,7 +519,9 @@ def demo(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 8000,
     workers: Annotated[
         int, typer.Option("--workers", min=0, help="In-process run workers (concurrent runs).")
     ] = 4,
@@ -527,10 +537,15 @@ def serve(
         from api.app import create_app
 
         settings = _settings()
+        in_use = _unbindable(host, port, only_in_use=True)  # before start-up's work
+        if in_use is not None:
+            raise CliError(in_use)
         application = create_app(settings, workers=0 if no_workers else workers)
-        startup = _StartupFailure()
+        # The banner is printed once start-up succeeded, not before a failure.
+        startup = _StartupFailure(
+            banner=f"relaygraph API on http://{host}:{port}/api/v1 (docs: /api/v1/docs)"
+        )
         application.router.lifespan_context = startup.watch(application.router.lifespan_context)
-        err.print(f"relaygraph API on http://{host}:{port}/api/v1 (docs: /api/v1/docs)")
         uvicorn_log = logging.getLogger("uvicorn.error")
         uvicorn_log.addFilter(startup)
         try:
@@ -545,7 +560,10 @@ def serve(
             )
         except SystemExit:
             if startup.error is None:
-                raise
+                unusable = _unbindable(host, port)
+                if unusable is None:
+                    raise
+                startup.error = CliError(unusable)
         finally:
             uvicorn_log.removeFilter(startup)
         if startup.error is not None:  # one line and exit 2, like every other command
@@ -560,9 +578,10 @@ class _StartupFailure(logging.Filter):
     limit, graph or data directory) so that ``serve`` reports it as one line, and keeps
     uvicorn from logging its traceback first."""
 
-    def __init__(self) -> None:
+    def __init__(self, banner: str | None = None) -> None:
         super().__init__()
         self.error: BaseException | None = None
+        self.banner = banner
 
     def watch(self, lifespan: Callable[[Any], Any]) -> Callable[[Any], Any]:
         @contextlib.asynccontextmanager
@@ -571,6 +590,8 @@ class _StartupFailure(logging.Filter):
             try:
                 async with lifespan(app) as state:
                     started = True
+                    if self.banner:
+                        err.print(self.banner)
                     yield state
             except _known_errors() as exc:
                 if not started:
@@ -580,7 +601,30 @@ class _StartupFailure(logging.Filter):
         return watched
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if "error while attempting to bind" in record.getMessage():
+            return False  # reported as one line by ``serve`` (``_unbindable``)
         return self.error is None or record.levelno < logging.ERROR
+
+
+def _unbindable(host: str, port: int, *, only_in_use: bool = False) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, not a local address), or None;
+    with ``only_in_use`` only an address already in use counts."""
+    import errno
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"{host}:{port} is already in use; stop the process listening there or "
+                "choose another --port"
+            )
+        if only_in_use:
+            return None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return f"cannot listen on {host}:{port} ({reason}); choose a local address with --host"
 
 
 @app.command()

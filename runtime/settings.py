@@ -17,6 +17,14 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEMO_MODEL = "scripted:providers.scripted:demo_turn"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Mirrors of tools.types.RISKS, identity.types.ROLE_SCOPES (+ the 'requester' pseudo-role of
+# tools.approvals) and tools.trust.DEFAULT_SOURCES, kept here so that reading settings does
+# not import the tools package; tests/relaygraph/test_walkthrough2_config.py checks they agree.
+_RISK_LEVELS = ("read", "write", "destructive")
+_APPROVER_ROLE_NAMES = ("admin", "reviewer", "user", "requester")
+_TRUST_SOURCES = ("workspace", "outbox", "web", "files", "documents", "memory", "external")
+_UNECHOED = frozenset({"attached_mcp_servers"})  # their env and headers hold credentials
 
 
 class Settings(BaseSettings):
@@ -423,10 +431,96 @@ class Settings(BaseSettings):
             value = json.loads(value) if value.strip() else []
         return value
 
+    @field_validator("attached_mcp_servers")
+    @classmethod
+    def _attached_servers(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each entry a valid ``tools.external.ExternalServerConfig``, checked here so a
+        mistake is a one-line configuration error in every command (``mcp`` included)."""
+        if not value:
+            return value
+        from tools.external import ExternalServerConfig
+
+        for index, server in enumerate(value):
+            try:
+                ExternalServerConfig.model_validate(server)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(part) for part in error['loc']) or 'entry'}: "
+                    f"{str(error['msg']).removeprefix('Value error, ')}"
+                    for error in exc.errors(include_url=False)
+                )
+                name = server.get("name") if isinstance(server, dict) else None
+                raise ValueError(f"server {index} ({name!r}): {problems}") from None
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        """A standard logging level name (any case), so a typo is a configuration error
+        naming the variable rather than logging's bare ``Unknown level``."""
+        level = value.strip().upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(_LOG_LEVELS)}")
+        return level
+
+    @field_validator("database_url", "checkpoint_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        """A SQLite or PostgreSQL URL SQLAlchemy can parse (else a one-line error, not a
+        traceback from the first command that opens the store)."""
+        if value is None or not value.strip():
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value.strip()).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                "not a SQLite or PostgreSQL URL; write sqlite:///ABSOLUTE/PATH.db or "
+                "postgresql+psycopg://user:password@host/db (or leave it unset)"
+            )
+        return value.strip()
+
+    @field_validator("approver_roles")
+    @classmethod
+    def _approver_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Risk levels and roles that exist: a misspelt role would leave a level that
+        nobody may approve, a misspelt level would be ignored."""
+        for risk, roles in value.items():
+            if risk not in _RISK_LEVELS:
+                raise ValueError(f"unknown risk level {risk!r}; use {', '.join(_RISK_LEVELS)}")
+            unknown = sorted(set(roles) - set(_APPROVER_ROLE_NAMES))
+            if unknown:
+                raise ValueError(
+                    f"unknown role(s) {', '.join(map(repr, unknown))} for {risk!r}; "
+                    f"use {', '.join(_APPROVER_ROLE_NAMES)}"
+                )
+        return value
+
+    @field_validator("trust_sources")
+    @classmethod
+    def _trust_sources(cls, value: dict[str, bool]) -> dict[str, bool]:
+        """Known content sources (or ``external:<server>``): a misspelt one would be ignored
+        and its content stay untrusted."""
+        unknown = sorted(
+            source
+            for source in value
+            if source not in _TRUST_SOURCES and not source.startswith("external:")
+        )
+        if unknown:
+            raise ValueError(
+                f"unknown source(s) {', '.join(map(repr, unknown))}; use "
+                f"{', '.join(_TRUST_SOURCES)} or external:<server>"
+            )
+        return value
 
     @field_validator("graphs", "assistants", "trust_sources", "approver_roles", mode="before")
     @classmethod
@@ -518,8 +612,10 @@ def configuration_error_message(error: ValidationError) -> str:
         key, field = _setting_field(key)
         name = _environment_name(key, field)
         path = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in inner)
-        hidden = key.lower().endswith(("_url", "_uri")) or (  # a URL may hold a password
-            field is not None and field.annotation in (SecretStr, SecretStr | None)
+        hidden = (
+            key.lower().endswith(("_url", "_uri"))  # a URL may hold a password
+            or key in _UNECHOED
+            or (field is not None and field.annotation in (SecretStr, SecretStr | None))
         )
         value = "" if hidden or "input" not in detail else f"={detail['input']!r}"
         message = str(detail["msg"]).removeprefix("Value error, ")
