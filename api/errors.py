@@ -98,6 +98,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for error in exc.errors():
+            if error.get("type") == "json_invalid":  # its loc is a character position
+                at = [part for part in error.get("loc", ()) if isinstance(part, int)]
+                position = f" (at character {at[0]})" if at else ""
+                reason = (error.get("ctx") or {}).get("error") or error.get("msg")
+                parts.append(f"the body is not valid JSON{position}: {reason}")
+                continue
             where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
             parts.append(f"{where or 'body'}: {error.get('msg')}")
         return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")

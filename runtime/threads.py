@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ from langgraph.types import StateSnapshot
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from graphs.registry import GraphNotFound
 from graphs.serialization import to_jsonable
 from identity import Principal
 from memory.thread_pseudonyms import STATE_KEY as PSEUDONYMS_KEY
@@ -27,6 +29,11 @@ from runtime.runs import (
 from store.models import Run, Thread, utcnow
 
 THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+logger = logging.getLogger(__name__)
+
+
+class GraphUnavailable(RunConflict):
+    """The thread's graph is not registered in this server (409: it can be again)."""
 
 
 def _insert_thread(dialect: Any) -> Any:
@@ -255,7 +262,11 @@ class ThreadService:
     async def _public(self, thread: Thread) -> dict[str, Any]:
         values: Any = {}
         interrupts: dict[str, list[dict[str, Any]]] = {}
-        snapshot = await self._snapshot(thread, None)
+        try:
+            snapshot = await self._snapshot(thread, None)
+        except GraphUnavailable as exc:  # listed all the same: one such thread must not
+            logger.warning("%s", exc)  # break search, the inbox or the console for all
+            snapshot = None
         if snapshot is not None:
             values = shown_values(snapshot.values) or {}
             for task in snapshot.tasks:
@@ -282,14 +293,30 @@ class ThreadService:
     ) -> StateSnapshot | None:
         if thread.graph_id is None:
             return None
-        entry = self.system.graphs.get(thread.graph_id)
+        graph = self._graph(thread)
         config: RunnableConfig = {"configurable": {"thread_id": thread.thread_id}}
         if checkpoint:
             config["configurable"].update(
                 {key: value for key, value in checkpoint.items() if value is not None}
             )
             config["configurable"]["thread_id"] = thread.thread_id
-        return await self.runner.graph(entry).aget_state(config)
+        return await graph.aget_state(config)
+
+    def _graph(self, thread: Thread) -> Any:
+        """The compiled graph of ``thread``.
+
+        Raises:
+            GraphUnavailable: this server does not have the thread's graph (any more).
+        """
+        assert thread.graph_id is not None
+        try:
+            return self.runner.graph(self.system.graphs.get(thread.graph_id))
+        except GraphNotFound as exc:
+            raise GraphUnavailable(
+                f"thread {thread.thread_id} runs graph {thread.graph_id!r}, which this server "
+                f"does not have ({exc}); register it again (RELAYGRAPH_GRAPHS) to read or "
+                "continue the thread"
+            ) from None
 
     async def state(
         self, principal: Principal, thread_id: str, checkpoint: Mapping[str, Any] | None = None
@@ -322,7 +349,7 @@ class ThreadService:
         thread = await self.get_row(principal, thread_id)
         if thread.graph_id is None:
             return []
-        graph = self.runner.graph(self.system.graphs.get(thread.graph_id))
+        graph = self._graph(thread)
         config: RunnableConfig = {"configurable": {"thread_id": thread_id, **_clean(checkpoint)}}
         before_config: RunnableConfig | None = (
             {"configurable": {"thread_id": thread_id, **_clean(before)}} if before else None
@@ -354,7 +381,7 @@ class ThreadService:
             raise RunConflict(f"thread {thread_id} is busy; wait for its run or cancel it")
         if thread.graph_id is None:
             raise RunConflict(f"thread {thread_id} has no graph yet: run it first")
-        graph = self.runner.graph(self.system.graphs.get(thread.graph_id))
+        graph = self._graph(thread)
         config: RunnableConfig = {"configurable": {"thread_id": thread_id, **_clean(checkpoint)}}
         try:
             new_config = await graph.aupdate_state(config, values, as_node=as_node)

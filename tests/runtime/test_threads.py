@@ -140,3 +140,39 @@ async def test_a_thread_deleted_after_its_read_is_created_again(
     assert row.metadata_ == {"graph_id": run.graph_id, "assistant_id": run.assistant_id}
     async with threads.system.db.session() as session:
         assert (await session.get(Run, run.run_id)) is not None
+
+
+async def test_a_thread_whose_graph_is_gone_is_listed_but_its_state_is_a_conflict(
+    threads: ThreadService,
+) -> None:
+    # A user graph registered when the thread ran, not in this server's configuration now:
+    # the thread must not break reading and searching the tenant's threads (the inbox).
+    await threads.create(OWNER, thread_id="t-gone", metadata={})
+    await threads.create(OWNER, thread_id="t-fine", metadata={})
+    async with threads.system.db.transaction() as session:
+        row = await session.get(Thread, "t-gone")
+        assert row is not None
+        row.graph_id = "no_longer_registered"
+
+    shown = await threads.get(OWNER, "t-gone")
+    found = await threads.search(OWNER)
+
+    assert shown["values"] == {} and shown["interrupts"] == {}
+    assert {item["thread_id"] for item in found} >= {"t-gone", "t-fine"}
+    for read in (threads.state(OWNER, "t-gone"), threads.history(OWNER, "t-gone")):
+        with pytest.raises(RunConflict, match=r"no_longer_registered.*RELAYGRAPH_GRAPHS"):
+            await read
+
+
+async def test_a_run_claimed_at_submission_starts_after_it_was_created(
+    threads: ThreadService,
+) -> None:
+    await threads.create(OWNER, thread_id="t-claim", metadata={})
+    run = await threads.runner.submit(
+        RunRequest(principal=OWNER, thread_id="t-claim", input_text="hello"), claim_for="w1"
+    )
+    async with threads.system.db.session() as session:
+        row = await session.get(Run, run.run_id)
+    assert row is not None and row.started_at is not None
+    assert row.created_at <= row.started_at
+    assert (run.created_at, run.started_at) == (row.created_at, row.started_at)
