@@ -537,7 +537,9 @@ def serve(
         from api.app import create_app
 
         settings = _settings()
-        in_use = _unbindable(host, port, only_in_use=True)  # before start-up's work
+        from relaygraph.addresses import unbindable
+
+        in_use = unbindable(host, port, only_in_use=True)  # before start-up's work
         if in_use is not None:
             raise CliError(in_use)
         application = create_app(settings, workers=0 if no_workers else workers)
@@ -560,7 +562,7 @@ def serve(
             )
         except SystemExit:
             if startup.error is None:
-                unusable = _unbindable(host, port)
+                unusable = unbindable(host, port)
                 if unusable is None:
                     raise
                 startup.error = CliError(unusable)
@@ -602,29 +604,8 @@ class _StartupFailure(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "error while attempting to bind" in record.getMessage():
-            return False  # reported as one line by ``serve`` (``_unbindable``)
+            return False  # reported as one line by ``serve`` (``relaygraph.addresses``)
         return self.error is None or record.levelno < logging.ERROR
-
-
-def _unbindable(host: str, port: int, *, only_in_use: bool = False) -> str | None:
-    """Why ``host:port`` cannot be listened on (in use, not a local address), or None;
-    with ``only_in_use`` only an address already in use counts."""
-    import errno
-    import socket
-
-    try:
-        with socket.create_server((host, port)):
-            return None
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return (
-                f"{host}:{port} is already in use; stop the process listening there or "
-                "choose another --port"
-            )
-        if only_in_use:
-            return None
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        return f"cannot listen on {host}:{port} ({reason}); choose a local address with --host"
 
 
 @app.command()

@@ -30,7 +30,9 @@ def mcp_command(
     host: Annotated[str, typer.Option("--host", help="Interface to bind (with --http).")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (with --http).")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on (with --http).")
+    ] = 8765,
 ) -> None:
     """Serve relaygraph's tools over MCP: stdio (default) or Streamable HTTP (--http)."""
     # stdout belongs to the protocol: logs and messages go to stderr, from the start.
@@ -127,9 +129,13 @@ async def _serve_http(settings: Settings, host: str, port: int) -> None:
     from identity.ratelimit import RateLimiter
     from mcp_server.config import McpConfig
     from mcp_server.http import McpHttpEndpoint, standalone_app
+    from relaygraph.addresses import unbindable
     from runtime.system import open_system
     from store import StoreError
 
+    problem = unbindable(host, port)  # one line, before start-up's work
+    if problem is not None:
+        raise _ConfigProblem(problem)
     endpoint = McpHttpEndpoint(McpConfig.from_settings(settings))
     limiter = RateLimiter(
         per_key=settings.rate_limit_per_key,
