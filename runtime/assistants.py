@@ -37,7 +37,12 @@ class AssistantConflict(AssistantError):
 
 
 def _config_of(row: Assistant) -> AssistantConfig:
-    configurable = (row.config or {}).get("configurable", {})
+    # LangGraph moved run settings from config.configurable to context (SDK clients send
+    # either); both are read, context winning where both name a setting.
+    configurable = {
+        **((row.config or {}).get("configurable") or {}),
+        **(row.context if isinstance(row.context, dict) else {}),
+    }
     return AssistantConfig(
         assistant_id=row.assistant_id,
         graph_id=row.graph_id,

@@ -49,3 +49,48 @@ def test_options_are_validated_at_create_and_patch(serve: Any) -> None:
 
     moved = httpx.patch(url, json={"graph_id": "triage"}, headers=headers)
     assert moved.status_code == 422 and "graph 'triage'" in moved.json()["message"]
+
+
+def test_settings_sent_in_context_are_checked_and_used(serve: Any) -> None:
+    # LangGraph's newer clients send an assistant's run settings as `context`, not
+    # `config.configurable`: they were stored and ignored (a typo passed silently).
+    server = serve([{"content": "hi"}])
+    headers = server.headers("ada")
+    url = f"{server.base_url}/assistants"
+
+    bad = httpx.post(
+        url, json={"graph_id": "planner", "context": {"options": {"bogus": 1}}}, headers=headers
+    )
+    assert bad.status_code == 422, bad.text
+    assert "bogus: Extra inputs are not permitted" in bad.json()["message"]
+
+    made = httpx.post(
+        url,
+        json={
+            "graph_id": "planner",
+            "assistant_id": "context-planner",
+            "config": {"configurable": {"options": {"review_plan": False}}},
+            "context": {"options": {"review_plan": True}},
+        },
+        headers=headers,
+    )
+    assert made.status_code == 200, made.text
+    changed = {"context": {"options": {"review_plan": "x"}}}
+    moved = httpx.patch(f"{url}/context-planner", json=changed, headers=headers)
+    assert moved.status_code == 422 and "review_plan" in moved.json()["message"]
+
+
+def test_context_wins_over_configurable_when_both_name_a_setting() -> None:
+    from runtime.assistants import _config_of
+    from store.models import Assistant
+
+    row = Assistant(
+        assistant_id="a",
+        tenant="t",
+        graph_id="planner",
+        config={"configurable": {"options": {"review_plan": False}, "model": "m1"}},
+        context={"options": {"review_plan": True}},
+    )
+    config = _config_of(row)
+    assert config.options == {"review_plan": True}
+    assert config.model == "m1"
