@@ -203,6 +203,8 @@ class ToolExecutor:
         run_id: str | None = None,
         thread_id: str | None = None,
         note: str | None = None,
+        error_code: str | None = None,
+        result: dict[str, Any] | None = None,
     ) -> None:
         """Audit a reviewer's decision on a graph interrupt (approvals run the call)."""
         await self.audit.append(
@@ -215,10 +217,11 @@ class ToolExecutor:
                 decision=decision,
                 status=decision,
                 approver=decided_by,
+                error_code=error_code,
                 run_id=run_id,
                 thread_id=thread_id,
                 args=call.args,
-                result={"note": note} if note else None,
+                result=result if result is not None else ({"note": note} if note else None),
             )
         )
 
@@ -237,26 +240,19 @@ class ToolExecutor:
         """Audit a graph interrupt's decision that was not carried out because the
         call's dry run changed after the reviewer saw it (the graph asks again): the
         interrupt's counterpart of an external approval refused as ``approval_stale``."""
-        await self.audit.append(
-            AuditRecord(
-                event="approval_decision",
-                tenant=principal.tenant,
-                actor=decided_by,
-                via="graph",
-                tool=call.name,
-                decision="stale",
-                status="stale",
-                approver=decided_by,
-                error_code="approval_stale",
-                run_id=run_id,
-                thread_id=thread_id,
-                args=call.args,
-                result={
-                    "decided": decision,
-                    "shown": what_it_would(shown),
-                    "now": what_it_would(current),
-                },
-            )
+        await self.record_decision(
+            call,
+            principal,
+            decided_by=decided_by,
+            decision="stale",
+            run_id=run_id,
+            thread_id=thread_id,
+            error_code="approval_stale",
+            result={
+                "decided": decision,
+                "shown": what_it_would(shown),
+                "now": what_it_would(current),
+            },
         )
 
     async def _check_still_as_previewed(
