@@ -15,6 +15,18 @@ set, so raising the limit and continuing the thread picks up where it stopped.
 With the assistant option ``review_plan: true`` a reviewer sees the plan first
 (action ``execute_plan``): approve, edit (the edited plan is validated) or reject
 (with a message: plan again with that feedback; without: stop).
+
+Minimisation (issue 5, ``memory.thread_pseudonyms``): the planner's own model calls (plan
+and replan/final answer) use the run's map, as the step agents do (``RunContext
+.pseudonyms``, one per run and user). What a person typed (the request, a reviewer's
+feedback) is minimised as a text of its own, every value the map knows is a token
+everywhere else (plan, findings), and the reply is restored before it is stored: the plan
+a reviewer sees, the state, the events and the final answer show the values. The map is
+continued from, and saved in, the private ``pseudonyms`` channel (never in the graph's
+input, output, events or API state), so tokens keep their numbers across the thread's runs.
+Before a step runs, its request is minimised into the map here, from the map the state
+saved: a step interrupted before the node could save resumes in a later run with the same
+tokens, and the node saves them when the step ends.
 """
 
 from __future__ import annotations
@@ -36,6 +48,9 @@ from graphs import limits as lim
 from graphs.context import RunContext
 from graphs.interrupts import ALLOWED_DECISIONS, parse_decisions
 from graphs.model_calls import family_prompt, structured_call
+from memory.minimisation import minimise_text, restore_text
+from memory.thread_pseudonyms import pseudonymise_values, saved_update
+from privacy import PseudonymMap
 from providers.errors import BudgetExceeded
 
 GRAPH_ID = "planner"
@@ -100,7 +115,10 @@ class PlannerOptions(BaseModel):
     """Ask a reviewer to approve, edit or reject each new plan before it runs."""
 
 
-class PlannerState(TypedDict):
+class PlannerOutput(TypedDict):
+    """The state as the graph shows it (values and updates streams, thread state, output):
+    ``PlannerState`` without its private channel."""
+
     messages: Annotated[list[AnyMessage], add_messages]
     """The conversation: user requests and the final answers."""
     plan: NotRequired[list[dict[str, Any]]]
@@ -120,6 +138,13 @@ class PlannerState(TypedDict):
     stop_reason: NotRequired[str | None]
     final_message: NotRequired[str | None]
     resume_at: NotRequired[str | None]
+
+
+class PlannerState(PlannerOutput):
+    pseudonyms: NotRequired[dict[str, dict[str, dict[str, str]]]]
+    """Private (issue 5): {tenant: {user: {token: value}}}, as in ``graphs.agent
+    .AgentState``: what minimisation replaced in this thread's model calls. Never in the
+    graph's output, events or API state."""
 
 
 class PlanReviewError(ValueError):
@@ -190,6 +215,41 @@ def _limit_text(reason: str, limits: lim.Limits) -> str:
     return texts.get(reason, reason.replace("_", " "))
 
 
+def _mapping(state: PlannerState, ctx: RunContext) -> PseudonymMap:
+    """The run's map for its principal (shared with the step agents), continued from the
+    one this thread's state saved."""
+    continuing = ctx.memory.pseudonyms_of(ctx.principal) if ctx.memory else None
+    return ctx.pseudonyms.map_for(state, ctx.principal, continuing)
+
+
+def _typed(text: str, ctx: RunContext, mapping: PseudonymMap) -> str:
+    """What a person typed, as a provider may see it (values found get tokens in
+    ``mapping``)."""
+    return minimise_text(text, ctx.pseudonyms.policy, mapping)[0]
+
+
+def _saved(state: PlannerState, ctx: RunContext, mapping: PseudonymMap) -> dict[str, Any]:
+    """The private channel's update when ``mapping`` knows tokens the state has not saved."""
+    saved = saved_update(state, ctx.principal, mapping)
+    return {"pseudonyms": saved} if saved else {}
+
+
+def _restored(steps: list[PlanStep], mapping: PseudonymMap) -> list[PlanStep]:
+    """The model's steps with the tokens ``mapping`` knows put back (unknown ones stay)."""
+    if not mapping.tokens:
+        return steps
+    return [
+        step.model_copy(
+            update={
+                "goal": restore_text(step.goal, mapping),
+                "tools": [restore_text(name, mapping) for name in step.tools],
+                "done_when": restore_text(step.done_when, mapping),
+            }
+        )
+        for step in steps
+    ]
+
+
 def _tools_text(ctx: RunContext) -> str:
     lines = []
     for name in ctx.tool_names:
@@ -238,26 +298,28 @@ async def make_plan(state: PlannerState, runtime: Runtime[RunContext]) -> dict[s
     stop, max_tokens = _model_budget(state, ctx)
     if stop is not None:
         return stop
-    text = f"Request:\n{_request(state)}\n\nTools you may plan with:\n{_tools_text(ctx)}"
+    mapping = _mapping(state, ctx)
+    request = _typed(_request(state), ctx, mapping)
+    text = f"Request:\n{request}\n\nTools you may plan with:\n{_tools_text(ctx)}"
     if state.get("feedback"):
         rejected = _plan_text(state.get("plan") or [])
-        text += (
-            f"\n\nA reviewer rejected this plan:\n{rejected}\nTheir feedback: {state['feedback']}"
-        )
+        feedback = _typed(state["feedback"] or "", ctx, mapping)
+        text += f"\n\nA reviewer rejected this plan:\n{rejected}\nTheir feedback: {feedback}"
     usage = _usage(state)
     try:
         plan, tokens = await structured_call(
             ctx,
             Plan,
             family_prompt(ctx, "planner"),
-            [HumanMessage(text)],
+            [HumanMessage(pseudonymise_values(text, mapping))],
             node="plan",
             max_tokens=max_tokens,
         )
     except BudgetExceeded as exc:
-        return _stop(exc.reason, str(exc))
-    steps = _numbered(plan.steps)
+        return {**_stop(exc.reason, str(exc)), **_saved(state, ctx, mapping)}
+    steps = _numbered(_restored(plan.steps, mapping))
     return {
+        **_saved(state, ctx, mapping),
         "plan": steps,
         "revision": (state.get("revision") or 0) + 1,
         "current_step": steps[0]["number"],
@@ -358,7 +420,7 @@ def _step_failed(messages: list[AnyMessage]) -> str | None:
 
 def build_planner_graph(
     step_agent: CompiledStateGraph[Any, Any, Any, Any],
-) -> StateGraph[PlannerState, RunContext, PlannerState, PlannerState]:
+) -> StateGraph[PlannerState, RunContext, PlannerOutput, PlannerOutput]:
     """The planner graph, running each step with ``step_agent`` (the compiled tool agent)."""
 
     async def execute(state: PlannerState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -374,6 +436,7 @@ def build_planner_graph(
         if ctx.limits.max_run_tokens and usage["tokens"] >= ctx.limits.max_run_tokens:
             return _stop(lim.TOKEN_BUDGET, _limit_text(lim.TOKEN_BUDGET, ctx.limits))
         transcript = list(state.get("step_messages") or [])
+        mapping = _mapping(state, ctx)
         if not transcript:
             revision = state.get("revision") or 0
             transcript = [
@@ -396,13 +459,22 @@ def build_planner_graph(
                 ctx.deadline,
             )
             if hit is not None:
-                return _stop(hit.reason, f"at step {number}: {_limit_text(hit.reason, ctx.limits)}")
+                return {
+                    **_stop(hit.reason, f"at step {number}: {_limit_text(hit.reason, ctx.limits)}"),
+                    **_saved(state, ctx, mapping),
+                }
             dropped = transcript.pop()
             usage = {
                 **usage,
                 "model_calls": usage["model_calls"] + 1,
                 "tokens": usage["tokens"] + agent.turn_tokens({"messages": [dropped]}),
             }
+        # The step agent minimises its request into the same map; doing it here first
+        # gives the tokens from the map this state saved, so a step resumed in a later
+        # run (a fresh map, continued from that state) gets the same ones.
+        for message in transcript:
+            if isinstance(message, HumanMessage):
+                _typed(message.text, ctx, mapping)
         step_ctx = dataclasses.replace(
             ctx, prompt=family_prompt(ctx, "plan_step"), limits=_step_limits(ctx, usage)
         )
@@ -419,6 +491,7 @@ def build_planner_graph(
                 "step_messages": messages,
                 "tainted": tainted,
                 "usage": usage,
+                **_saved(state, ctx, mapping),
             }
         model_calls, tool_calls = agent.turn_counts({"messages": messages})
         failure = _step_failed(messages)
@@ -434,6 +507,7 @@ def build_planner_graph(
             for s in plan
         ]
         return {
+            **_saved(state, ctx, mapping),
             "plan": updated,
             "phase": "replanning",
             "current_step": None,
@@ -446,7 +520,12 @@ def build_planner_graph(
             },
         }
 
-    builder = StateGraph(PlannerState, context_schema=RunContext)
+    builder = StateGraph(
+        PlannerState,
+        context_schema=RunContext,
+        input_schema=PlannerOutput,
+        output_schema=PlannerOutput,
+    )
     builder.add_node("start", start)
     builder.add_node("plan", make_plan)
     builder.add_node("review", review)
@@ -469,27 +548,31 @@ async def replan(state: PlannerState, runtime: Runtime[RunContext]) -> dict[str,
     if stop is not None:
         return stop
     plan = state.get("plan") or []
-    text = f"Request:\n{_request(state)}\n\nPlan and progress:\n{_plan_text(plan)}"
+    mapping = _mapping(state, ctx)
+    request = _typed(_request(state), ctx, mapping)
+    text = f"Request:\n{request}\n\nPlan and progress:\n{_plan_text(plan)}"
     usage = _usage(state)
     try:
         decision, tokens = await structured_call(
             ctx,
             Replan,
             family_prompt(ctx, "replanner"),
-            [HumanMessage(text)],
+            [HumanMessage(pseudonymise_values(text, mapping))],
             node="replan",
             max_tokens=max_tokens,
         )
     except BudgetExceeded as exc:
-        return _stop(exc.reason, str(exc))
+        return {**_stop(exc.reason, str(exc)), **_saved(state, ctx, mapping)}
     usage = {
         **usage,
         "model_calls": usage["model_calls"] + 1,
         "tokens": usage["tokens"] + tokens,
     }
+    saved = _saved(state, ctx, mapping)
     if decision.action == "finish":
-        answer = _cited_answer(decision.answer or "", plan)
+        answer = _cited_answer(restore_text(decision.answer or "", mapping), plan)
         return {
+            **saved,
             "phase": "done",
             "current_step": None,
             "usage": usage,
@@ -499,8 +582,9 @@ async def replan(state: PlannerState, runtime: Runtime[RunContext]) -> dict[str,
             "messages": [AIMessage(answer)],
         }
     kept = [step for step in plan if step["status"] != "pending"]
-    steps = kept + _numbered(decision.steps, start=len(kept) + 1)
+    steps = kept + _numbered(_restored(decision.steps, mapping), start=len(kept) + 1)
     return {
+        **saved,
         "plan": steps,
         "revision": (state.get("revision") or 0) + 1,
         "current_step": _next_pending(steps),
@@ -546,7 +630,7 @@ def route_by_phase(
 
 def compile_planner(
     checkpointer: BaseCheckpointSaver | None,
-) -> CompiledStateGraph[PlannerState, RunContext, PlannerState, PlannerState]:
+) -> CompiledStateGraph[PlannerState, RunContext, PlannerOutput, PlannerOutput]:
     # The step agent has no checkpointer of its own: it uses the parent's, per invocation.
     step_agent = agent.build_agent_graph().compile(name="plan_step")
     return build_planner_graph(step_agent).compile(checkpointer=checkpointer, name=GRAPH_ID)
