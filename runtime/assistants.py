@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,7 +17,7 @@ from graphs.registry import InvalidOptions
 from runtime.system import System
 from store.models import Assistant, utcnow
 
-EPOCH = datetime(2026, 1, 1)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG_KEYS = ("model", "tools", "allowed_scopes", "limits", "prompt_version", "options")
 
 
@@ -99,10 +99,13 @@ class AssistantService:
         """
         try:  # configured ids are never taken by API assistants (create refuses them)
             return self.system.assistants.get(assistant_id)
-        except AssistantNotFound:
+        except AssistantNotFound as missing:  # it names the configured ones
             row = await self._row(tenant, assistant_id)
-        if row is None:
-            raise AssistantNotFound(f"there is no assistant {assistant_id!r}")
+            if row is None:
+                raise AssistantNotFound(
+                    f"{missing}; or one created through the API (POST /assistants/search "
+                    "lists them)"
+                ) from None
         return _config_of(row)
 
     async def get(self, tenant: str, assistant_id: str) -> dict[str, Any]:

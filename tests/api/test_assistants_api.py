@@ -94,3 +94,21 @@ def test_context_wins_over_configurable_when_both_name_a_setting() -> None:
     config = _config_of(row)
     assert config.options == {"review_plan": True}
     assert config.model == "m1"
+
+
+def test_an_unknown_assistant_names_the_ones_there_are(serve: Any) -> None:
+    server = serve([{"content": "hi"}])
+    headers = server.headers("ada")
+    thread = httpx.post(f"{server.base_url}/threads", json={}, headers=headers).json()
+    answer = httpx.post(
+        f"{server.base_url}/threads/{thread['thread_id']}/runs",
+        json={"assistant_id": "nosuch", "input": {}},
+        headers=headers,
+    )
+    assert answer.status_code == 404, answer.text
+    message = answer.json()["message"]
+    assert "assistants: agent, planner, triage" in message
+    assert "POST /assistants/search" in message
+    # Built-in assistants' timestamps carry their time zone like every other.
+    builtin = httpx.get(f"{server.base_url}/assistants/agent", headers=headers).json()
+    assert builtin["created_at"].endswith(("Z", "+00:00")), builtin["created_at"]
