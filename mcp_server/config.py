@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,26 @@ class McpConfig:
             "the same call with the extra argument approval_id."
         )
     )
+
+    def unknown_names(self, tools: Sequence[Any]) -> list[str]:
+        """What ``tools`` and ``allowed_scopes`` name that none of ``tools`` (the registered
+        ToolSpecs) has, each said with what there is."""
+        problems = []
+        names = sorted(tool.name for tool in tools)
+        scopes = sorted({tool.scope for tool in tools})
+        if self.tools is not None and (missing := sorted(self.tools - set(names))):
+            problems.append(
+                f"RELAYGRAPH_MCP_TOOLS names no registered tool {', '.join(missing)}; "
+                f"tools: {', '.join(names)}"
+            )
+        if self.allowed_scopes is not None and (
+            missing := sorted(self.allowed_scopes - set(scopes))
+        ):
+            problems.append(
+                f"RELAYGRAPH_MCP_ALLOWED_SCOPES names no tool's scope {', '.join(missing)}; "
+                f"scopes: {', '.join(scopes)}"
+            )
+        return problems
 
     @classmethod
     def from_settings(cls, settings: Any) -> McpConfig:

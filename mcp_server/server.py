@@ -48,6 +48,10 @@ class McpToolService:
     def __init__(self, executor: ToolExecutor, config: McpConfig) -> None:
         self.executor = executor
         self.config = config
+        for problem in config.unknown_names(list(executor.registry)):
+            # A warning, not a refusal: an attached server that is down at start-up has
+            # not registered its tools yet. Silent, a typo only made tools/list shorter.
+            log.warning("MCP profile: %s", problem)
         self._entries: dict[str, types.Tool] = {}
         self._tainted_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._tainted_sessions: OrderedDict[str, None] = OrderedDict()

@@ -117,3 +117,19 @@ def test_message_checks_name_the_problem() -> None:
 
 def _text(result: Any) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def test_a_profile_naming_unknown_tools_or_scopes_is_warned_about(
+    system: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo in RELAYGRAPH_MCP_TOOLS / _ALLOWED_SCOPES only made tools/list shorter.
+    config = McpConfig(tools=frozenset({"notes_serch", "notes_search"}), allowed_scopes=None)
+    with caplog.at_level("WARNING", logger="mcp_server.server"):
+        McpToolService(system.executor, config)
+        McpToolService(system.executor, McpConfig(allowed_scopes=frozenset({"notes:reed"})))
+        McpToolService(system.executor, McpConfig(tools=frozenset({"notes_search"})))
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2, warnings
+    assert "RELAYGRAPH_MCP_TOOLS names no registered tool notes_serch; tools: " in warnings[0]
+    assert "notes_search" in warnings[0].split("tools: ")[1]
+    assert "RELAYGRAPH_MCP_ALLOWED_SCOPES names no tool's scope notes:reed" in warnings[1]
