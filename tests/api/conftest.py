@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,21 @@ async def _create_keys(settings: Settings) -> dict[str, str]:
         return keys
     finally:
         await db.dispose()
+
+
+@contextmanager
+def running_server(data_dir: Path, workers: int, **overrides: Any) -> Iterator[ApiServer]:
+    """A server on ``Settings(data_dir=data_dir, **overrides)`` with the ``KEYS`` created,
+    stopped on leaving: for module-scoped fixtures (one start for the module's tests).
+    Call it where no event loop runs (a sync fixture); ``serve`` is per test."""
+    settings = Settings(data_dir=data_dir, **overrides)
+    keys = asyncio.run(_create_keys(settings))
+    running = _Running(settings, workers=workers)
+    running.start()
+    try:
+        yield ApiServer(f"http://127.0.0.1:{running.port}/api/v1", settings, keys)
+    finally:
+        running.stop()
 
 
 @pytest.fixture

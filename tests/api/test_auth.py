@@ -9,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from api.app import create_app
 from identity.apikeys import parse_api_key, revoke_api_key
 from runtime.settings import Settings
 from store import Database
-from tests.api.conftest import ApiServer, _create_keys, _Running
+from tests.api.conftest import ApiServer, running_server
 
 SECRET = "test-secret-" + "x" * 60
 AUDIENCE = "relaygraph-tests"
@@ -41,18 +41,10 @@ def assert_unauthorized(answer: httpx.Response, code: str | None = None) -> None
     assert "Traceback" not in answer.text
 
 
-@contextmanager
-def _running(root: Path, **overrides: Any) -> Iterator[ApiServer]:
+def _running(root: Path, **overrides: Any) -> AbstractContextManager[ApiServer]:
     """A server without run workers for the module's read-only tests (one start, not one
     per test; ``serve`` is for tests that change keys or need fresh rate-limit counters)."""
-    settings = Settings(data_dir=root / "data", **overrides)
-    keys = asyncio.run(_create_keys(settings))
-    running = _Running(settings, workers=0)
-    running.start()
-    try:
-        yield ApiServer(f"http://127.0.0.1:{running.port}/api/v1", settings, keys)
-    finally:
-        running.stop()
+    return running_server(root / "data", workers=0, **overrides)
 
 
 @pytest.fixture(scope="module")

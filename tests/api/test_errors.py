@@ -3,7 +3,6 @@ a message that names the problem, and never a stack trace."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.settings import Settings
-from tests.api.conftest import ApiServer, _create_keys, _Running
+from tests.api.conftest import ApiServer, running_server
 
 # "slow" blocks its worker thread for a while (a run in flight); anything else creates a
 # note and then asks to delete it, which pauses the run for approval.
@@ -51,14 +49,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     root = tmp_path_factory.mktemp("errors")
     model = root / "model.py"
     model.write_text(MODEL_SOURCE, encoding="utf-8")
-    settings = Settings(data_dir=root / "data", model=f"scripted:{model}:turn")
-    keys = asyncio.run(_create_keys(settings))
-    running = _Running(settings, workers=2)
-    running.start()
-    try:
-        yield ApiServer(f"http://127.0.0.1:{running.port}/api/v1", settings, keys)
-    finally:
-        running.stop()
+    with running_server(root / "data", workers=2, model=f"scripted:{model}:turn") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -9,27 +9,20 @@ and a 500. Now no "retained" classification is made without that identifier.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from runtime.settings import Settings
-from tests.api.conftest import ApiServer, _create_keys, _Running
+from tests.api.conftest import ApiServer, running_server
 
 
 @pytest.fixture
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     root = tmp_path_factory.mktemp("fuzz-erase")
-    settings = Settings(data_dir=root / "data", model="scripted:providers.scripted:demo_turn")
-    keys = asyncio.run(_create_keys(settings))
-    running = _Running(settings, workers=1)
-    running.start()
-    try:
-        yield ApiServer(f"http://127.0.0.1:{running.port}/api/v1", settings, keys)
-    finally:
-        running.stop()
+    model = "scripted:providers.scripted:demo_turn"
+    with running_server(root / "data", workers=1, model=model) as running:
+        yield running
 
 
 def test_erasing_a_short_user_id_with_an_identifier_on_disk_is_not_a_server_error(

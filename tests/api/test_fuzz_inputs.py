@@ -4,7 +4,6 @@ leaves nothing behind that breaks later reads (a poisoned thread, store item or 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,7 @@ import httpx
 import pytest
 
 from api.errors import error_response
-from runtime.settings import Settings
-from tests.api.conftest import ApiServer, _create_keys, _Running
+from tests.api.conftest import ApiServer, running_server
 
 HI = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -22,19 +20,14 @@ HI = {"messages": [{"role": "user", "content": "hi"}]}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     root = tmp_path_factory.mktemp("fuzz-inputs")
-    settings = Settings(
-        data_dir=root / "data",
+    with running_server(
+        root / "data",
+        workers=2,
         model="scripted:providers.scripted:demo_turn",
         rate_limit_per_key="100000/minute",
         rate_limit_per_tenant="100000/minute",
-    )
-    keys = asyncio.run(_create_keys(settings))
-    running = _Running(settings, workers=2)
-    running.start()
-    try:
-        yield ApiServer(f"http://127.0.0.1:{running.port}/api/v1", settings, keys)
-    finally:
-        running.stop()
+    ) as running:
+        yield running
 
 
 def _client(server: ApiServer, who: str = "ada") -> httpx.Client:

@@ -8,59 +8,43 @@ numbers across the thread's turns; another thread or user never gets the map; th
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-from sqlalchemy import select
 
-from graphs.agent import compile_agent
 from identity import Principal
 from memory.minimisation import MinimisationPolicy, minimise_new_input
 from privacy import PseudonymMap
 from runtime.memory_services import LazyMemoryServices
-from runtime.runs import Runner, RunRequest, RunSummary
+from runtime.runs import Runner, RunSummary
 from runtime.system import open_system
-from store.models import Note
 from tests.memory.memory_helpers import WordHashEmbedder
-from tests.memory.pseudonym_helpers import ASSISTANT, STREAM, run_events, stub_settings
+from tests.memory.pseudonym_helpers import (
+    ALICE,
+    ANY_TOKEN,
+    ASSISTANT,
+    FIRST,
+    SECOND,
+    assert_the_map_stays_in_its_thread,
+    note_bodies,
+    run_events,
+    run_turn,
+    streamed_text,
+    stub_settings,
+    the_next_turn_keeps_the_numbers,
+    thread_state,
+)
 
-ALICE = Principal.with_roles("acme", "alice", ["user"])
-BOB = Principal.with_roles("acme", "bob", ["user"])
-FIRST = "maria.jensen@example.dk"
-SECOND = "jens.hansen@example.com"
-ANY_TOKEN = re.compile(r"<[A-Z_]+_\d+>")
+SENT_FIRST = "Please make a note: I must write to <EMAIL_1> today."
+"""The first turn's message as the model provider gets it."""
 
 
 async def _run(
     runner: Runner, principal: Principal, text: str, thread_id: str | None = None
 ) -> RunSummary:
-    return await runner.run(
-        RunRequest(
-            principal=principal,
-            assistant_id=ASSISTANT,
-            thread_id=thread_id,
-            input_text=text,
-            stream_mode=STREAM,
-        )
-    )
-
-
-async def _state(system: Any, thread_id: str) -> dict[str, Any]:
-    snapshot = await compile_agent(system.checkpointer).aget_state(
-        {"configurable": {"thread_id": thread_id}}
-    )
-    return dict(snapshot.values)
-
-
-def _streamed_text(events: list[tuple[str, Any]]) -> str:
-    return "".join(
-        data[0]["content"]
-        for name, data in events
-        if name == "messages" and data[0]["type"] == "AIMessageChunk"
-    )
+    return await run_turn(runner, principal, ASSISTANT, text=text, thread_id=thread_id)
 
 
 async def test_typed_personal_data_reaches_the_provider_as_tokens_only(
@@ -84,31 +68,21 @@ async def test_typed_personal_data_reaches_the_provider_as_tokens_only(
 
         first, second = openai_stub.requests[-2:]
         user = [m for m in first["messages"] if m["role"] == "user"]
-        assert user[-1]["content"] == "Please make a note: I must write to <EMAIL_1> today."
+        assert user[-1]["content"] == SENT_FIRST
         assert FIRST not in json.dumps(first) and FIRST not in json.dumps(second)
-        async with system.db.session() as session:  # the tool acted on the address
-            bodies = (await session.execute(select(Note.body).where(Note.owner == "alice"))).all()
-        assert [row.body for row in bodies] == [f"Write {FIRST}"]
+        # The tool acted on the address.
+        assert await note_bodies(system, "alice") == [f"Write {FIRST}"]
 
         events = await run_events(system, done.run_id)
-        assert _streamed_text(events) == f"Saving it.Noted: write to {FIRST}."
+        assert streamed_text(events) == f"Saving it.Noted: write to {FIRST}."
         assert not ANY_TOKEN.search(json.dumps(events)), "a token reached the user's stream"
 
         # The next turn: the first address keeps its token, a new one gets the next number.
-        openai_stub.reply("Writing to <EMAIL_2> and <EMAIL_1>.")
-        again = await _run(
-            runner, ALICE, f"Also write to {SECOND}, and to the first one.", done.thread_id
+        await the_next_turn_keeps_the_numbers(
+            runner, openai_stub, ASSISTANT, done.thread_id, SENT_FIRST
         )
-        assert again.final_message == f"Writing to {SECOND} and {FIRST}."
-        sent = json.dumps(openai_stub.requests[-1])
-        assert FIRST not in sent and SECOND not in sent
-        user = [m["content"] for m in openai_stub.requests[-1]["messages"] if m["role"] == "user"]
-        assert user == [
-            "Please make a note: I must write to <EMAIL_1> today.",
-            "Also write to <EMAIL_2>, and to the first one.",
-        ]
 
-        state = await _state(system, done.thread_id)
+        state = await thread_state(system, done.thread_id)
         humans = [m.content for m in state["messages"] if m.type == "human"]
         assert humans == [
             f"Please make a note: I must write to {FIRST} today.",
@@ -119,17 +93,7 @@ async def test_typed_personal_data_reaches_the_provider_as_tokens_only(
         assert not ANY_TOKEN.search(stored)
 
         # Another thread of the same user, and another user: the map is not theirs.
-        openai_stub.reply("Hello <EMAIL_1>.")
-        elsewhere = await _run(runner, ALICE, "Who do I write to?")
-        assert elsewhere.final_message == "Hello <EMAIL_1>."
-        openai_stub.reply("Hello <EMAIL_1> and <EMAIL_2>.")
-        bob = await _run(runner, BOB, "Who do I write to?")
-        assert bob.final_message == "Hello <EMAIL_1> and <EMAIL_2>."
-        for run in (elsewhere, bob):
-            seen = json.dumps(await run_events(system, run.run_id))
-            assert FIRST not in seen and SECOND not in seen
-            assert "pseudonyms" not in await _state(system, run.thread_id)
-        assert FIRST not in json.dumps(openai_stub.requests[-2:])
+        await assert_the_map_stays_in_its_thread(runner, openai_stub, ASSISTANT)
 
 
 async def test_a_message_below_the_configured_levels_is_sent_as_typed(
@@ -145,7 +109,7 @@ async def test_a_message_below_the_configured_levels_is_sent_as_typed(
         assert plain.final_message == "Sure."
         sent = [m for m in openai_stub.requests[-1]["messages"] if m["role"] == "user"]
         assert sent[-1]["content"] == f"Please write to {FIRST} today."
-        assert "pseudonyms" not in await _state(system, plain.thread_id)
+        assert "pseudonyms" not in await thread_state(system, plain.thread_id)
 
         # Special-category text: every finding in it becomes a token, the address too.
         openai_stub.reply("I will send <EMAIL_1> the <HEALTH_2> news.")

@@ -9,75 +9,53 @@ and, empty, leaves every message as typed."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from graphs.agent import compile_agent
 from identity import Principal
 from memory.restore_stream import StreamRestorer
 from runtime.runs import Runner, RunRequest, RunSummary
 from runtime.settings import Settings
 from runtime.system import open_system
-from store.models import Note, OutboxEmail
 from tests.helpers import call
-from tests.memory.pseudonym_helpers import STREAM, run_events
+from tests.memory.pseudonym_helpers import (
+    ALICE,
+    ANY_TOKEN,
+    FIRST,
+    SECOND,
+    STREAM,
+    ai_chunks,
+    approve,
+    assert_the_map_stays_in_its_thread,
+    note_bodies,
+    outbox,
+    run_events,
+    run_turn,
+    streamed_text,
+    stub_settings,
+    the_next_turn_keeps_the_numbers,
+    thread_state,
+    user_messages,
+)
 
-ALICE = Principal.with_roles("acme", "alice", ["user"])
-BOB = Principal.with_roles("acme", "bob", ["user"])
-FIRST = "maria.jensen@example.dk"
-SECOND = "jens.hansen@example.com"
-ANY_TOKEN = re.compile(r"<[A-Z_]+_\d+>")
 ASSISTANT = "agent"
 """The built-in assistant: no ``memory`` option."""
 
 
 def _settings(data_dir: Path, openai_stub: Any, minimise: list[str] | None) -> Settings:
-    levels = {} if minimise is None else {"privacy_minimise": minimise}
-    return Settings(
-        data_dir=data_dir,
-        model="openai:gpt-4o-mini",
-        openai_api_key="sk-test-key-0000000000",
-        openai_base_url=openai_stub.base_url,
-        model_max_retries=0,
-        **levels,
-    )
+    return stub_settings(data_dir, openai_stub, minimise, assistants={})
+
+
+SENT_FIRST = "Please make a note: I must write to <EMAIL_1> today."
+"""The first turn's message as the model provider gets it."""
 
 
 async def _run(
     runner: Runner, principal: Principal, text: str, thread_id: str | None = None
 ) -> RunSummary:
-    return await runner.run(
-        RunRequest(
-            principal=principal,
-            assistant_id=ASSISTANT,
-            thread_id=thread_id,
-            input_text=text,
-            stream_mode=STREAM,
-        )
-    )
-
-
-async def _state(system: Any, thread_id: str) -> dict[str, Any]:
-    snapshot = await compile_agent(system.checkpointer).aget_state(
-        {"configurable": {"thread_id": thread_id}}
-    )
-    return dict(snapshot.values)
-
-
-def _chunks(events: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        data[0]
-        for name, data in events
-        if name == "messages" and data[0]["type"] == "AIMessageChunk"
-    ]
-
-
-def _streamed_text(events: list[tuple[str, Any]]) -> str:
-    return "".join(chunk["content"] for chunk in _chunks(events))
+    return await run_turn(runner, principal, ASSISTANT, text=text, thread_id=thread_id)
 
 
 def _streamed_arguments(events: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -85,15 +63,11 @@ def _streamed_arguments(events: list[tuple[str, Any]]) -> dict[str, Any]:
     streamed pieces."""
     pieces = [
         piece["args"]
-        for chunk in _chunks(events)
+        for chunk in ai_chunks(events)
         for piece in chunk.get("tool_call_chunks") or []
         if piece.get("index") == 0 and piece.get("args")
     ]
     return dict(json.loads("".join(pieces)))
-
-
-def _user_messages(request: dict[str, Any]) -> list[str]:
-    return [m["content"] for m in request["messages"] if m["role"] == "user"]
 
 
 async def test_typed_personal_data_reaches_the_provider_as_tokens_only(
@@ -115,30 +89,21 @@ async def test_typed_personal_data_reaches_the_provider_as_tokens_only(
         assert done.final_message == f"Noted: write to {FIRST}."
 
         first, second = openai_stub.requests[-2:]
-        assert _user_messages(first) == ["Please make a note: I must write to <EMAIL_1> today."]
+        assert user_messages(first) == [SENT_FIRST]
         assert FIRST not in json.dumps(first) and FIRST not in json.dumps(second)
-        async with system.db.session() as session:  # the tool acted on the address
-            bodies = (await session.execute(select(Note.body).where(Note.owner == "alice"))).all()
-        assert [row.body for row in bodies] == [f"Write {FIRST}"]
+        # The tool acted on the address.
+        assert await note_bodies(system, "alice") == [f"Write {FIRST}"]
 
         events = await run_events(system, done.run_id)
-        assert _streamed_text(events) == f"Saving it.Noted: write to {FIRST}."
+        assert streamed_text(events) == f"Saving it.Noted: write to {FIRST}."
         assert _streamed_arguments(events) == {"title": "Contact", "body": f"Write {FIRST}"}
         assert not ANY_TOKEN.search(json.dumps(events)), "a token reached the user's stream"
         assert FIRST in json.dumps([data for name, data in events if name == "values"])
 
         # The next turn: the first address keeps its token, a new one gets the next number.
-        openai_stub.reply("Writing to <EMAIL_2> and <EMAIL_1>.")
-        again = await _run(
-            runner, ALICE, f"Also write to {SECOND}, and to the first one.", done.thread_id
+        again = await the_next_turn_keeps_the_numbers(
+            runner, openai_stub, ASSISTANT, done.thread_id, SENT_FIRST
         )
-        assert again.final_message == f"Writing to {SECOND} and {FIRST}."
-        sent = json.dumps(openai_stub.requests[-1])
-        assert FIRST not in sent and SECOND not in sent
-        assert _user_messages(openai_stub.requests[-1]) == [
-            "Please make a note: I must write to <EMAIL_1> today.",
-            "Also write to <EMAIL_2>, and to the first one.",
-        ]
         seen = json.dumps(await run_events(system, again.run_id))
         assert not ANY_TOKEN.search(seen) and '"pseudonyms"' not in seen  # a private channel
 
@@ -158,7 +123,7 @@ async def test_typed_personal_data_reaches_the_provider_as_tokens_only(
         assert ended[-1][0] == "end" and FIRST in json.dumps(ended[-1][1]["values"])
         assert '"pseudonyms"' not in json.dumps(ended) and not ANY_TOKEN.search(json.dumps(ended))
 
-        state = await _state(system, done.thread_id)
+        state = await thread_state(system, done.thread_id)
         humans = [m.content for m in state["messages"] if m.type == "human"]
         assert humans == [
             f"Please make a note: I must write to {FIRST} today.",
@@ -169,17 +134,7 @@ async def test_typed_personal_data_reaches_the_provider_as_tokens_only(
         assert not ANY_TOKEN.search(json.dumps([m.model_dump() for m in state["messages"]]))
 
         # Another thread of the same user, and another user: the map is not theirs.
-        openai_stub.reply("Hello <EMAIL_1>.")
-        elsewhere = await _run(runner, ALICE, "Who do I write to?")
-        assert elsewhere.final_message == "Hello <EMAIL_1>."
-        openai_stub.reply("Hello <EMAIL_1> and <EMAIL_2>.")
-        bob = await _run(runner, BOB, "Who do I write to?")
-        assert bob.final_message == "Hello <EMAIL_1> and <EMAIL_2>."
-        for run in (elsewhere, bob):
-            seen = json.dumps(await run_events(system, run.run_id))
-            assert FIRST not in seen and SECOND not in seen
-            assert "pseudonyms" not in await _state(system, run.thread_id)
-        assert FIRST not in json.dumps(openai_stub.requests[-2:])
+        await assert_the_map_stays_in_its_thread(runner, openai_stub, ASSISTANT)
 
 
 async def test_a_reviewer_sees_the_typed_value_and_the_provider_its_token(
@@ -192,7 +147,7 @@ async def test_a_reviewer_sees_the_typed_value_and_the_provider_its_token(
         )
         paused = await _run(runner, ALICE, f"Send a hello email to {FIRST}.")
         assert paused.stop_reason == "waiting_for_human", paused
-        assert _user_messages(openai_stub.requests[-1]) == ["Send a hello email to <EMAIL_1>."]
+        assert user_messages(openai_stub.requests[-1]) == ["Send a hello email to <EMAIL_1>."]
         request = paused.interrupt["action_requests"][0]
         assert request["name"] == "email_send"
         assert request["args"] == {"to": [FIRST], "subject": "Hi", "body": f"Hi {FIRST}!"}
@@ -202,19 +157,10 @@ async def test_a_reviewer_sees_the_typed_value_and_the_provider_its_token(
         assert "__interrupt__" in json.dumps(events)
 
         openai_stub.reply("Sent to <EMAIL_1>.")
-        done = await runner.run(
-            RunRequest(
-                principal=ALICE,
-                assistant_id=ASSISTANT,
-                thread_id=paused.thread_id,
-                decisions={"decisions": [{"type": "approve"}]},
-            )
-        )
+        done = await approve(runner, ALICE, ASSISTANT, paused.thread_id)
         assert done.stop_reason == "completed", done
         assert done.final_message == f"Sent to {FIRST}."
-        async with system.db.session() as session:
-            outbox = (await session.execute(select(OutboxEmail))).scalars().all()
-        assert [(row.recipients, row.body) for row in outbox] == [([FIRST], f"Hi {FIRST}!")]
+        assert await outbox(system) == [([FIRST], f"Hi {FIRST}!")]
         after = openai_stub.requests[-1]
         assert FIRST not in json.dumps(after)
         assistant = next(m for m in after["messages"] if m.get("tool_calls"))
@@ -233,21 +179,21 @@ async def test_the_setting_decides_what_is_minimised(
         openai_stub.reply("Sure.")
         plain = await _run(runner, ALICE, f"Please write to {FIRST} today.")
         assert plain.final_message == "Sure."
-        assert _user_messages(openai_stub.requests[-1]) == [f"Please write to {FIRST} today."]
-        assert "pseudonyms" not in await _state(system, plain.thread_id)
+        assert user_messages(openai_stub.requests[-1]) == [f"Please write to {FIRST} today."]
+        assert "pseudonyms" not in await thread_state(system, plain.thread_id)
 
         openai_stub.reply("I will send <EMAIL_1> the <HEALTH_2> news.")
         text = f"My doctor says I have diabetes; send the results to {FIRST}"
         special = await _run(runner, ALICE, text)
-        sent = _user_messages(openai_stub.requests[-1])[-1]
+        sent = user_messages(openai_stub.requests[-1])[-1]
         if minimise is None:  # special-category text: every finding in it becomes a token
             assert sent == "My <HEALTH_1> says I have <HEALTH_2>; send the results to <EMAIL_1>"
             assert special.final_message == f"I will send {FIRST} the diabetes news."
-            assert "pseudonyms" in await _state(system, special.thread_id)
+            assert "pseudonyms" in await thread_state(system, special.thread_id)
         else:  # minimisation off: sent as typed, and a token the model invents stays one
             assert sent == text
             assert special.final_message == "I will send <EMAIL_1> the <HEALTH_2> news."
-            assert "pseudonyms" not in await _state(system, special.thread_id)
+            assert "pseudonyms" not in await thread_state(system, special.thread_id)
 
 
 def test_the_private_channel_is_left_out_before_the_run_has_a_map() -> None:

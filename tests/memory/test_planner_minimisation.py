@@ -9,42 +9,38 @@ another thread or user never gets it; ``privacy_minimise`` off leaves every call
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from graphs.planner import compile_planner
 from identity import Principal
-from runtime.runs import Runner, RunRequest, RunSummary
+from runtime.runs import Runner, RunSummary
 from runtime.settings import Settings
 from runtime.system import open_system
-from store.models import OutboxEmail
 from tests.helpers import call
-from tests.memory.pseudonym_helpers import STREAM, run_events
+from tests.memory.pseudonym_helpers import (
+    ALICE,
+    ANY_TOKEN,
+    BOB,
+    FIRST,
+    SECOND,
+    decide,
+    outbox,
+    run_events,
+    run_turn,
+    stub_settings,
+    thread_state,
+)
 
-ALICE = Principal.with_roles("acme", "alice", ["user"])
-BOB = Principal.with_roles("acme", "bob", ["user"])
-FIRST = "maria.jensen@example.dk"
-SECOND = "jens.hansen@example.com"
 BOSS = "boss@example.org"
-ANY_TOKEN = re.compile(r"<[A-Z_]+_\d+>")
 REVIEWED = "reviewed-planner"
 
 
 def _settings(data_dir: Path, openai_stub: Any, minimise: list[str] | None) -> Settings:
-    levels = {} if minimise is None else {"privacy_minimise": minimise}
-    return Settings(
-        data_dir=data_dir,
-        model="openai:gpt-4o-mini",
-        openai_api_key="sk-test-key-0000000000",
-        openai_base_url=openai_stub.base_url,
-        model_max_retries=0,
-        assistants={REVIEWED: {"graph_id": "planner", "options": {"review_plan": True}}},
-        **levels,
-    )
+    reviewed = {REVIEWED: {"graph_id": "planner", "options": {"review_plan": True}}}
+    return stub_settings(data_dir, openai_stub, minimise, assistants=reviewed)
 
 
 async def _run(
@@ -54,36 +50,23 @@ async def _run(
     thread_id: str | None = None,
     assistant: str = "planner",
 ) -> RunSummary:
-    return await runner.run(
-        RunRequest(
-            principal=principal,
-            assistant_id=assistant,
-            thread_id=thread_id,
-            input_text=text,
-            stream_mode=STREAM,
-        )
-    )
+    return await run_turn(runner, principal, assistant, text=text, thread_id=thread_id)
 
 
 async def _decide(
     runner: Runner, thread_id: str, decision: dict[str, Any], assistant: str = REVIEWED
 ) -> RunSummary:
-    return await runner.run(
-        RunRequest(
-            principal=ALICE,
-            assistant_id=assistant,
-            thread_id=thread_id,
-            decisions={"decisions": [decision]},
-            stream_mode=STREAM,
-        )
-    )
+    return await decide(runner, ALICE, assistant, thread_id, decision)
 
 
 async def _state(system: Any, thread_id: str) -> dict[str, Any]:
-    snapshot = await compile_planner(system.checkpointer).aget_state(
-        {"configurable": {"thread_id": thread_id}}
-    )
-    return dict(snapshot.values)
+    return await thread_state(system, thread_id, compile_planner)
+
+
+async def _assert_clean_events(system: Any, run_id: str) -> None:
+    """What the run streamed holds neither a token nor the private ``pseudonyms`` channel."""
+    events = json.dumps(await run_events(system, run_id))
+    assert not ANY_TOKEN.search(events) and '"pseudonyms"' not in events
 
 
 def _step(goal: str, done_when: str = "answered") -> dict[str, Any]:
@@ -172,8 +155,7 @@ async def test_plan_and_final_calls_send_tokens_and_the_user_sees_values(
         state = await _state(system, done.thread_id)
         assert state["plan"][0]["goal"] == f"Compare {SECOND} with {FIRST}"
         assert state["pseudonyms"] == {"acme": {"alice": {"<EMAIL_1>": FIRST, "<EMAIL_2>": SECOND}}}
-        events = json.dumps(await run_events(system, again.run_id))
-        assert not ANY_TOKEN.search(events) and '"pseudonyms"' not in events
+        await _assert_clean_events(system, again.run_id)
 
         # Another thread of the same user, and another user: the map is not theirs.
         for principal in (ALICE, BOB):
@@ -208,8 +190,7 @@ async def test_the_reviewer_sees_values_and_feedback_is_minimised(
         assert request["args"] == {
             "steps": [{"goal": f"Email {FIRST}", "tools": [], "done_when": f"{FIRST} emailed"}]
         }
-        events = json.dumps(await run_events(system, paused.run_id))
-        assert not ANY_TOKEN.search(events) and '"pseudonyms"' not in events
+        await _assert_clean_events(system, paused.run_id)
 
         # Rejected with feedback that names a new address: a later run (a fresh map,
         # continued from the state) minimises the feedback, the request and the old plan.
@@ -240,8 +221,7 @@ async def test_the_reviewer_sees_values_and_feedback_is_minimised(
         assert done.final_message.startswith(f"Done: {SECOND} knows about {FIRST}.")
         state = await _state(system, paused.thread_id)
         assert state["pseudonyms"] == {"acme": {"alice": {"<EMAIL_1>": FIRST, "<EMAIL_2>": SECOND}}}
-        events = json.dumps(await run_events(system, done.run_id))
-        assert not ANY_TOKEN.search(events) and '"pseudonyms"' not in events
+        await _assert_clean_events(system, done.run_id)
 
 
 async def test_a_step_resumed_in_a_later_run_keeps_its_tokens(
@@ -273,15 +253,12 @@ async def test_a_step_resumed_in_a_later_run_keeps_its_tokens(
         assistant = next(m for m in resumed["messages"] if m.get("tool_calls"))
         arguments = json.loads(assistant["tool_calls"][0]["function"]["arguments"])
         assert arguments["to"] == ["<EMAIL_1>", "<EMAIL_2>"]
-        async with system.db.session() as session:
-            outbox = (await session.execute(select(OutboxEmail))).scalars().all()
-        assert [row.recipients for row in outbox] == [[FIRST, BOSS]]
+        assert [recipients for recipients, _ in await outbox(system)] == [[FIRST, BOSS]]
         assert done.final_message is not None
         assert done.final_message.startswith(f"Emailed {FIRST}, copying {BOSS}.")
         state = await _state(system, paused.thread_id)
         assert state["pseudonyms"] == {"acme": {"alice": {"<EMAIL_1>": FIRST, "<EMAIL_2>": BOSS}}}
-        events = json.dumps(await run_events(system, done.run_id))
-        assert not ANY_TOKEN.search(events) and '"pseudonyms"' not in events
+        await _assert_clean_events(system, done.run_id)
 
 
 @pytest.mark.parametrize("minimise", [None, []], ids=["default-special", "off"])

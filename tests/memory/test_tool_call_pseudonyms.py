@@ -13,35 +13,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from graphs.agent import compile_agent
 from identity import Principal
 from runtime.memory_services import LazyMemoryServices
-from runtime.runs import Runner, RunRequest
+from runtime.runs import Runner, RunSummary
 from runtime.settings import Settings
-from store.models import Note, OutboxEmail
 from tests.helpers import call
 from tests.memory.memory_helpers import WordHashEmbedder
+from tests.memory.pseudonym_helpers import (
+    ALICE,
+    ASSISTANT,
+    BOB,
+    FIRST,
+    approve,
+    note_bodies,
+    outbox,
+    run_turn,
+    stub_settings,
+    thread_state,
+)
 
-ALICE = Principal.with_roles("acme", "alice", ["user"])
-BOB = Principal.with_roles("acme", "bob", ["user"])
-ADDRESS = "maria.jensen@example.dk"
+ADDRESS = FIRST
 TOKEN = "<EMAIL_1>"
-ASSISTANT = "remembering"
 
 
 @pytest.fixture
 def settings(data_dir: Path, openai_stub: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        model="openai:gpt-4o-mini",
-        openai_api_key="sk-test-key-0000000000",
-        openai_base_url=openai_stub.base_url,
-        model_max_retries=0,
-        privacy_minimise=["special", "personal"],
-        assistants={ASSISTANT: {"graph_id": "agent", "options": {"memory": True}}},
-    )
+    return stub_settings(data_dir, openai_stub, ["special", "personal"])
 
 
 @pytest.fixture
@@ -53,10 +51,8 @@ async def runner(system: Any) -> Runner:
     return Runner(system)
 
 
-async def _run(runner: Runner, principal: Principal, text: str, **extra: Any) -> Any:
-    return await runner.run(
-        RunRequest(principal=principal, assistant_id=ASSISTANT, input_text=text, **extra)
-    )
+async def _run(runner: Runner, principal: Principal, text: str) -> RunSummary:
+    return await run_turn(runner, principal, ASSISTANT, text=text)
 
 
 async def _remember_address(system: Any) -> None:
@@ -79,10 +75,7 @@ def _tool_exchange(request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
 
 
 async def _stored_messages(system: Any, thread_id: str) -> list[Any]:
-    snapshot = await compile_agent(system.checkpointer).aget_state(
-        {"configurable": {"thread_id": thread_id}}
-    )
-    return list(snapshot.values["messages"])
+    return list((await thread_state(system, thread_id))["messages"])
 
 
 async def test_a_tool_gets_the_value_and_the_provider_the_token(
@@ -106,9 +99,8 @@ async def test_a_tool_gets_the_value_and_the_provider_the_token(
     assert arguments == {"title": "Contact", "body": f"Write to {TOKEN} about my email"}
     assert tool_result["body"] == f"Write to {TOKEN} about my email"
 
-    async with system.db.session() as session:  # the tool acted on the address
-        bodies = (await session.execute(select(Note.body).where(Note.owner == "alice"))).all()
-    assert [row.body for row in bodies] == [f"Write to {ADDRESS} about my email"]
+    # The tool acted on the address.
+    assert await note_bodies(system, "alice") == [f"Write to {ADDRESS} about my email"]
 
     stored = await _stored_messages(system, done.thread_id)
     ai_message = next(m for m in stored if m.type == "ai" and m.tool_calls)
@@ -122,9 +114,7 @@ async def test_a_tool_gets_the_value_and_the_provider_the_token(
     other = await _run(runner, BOB, "Make a note to write to my email address.")
     assert other.stop_reason == "completed", other
     assert ADDRESS not in json.dumps(openai_stub.requests[-2:])
-    async with system.db.session() as session:
-        bob_bodies = (await session.execute(select(Note.body).where(Note.owner == "bob"))).all()
-    assert [row.body for row in bob_bodies] == [TOKEN]
+    assert await note_bodies(system, "bob") == [TOKEN]
     bob_stored = await _stored_messages(system, other.thread_id)
     assert ADDRESS not in json.dumps([m.model_dump() for m in bob_stored])
 
@@ -144,18 +134,9 @@ async def test_a_reviewer_sees_the_value_in_the_approval_request(
     assert ADDRESS not in json.dumps(openai_stub.requests[-1])
 
     openai_stub.reply("Sent.")
-    done = await runner.run(
-        RunRequest(
-            principal=ALICE,
-            assistant_id=ASSISTANT,
-            thread_id=paused.thread_id,
-            decisions={"decisions": [{"type": "approve"}]},
-        )
-    )
+    done = await approve(runner, ALICE, ASSISTANT, paused.thread_id)
     assert done.stop_reason == "completed", done
-    async with system.db.session() as session:
-        outbox = (await session.execute(select(OutboxEmail))).scalars().all()
-    assert [(row.recipients, row.body) for row in outbox] == [([ADDRESS], f"Hi {ADDRESS}!")]
+    assert await outbox(system) == [([ADDRESS], f"Hi {ADDRESS}!")]
     after = openai_stub.requests[-1]
     assert ADDRESS not in json.dumps(after)
     arguments, tool_result = _tool_exchange(after)
