@@ -62,6 +62,8 @@ from runtime.webhooks import (
 )
 from store.models import Run, Thread, column_values, utcnow
 from tools.fencing import LeaseLostError, RunLease, bind_lease
+from tools.policy import validated_args
+from tools.types import ToolError
 
 CliStatus = Literal["success", "interrupted", "limit", "error", "cancelled"]
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
@@ -545,9 +547,10 @@ class Runner:
             "trace_context": _trace_carrier(),
         }
 
-    @staticmethod
-    def _check_resume(value: Any, pending: list[Any]) -> None:
-        """Validate a resume value against the pending interrupts (ours use decisions).
+    def _check_resume(self, value: Any, pending: list[Any]) -> None:
+        """Validate a resume value against the pending interrupts (ours use decisions),
+        an edit's arguments against its tool's schema too: refused here, the thread keeps
+        waiting for a decision, where the gate's refusal would use up the interrupt.
 
         Raises:
             RunRequestError: the value does not answer the interrupt(s).
@@ -565,10 +568,33 @@ class Runner:
         for interrupt, answer in answers:
             payload = interrupt.value
             if isinstance(payload, dict) and "action_requests" in payload:
+                actions = payload["action_requests"]
                 try:
-                    parse_decisions(answer, expected=len(payload["action_requests"]))
+                    decisions = parse_decisions(answer, expected=len(actions))
                 except InvalidDecision as exc:
                     raise RunRequestError(str(exc)) from exc
+                for position, (action, decision) in enumerate(zip(actions, decisions, strict=True)):
+                    if decision.type == "edit" and isinstance(action, dict):
+                        self._check_edit(position, action, decision)
+
+    def _check_edit(self, position: int, action: dict[str, Any], decision: Any) -> None:
+        """Raises: RunRequestError: the edit names another tool or its arguments do not
+        fit the tool (the gate would refuse it: the same rules, ``tools.policy``)."""
+        name = str(action.get("name"))
+        if decision.name not in (None, name):
+            raise RunRequestError(
+                f"decision {position}: an edit may change the arguments of {name!r}, not the "
+                "tool; the thread still waits for a decision"
+            )
+        tool = self.system.tools.get(name)
+        if tool is None:
+            return  # the gate reports it
+        try:
+            validated_args(tool, decision.args or {})
+        except ToolError as error:
+            raise RunRequestError(
+                f"decision {position}: {error.message}; the thread still waits for a decision"
+            ) from None
 
     async def _authorize_resume(
         self, value: Any, pending: list[Any], thread: Thread, decider: Principal

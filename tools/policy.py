@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,19 +84,29 @@ class ToolPolicy:
                 tool,
             )
         try:
-            args = tool.input_model.model_validate(nulls_as_absent(tool.input_model, call.args))
-        except ValidationError as exc:
-            return _deny(
-                ToolError(
-                    "invalid_arguments",
-                    f"arguments for {tool.name!r} are invalid: {format_validation_error(exc)}",
-                ),
-                tool,
-            )
+            args = validated_args(tool, call.args)
+        except ToolError as error:
+            return _deny(error, tool)
         reason = approval_reason(tool, args, tainted=tainted)
         if reason:
             return PolicyDecision("approve", tool, args, reason)
         return PolicyDecision("allow", tool, args)
+
+
+def validated_args(tool: ToolSpec, args: Mapping[str, Any]) -> BaseModel:
+    """``args`` as ``tool`` takes them (a strict model's null for an optional argument
+    means absent).
+
+    Raises:
+        ToolError: ``invalid_arguments``, saying which fields are wrong.
+    """
+    try:
+        return tool.input_model.model_validate(nulls_as_absent(tool.input_model, dict(args)))
+    except ValidationError as exc:
+        raise ToolError(
+            "invalid_arguments",
+            f"arguments for {tool.name!r} are invalid: {format_validation_error(exc)}",
+        ) from None
 
 
 def approval_reason(tool: ToolSpec, args: BaseModel, *, tainted: bool) -> str:

@@ -186,6 +186,23 @@ async def test_unknown_resources_are_404(
             "edited_action.args must be an object",
         ),
         ({"decisions": [{"type": "reject", "message": 7}]}, "the message must be a string"),
+        # An edit the gate would refuse is refused here: the interrupt is not used up.
+        (
+            {"decisions": [{"type": "edit", "edited_action": {"args": {"note_id": "abc"}}}]},
+            "arguments for 'notes_delete' are invalid: note_id",
+        ),
+        (
+            {"decisions": [{"type": "edit", "edited_action": {"args": {"title": "x"}}}]},
+            "arguments for 'notes_delete' are invalid",
+        ),
+        (
+            {
+                "decisions": [
+                    {"type": "edit", "edited_action": {"name": "notes_create", "args": {}}}
+                ]
+            },
+            "an edit may change the arguments of 'notes_delete', not the tool",
+        ),
         ("yes", '{"decisions"'),
         ({"not-an-interrupt-id": APPROVE}, '{"decisions"'),
     ],

@@ -236,7 +236,7 @@ async def test_destructive_call_waits_for_a_decision(
             assert '"title": "keep"' in last_tool.content
 
 
-async def test_edited_arguments_pass_the_gate_again(scripted) -> None:  # type: ignore[no-untyped-def]
+async def test_edited_arguments_pass_the_gate_again(scripted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     async with scripted(DELETE_TURNS) as system:
         runner = Runner(system)
         paused = await runner.run(RunRequest(principal=PRINCIPAL, input_text="tidy up"))
@@ -244,11 +244,18 @@ async def test_edited_arguments_pass_the_gate_again(scripted) -> None:  # type: 
             "type": "edit",
             "edited_action": {"name": "notes_delete", "args": {"note_id": "x"}},
         }
-        done = await runner.run(
-            RunRequest(
-                principal=PRINCIPAL, thread_id=paused.thread_id, decisions={"decisions": [bad_edit]}
-            )
+        resume = RunRequest(
+            principal=PRINCIPAL, thread_id=paused.thread_id, decisions={"decisions": [bad_edit]}
         )
+        answered = len(_tool_messages(await _state(system, paused.thread_id)))
+        # Refused when submitted: the thread keeps waiting for a decision.
+        with pytest.raises(RunRequestError, match=r"note_id.*still waits for a decision"):
+            await runner.run(resume)
+        assert await count_notes(system) == 2
+        assert len(_tool_messages(await _state(system, paused.thread_id))) == answered
+        # The gate checks edited arguments again all the same (an answer that reached it).
+        monkeypatch.setattr(Runner, "_check_edit", lambda *args: None)
+        done = await runner.run(resume)
         assert done.stop_reason == "completed"
         assert await count_notes(system) == 2
         assert (
